@@ -1,0 +1,203 @@
+//! The validated configuration model. Built only by [`crate::load`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::policy::Policy;
+
+/// A whole validated `headwall.toml`. Relative paths are already resolved against the config
+/// file's folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[gateway]`: the data-plane listeners. Required.
+    pub gateway: Gateway,
+    /// `[admin]`: the admin API.
+    pub admin: Admin,
+    /// `[radius]`: the accounting listener; `None` when there is no `[radius]` table.
+    pub radius: Option<Radius>,
+    /// `[sessions]`: where subscriber bindings live.
+    pub sessions: Sessions,
+    /// `[subscribers]`: optional profile data; `None` when absent.
+    pub subscribers: Option<Subscribers>,
+    /// `[audit]`: the disclosure log.
+    pub audit: Audit,
+    /// `[identity]`: key files and token issuer.
+    pub identity: IdentitySettings,
+    /// `[canary]`: the leak prober; `None` when absent.
+    pub canary: Option<Canary>,
+    /// The compiled policy from `[[partner]]` tables and `[strip]`.
+    pub policy: Policy,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// `listen`: explicit forward-proxy listener. Required. Port 0 binds an ephemeral port.
+    pub listen: SocketAddr,
+    /// `transparent_listen`: listener for intercepted traffic. Default: none.
+    pub transparent_listen: Option<SocketAddr>,
+    /// `proxy_protocol`: accept PROXY protocol v2 on the listeners. Default `false`.
+    pub proxy_protocol: bool,
+    /// `proxy_protocol_from`: load balancers trusted to send PROXY headers. Default `[]`.
+    pub proxy_protocol_from: Vec<IpNet>,
+    /// `connect_ports`: ports CONNECT may reach. Default `[443]`.
+    pub connect_ports: Vec<u16>,
+    /// `connect_timeout`: upstream connect timeout. Default 5 s.
+    pub connect_timeout: Duration,
+    /// `header_read_timeout`: time allowed for a client's request head. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout`: idle keep-alive connections are closed after this. Default 60 s.
+    pub idle_timeout: Duration,
+    /// `max_connections`: concurrent client connections. Default 20000.
+    pub max_connections: usize,
+    /// `[gateway.hosts]`: static name → address overrides consulted before DNS; keys normalized.
+    pub hosts: HashMap<String, IpAddr>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// `listen`: admin API address. Default `127.0.0.1:9090`.
+    pub listen: SocketAddr,
+    /// `token_file`: bearer token for `/v1/*`. Default `state/admin.token`, resolved.
+    pub token_file: PathBuf,
+}
+
+/// `[radius]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Radius {
+    /// `listen`: UDP accounting address. Default `127.0.0.1:1813`.
+    pub listen: SocketAddr,
+    /// `[[radius.clients]]`: packet gateways allowed to send accounting. At least one.
+    pub clients: Vec<RadiusClient>,
+}
+
+/// One `[[radius.clients]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusClient {
+    /// `source`: address or CIDR the packets come from.
+    pub source: IpNet,
+    /// `secret` or `secret_file` (exactly one).
+    pub secret: RadiusSecret,
+}
+
+/// Where a RADIUS shared secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RadiusSecret {
+    /// `secret = "..."` inline.
+    Inline(Secret),
+    /// `secret_file = "..."`, resolved; the caller reads it (first line, trimmed).
+    File(PathBuf),
+}
+
+/// A secret string whose `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The raw secret, for the code that needs it (the RADIUS authenticator check).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    /// `backend` with its settings. Default embedded at `state/sessions`.
+    pub backend: SessionsBackend,
+    /// `stale_after`: a binding with no accounting for this long is never used. Default 2 h.
+    pub stale_after: Duration,
+}
+
+/// `[sessions].backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsBackend {
+    /// `backend = "embedded"`, persisted at `path` (default `state/sessions`, resolved).
+    Embedded {
+        /// Persistence path.
+        path: PathBuf,
+    },
+    /// `backend = "redis"` at `redis_url` (required).
+    Redis {
+        /// `redis://` or `rediss://` URL.
+        url: String,
+    },
+}
+
+/// `[subscribers]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribers {
+    /// `file`: CSV with header row `msisdn,age_verified`, resolved. Required in the table.
+    pub file: PathBuf,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// `backend` with its settings. Default embedded at `state/audit.db`.
+    pub backend: AuditBackend,
+    /// `retention`: records older than this are removed. Default 400 d.
+    pub retention: Duration,
+}
+
+/// `[audit].backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditBackend {
+    /// `backend = "embedded"` (SQLite) at `path` (default `state/audit.db`, resolved).
+    Embedded {
+        /// Database path.
+        path: PathBuf,
+    },
+    /// `backend = "postgres"` at `url` (required).
+    Postgres {
+        /// `postgres://` or `postgresql://` URL.
+        url: String,
+    },
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// `pseudonym_key_file`: default `state/pseudonym.key`, resolved.
+    pub pseudonym_key_file: PathBuf,
+    /// `signing_key_file`: default `state/signing.key`, resolved.
+    pub signing_key_file: PathBuf,
+    /// `issuer`: the `iss` claim of tokens. Default `headwall`.
+    pub issuer: String,
+}
+
+/// `[canary]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    /// `url`: an `http://` non-partner endpoint running `headwall leakcheck`. Required.
+    pub url: String,
+    /// `interval`: time between probes. Default 30 s.
+    pub interval: Duration,
+    /// `msisdn`: the synthetic subscriber, 6 to 15 digits. Required.
+    pub msisdn: String,
+    /// `kill_switch`: a detected leak turns enrichment off. Default `true`.
+    pub kill_switch: bool,
+}

@@ -1,0 +1,174 @@
+//! Header names: normalization, the built-in identity list, and the strip set.
+
+use std::collections::HashSet;
+
+use crate::fasthash::FxBuild;
+
+/// The built-in identity header list, one name a line, `#` comments.
+const BUILTIN_IDENTITY_HEADERS: &str = include_str!("../identity-headers.txt");
+
+/// Longest name [`StripSet::contains`] normalizes on the stack; longer names allocate.
+const STACK_NAME_LEN: usize = 64;
+
+/// The built-in identity header names (already normalized: lowercase, `-`), in file order.
+pub fn builtin_identity_headers() -> impl Iterator<Item = &'static str> {
+    BUILTIN_IDENTITY_HEADERS
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+}
+
+/// The form header names are compared in: ASCII lowercase, `_` replaced by `-`.
+pub fn normalize_header_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| char::from(normalize_byte(b)))
+        .collect::<String>()
+}
+
+#[inline]
+fn normalize_byte(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// Whether `name` is an HTTP field-name: a non-empty `token` (RFC 9110 §5.1, §5.6.2).
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// Every header name removed from every client request: the built-in identity list, every name
+/// any partner receives, and `[strip].headers`.
+///
+/// Stored normalized; [`StripSet::contains`] ignores case and treats `_` as `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripSet {
+    /// Normalized names as bytes: lookups hash the stack buffer directly, with no UTF-8 check.
+    names: HashSet<Box<[u8]>, FxBuild>,
+}
+
+impl StripSet {
+    /// The built-in list plus `extra` names (normalized here).
+    pub(crate) fn with_builtin<'a>(extra: impl IntoIterator<Item = &'a str>) -> StripSet {
+        let names = builtin_identity_headers()
+            .map(|name| Box::from(name.as_bytes()))
+            .chain(
+                extra
+                    .into_iter()
+                    .map(|name| normalize_header_name(name).into_bytes().into_boxed_slice()),
+            )
+            .collect();
+        StripSet { names }
+    }
+
+    /// Whether a client-sent header with this name must be removed. Case-insensitive, `_` equal
+    /// to `-`.
+    ///
+    /// Hot path: names up to 64 bytes are normalized into a stack buffer, then one hash lookup;
+    /// no heap allocation.
+    pub fn contains(&self, header_name: &str) -> bool {
+        // Every stored name is an ASCII token, so a non-ASCII name cannot be in the set.
+        if !header_name.is_ascii() {
+            return false;
+        }
+        let bytes = header_name.as_bytes();
+        if bytes.len() > STACK_NAME_LEN {
+            return self
+                .names
+                .contains(normalize_header_name(header_name).as_bytes());
+        }
+        let mut buf = [0u8; STACK_NAME_LEN];
+        for (dst, &src) in buf.iter_mut().zip(bytes) {
+            *dst = normalize_byte(src);
+        }
+        self.names.contains(&buf[..bytes.len()])
+    }
+
+    /// Number of distinct normalized names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the set is empty (never, in practice: the built-in list is always present).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The normalized names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        // Every stored name came from a `&str`, so the conversion cannot fail.
+        let mut names: Vec<&str> = self
+            .names
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_list_is_normalized() {
+        let names: Vec<&str> = builtin_identity_headers().collect();
+        assert!(names.contains(&"x-msisdn"));
+        assert!(names.contains(&"x-up-calling-line-id"));
+        assert!(!names.iter().any(|n| n.contains('#') || n.is_empty()));
+        for name in names {
+            assert_eq!(normalize_header_name(name), name);
+            assert!(is_field_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn contains_ignores_case_and_underscores() {
+        let set = StripSet::with_builtin(["X-Partner_Extra"]);
+        assert!(set.contains("X-MSISDN"));
+        assert!(set.contains("x_msisdn"));
+        assert!(set.contains("X_Up_Calling_Line_ID"));
+        assert!(set.contains("x-partner-extra"));
+        assert!(set.contains("X_PARTNER_EXTRA"));
+        assert!(!set.contains("x-msisdnx"));
+        assert!(!set.contains("accept"));
+        assert!(!set.contains("x-msisdñ"));
+        assert!(!set.contains(&"x".repeat(100)));
+        let long = format!("X-{}", "A".repeat(80));
+        let set = StripSet::with_builtin([long.as_str()]);
+        assert!(set.contains(&long.to_lowercase().replace('-', "_")));
+    }
+
+    #[test]
+    fn field_names() {
+        assert!(is_field_name("X-Age-Verified"));
+        assert!(is_field_name("x_b!#$%&'*+-.^_`|~9"));
+        assert!(!is_field_name(""));
+        assert!(!is_field_name("X Age"));
+        assert!(!is_field_name("X:Age"));
+        assert!(!is_field_name("X-Ägé"));
+    }
+}

@@ -1,0 +1,28 @@
+//! headwall-policy: the configuration model, its validation, and the compiled policy that the
+//! data plane asks "may this request carry identity, and which?".
+//!
+//! Pure: no file or network I/O. The caller reads `headwall.toml` and passes its text to
+//! [`load`], which returns a [`Config`] or every problem as `file:line:col: message`
+//! ([`ConfigErrors`]). The [`Policy`] inside answers [`Policy::decide`] (host, port and the
+//! address actually connected to must all match one partner) and holds the [`StripSet`] of
+//! header names removed from every request. Start at [`load`] and [`Policy`].
+
+mod config;
+mod duration;
+mod error;
+mod fasthash;
+mod header;
+mod host;
+mod load;
+mod policy;
+
+pub use config::{
+    Admin, Audit, AuditBackend, Canary, Config, Gateway, IdentitySettings, Radius, RadiusClient,
+    RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
+};
+pub use duration::parse_duration;
+pub use error::{ConfigError, ConfigErrors, HostError};
+pub use header::{StripSet, builtin_identity_headers, is_field_name, normalize_header_name};
+pub use host::{HostPattern, HostPatternError, normalize_host};
+pub use load::{load, load_policy};
+pub use policy::{Decision, Partner, PartnerHeader, Policy, Purpose, ValueKind, WithholdReason};

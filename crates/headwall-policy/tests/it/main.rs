@@ -1,0 +1,4 @@
+//! Integration tests for headwall-policy: the shipped example and property tests.
+
+mod example;
+mod props;
