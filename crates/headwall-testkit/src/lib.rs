@@ -1,0 +1,156 @@
+//! Dev-only helpers shared by every crate's tests: recording origins on chosen loopback
+//! addresses, the real `headwall` binary as a child process, raw requests from a chosen source
+//! address, and bounded waiting.
+//!
+//! Addresses: partners listen on 127.0.0.2 and 127.0.0.4, ordinary websites on 127.0.0.3,
+//! subscribers connect from 127.0.0.5, unbound clients from 127.0.0.6.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use headwall_leakcheck::{EchoOrigin, ProbeResponse, ReceivedRequest, proxy_get, send_raw};
+
+/// Loopback address `127.0.0.last`.
+pub fn loopback(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+}
+
+/// A recording origin on `127.0.0.last` and a free port.
+pub async fn origin(last: u8) -> EchoOrigin {
+    EchoOrigin::start(SocketAddr::new(loopback(last), 0))
+        .await
+        .unwrap_or_else(|error| panic!("cannot start an origin on 127.0.0.{last}: {error}"))
+}
+
+/// How long to wait for things that settle asynchronously; `HEADWALL_TEST_PATIENCE` (a
+/// multiplier) stretches it on slow machines.
+pub fn patience(base: Duration) -> Duration {
+    let factor = std::env::var("HEADWALL_TEST_PATIENCE")
+        .ok()
+        .and_then(|value| value.parse::<u32>().ok())
+        .unwrap_or(1);
+    base * factor.max(1)
+}
+
+/// A temporary folder removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary folder")
+}
+
+/// The real `headwall` binary running `serve` on a configuration written to a temporary folder.
+/// Its stderr (the log) is captured; the process is killed on drop.
+pub struct ServeProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The explicit listener's address, read from the start-up line.
+    pub explicit: SocketAddr,
+    /// The admin listener's address, read from the start-up line.
+    pub admin: SocketAddr,
+    /// The folder holding `headwall.toml` and its state.
+    pub dir: tempfile::TempDir,
+}
+
+impl ServeProcess {
+    /// Writes `config` as `headwall.toml` in a new folder and starts `binary serve` on it,
+    /// waiting for the `headwall ready` line.
+    pub fn start(binary: &Path, config: &str) -> ServeProcess {
+        let dir = temp_dir();
+        Self::start_in(binary, config, dir)
+    }
+
+    /// Like [`ServeProcess::start`] in a given folder (which may hold subscribers.csv etc.).
+    pub fn start_in(binary: &Path, config: &str, dir: tempfile::TempDir) -> ServeProcess {
+        let config_path = dir.path().join("headwall.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("HEADWALL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start headwall serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("headwall ready") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                sink.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let ready = ready_rx.recv_timeout(patience(Duration::from_secs(20)));
+        let Ok(line) = ready else {
+            let _ = child.kill();
+            let log = log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .join("\n");
+            panic!("headwall serve did not become ready; log:\n{log}");
+        };
+        ServeProcess {
+            child,
+            log,
+            explicit: field_addr(&line, "explicit="),
+            admin: field_addr(&line, "admin="),
+            dir,
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The folder's path joined with `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field_addr(line: &str, field: &str) -> SocketAddr {
+    let start = line
+        .find(field)
+        .unwrap_or_else(|| panic!("no {field} in start-up line: {line}"))
+        + field.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("bad {field} in start-up line: {line}"))
+}
+
+/// Retries `check` until it returns true or `patience(limit)` passes.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + patience(limit);
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
