@@ -1,0 +1,207 @@
+//! One request on the explicit listener: target, strip, connect, decide, enrich, forward.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use headwall_policy::{Decision, WithholdReason};
+
+use crate::gateway::Gateway;
+use crate::idle::{Activity, until_idle};
+use crate::metrics::Outcome;
+use crate::respond::{self, ProxyBody};
+use crate::upstream::{self, UpstreamError};
+
+/// Handles one client request end to end and counts its outcome.
+pub(crate) async fn handle(
+    gateway: Arc<Gateway>,
+    client: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (response, outcome) = if request.method() == Method::CONNECT {
+        crate::connect::tunnel(&gateway, request).await
+    } else {
+        forward(&gateway, client, request).await
+    };
+    gateway.metrics.count_request(outcome);
+    tracing::debug!(
+        outcome = outcome.as_str(),
+        status = response.status().as_u16(),
+        "request done"
+    );
+    response
+}
+
+async fn forward(
+    gateway: &Arc<Gateway>,
+    client: SocketAddr,
+    mut request: Request<Incoming>,
+) -> (Response<ProxyBody>, Outcome) {
+    // Explicit mode: the destination is the absolute-form request target (RFC 9112 §3.2.2).
+    let uri = request.uri();
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        let reason = if uri.scheme().is_none() {
+            "headwall: this is an HTTP proxy; send absolute-form requests (GET http://host/path)\n"
+        } else {
+            "headwall: only http:// targets are proxied; use CONNECT for TLS\n"
+        };
+        return (
+            respond::text(StatusCode::BAD_REQUEST, reason),
+            Outcome::BadRequest,
+        );
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        return bad_request("headwall: request target has no host\n");
+    };
+    let Ok(host) = headwall_policy::normalize_host(authority.host()) else {
+        return bad_request("headwall: request target host is not a valid name\n");
+    };
+    let port = authority.port_u16().unwrap_or(80);
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+
+    // The policy is pinned for the whole request: a reload in flight never mixes two policies.
+    let active = gateway.policy.load_full();
+    let stripped = crate::strip::strip_request(request.headers_mut(), active.policy.strip());
+    gateway.metrics.count_stripped(stripped.identity_removed);
+    if stripped.identity_removed > 0 {
+        tracing::debug!(
+            count = stripped.identity_removed,
+            "identity headers stripped from client request"
+        );
+    }
+    let upgrade = stripped.upgrade;
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+
+    let addrs = match gateway.upstreams.resolve(&host, port).await {
+        Ok(addrs) => addrs,
+        Err(error) => return upstream_failure(error),
+    };
+    let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
+        Ok(upstream) => upstream,
+        Err(error) => return upstream_failure(error),
+    };
+
+    // Decide with the address actually connected to.
+    let decision = active.policy.decide(&host, port, upstream.addr.ip());
+    let mut inserted = 0;
+    match decision {
+        Decision::Disclose(partner) => {
+            match crate::enrich::enrich(
+                gateway,
+                &active,
+                partner,
+                client.ip(),
+                request.headers_mut(),
+            ) {
+                Ok(count) => inserted = count,
+                Err(reason) => {
+                    gateway.metrics.count_withheld();
+                    tracing::debug!(partner = %partner.name, reason = reason.as_str(), "identity withheld");
+                }
+            }
+        }
+        Decision::Withhold(WithholdReason::PinningMismatch) => {
+            gateway.metrics.count_pinning_mismatch();
+            tracing::warn!(upstream.addr = %upstream.addr, "pinning mismatch: partner host connected outside its destinations; identity withheld");
+        }
+        Decision::Withhold(_) => {}
+    }
+    gateway.metrics.count_disclosures(inserted);
+
+    let headers = request.headers_mut();
+    // The Host header follows the request target, whatever the client sent.
+    match HeaderValue::from_str(authority.as_str()) {
+        Ok(value) => {
+            headers.insert(header::HOST, value);
+        }
+        Err(_) => {
+            return bad_request("headwall: request target host is not a valid header value\n");
+        }
+    }
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
+    // Upstream gets origin-form and the gateway's own HTTP version.
+    *request.uri_mut() = Uri::from(path);
+    *request.version_mut() = Version::HTTP_11;
+
+    let outcome = if inserted > 0 {
+        Outcome::Enriched
+    } else {
+        Outcome::Forwarded
+    };
+    let (mut response, upstream) = match upstream::send(&gateway.upstreams, upstream, request).await
+    {
+        Ok(sent) => sent,
+        Err(()) => {
+            return (
+                respond::text(
+                    StatusCode::BAD_GATEWAY,
+                    "headwall: upstream closed the connection\n",
+                ),
+                Outcome::UpstreamError,
+            );
+        }
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let idle = gateway.settings.idle_timeout;
+        tokio::spawn(async move {
+            let (Ok(client_io), Ok(upstream_io)) = (client_upgrade.await, upstream_upgrade.await)
+            else {
+                return;
+            };
+            let activity = Activity::new();
+            let mut client_io =
+                crate::idle::Tracked::new(TokioIo::new(client_io), activity.clone());
+            let mut upstream_io = TokioIo::new(upstream_io);
+            let _ = until_idle(
+                &activity,
+                idle,
+                tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io),
+            )
+            .await;
+        });
+        crate::strip::strip_response(response.headers_mut(), true);
+        let response = response.map(|body| Either::Left(gateway.upstreams.unpooled_body(body)));
+        return (response, outcome);
+    }
+    crate::strip::strip_response(response.headers_mut(), false);
+    let response = response.map(|body| Either::Left(gateway.upstreams.pooled_body(body, upstream)));
+    (response, outcome)
+}
+
+fn bad_request(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
+    (
+        respond::text(StatusCode::BAD_REQUEST, reason),
+        Outcome::BadRequest,
+    )
+}
+
+/// The response for an upstream that could not be used: 504 for timeouts, 403 for a loop,
+/// 502 otherwise.
+pub(crate) fn upstream_failure(error: UpstreamError) -> (Response<ProxyBody>, Outcome) {
+    let status = match error {
+        UpstreamError::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
+        UpstreamError::Loop => StatusCode::FORBIDDEN,
+        UpstreamError::Unresolvable | UpstreamError::ConnectFailed => StatusCode::BAD_GATEWAY,
+    };
+    let outcome = if error == UpstreamError::Loop {
+        Outcome::Refused
+    } else {
+        Outcome::UpstreamError
+    };
+    (respond::text(status, error.reason()), outcome)
+}

@@ -1,0 +1,199 @@
+//! The gateway's shared state: settings, the active policy, sessions, keys and counters.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
+use headwall_policy::{Policy, ValueKind};
+use headwall_sessions::{Profiles, SessionTable};
+use http::HeaderName;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::metrics::Metrics;
+use crate::upstream::Upstreams;
+
+/// Listener and upstream settings taken from `[gateway]`.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// CONNECT is allowed to these ports only.
+    pub connect_ports: Vec<u16>,
+    /// Time allowed to establish an upstream TCP connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a client to send a complete request head (hyper starts it when the
+    /// connection begins waiting for a head, so it also closes idle keep-alive connections).
+    pub header_read_timeout: Duration,
+    /// A connection or tunnel with no bytes moving for this long is closed.
+    pub idle_timeout: Duration,
+    /// Client connections held at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Static name -> address overrides, consulted before DNS.
+    pub hosts: HashMap<String, IpAddr>,
+}
+
+impl GatewaySettings {
+    /// The settings of a loaded `[gateway]` table.
+    pub fn from_config(gateway: &headwall_policy::Gateway) -> GatewaySettings {
+        GatewaySettings {
+            connect_ports: gateway.connect_ports.clone(),
+            connect_timeout: gateway.connect_timeout,
+            header_read_timeout: gateway.header_read_timeout,
+            idle_timeout: gateway.idle_timeout,
+            max_connections: gateway.max_connections,
+            hosts: gateway.hosts.clone(),
+        }
+    }
+}
+
+/// The identity keys the gateway derives values from.
+pub struct IdentityKeys {
+    /// Root pseudonym key; per-partner keys are derived from it when a policy is activated.
+    pub pseudonym: PseudonymKey,
+    /// Signs `token` values.
+    pub issuer: TokenIssuer,
+}
+
+/// A compiled policy plus what the data plane precomputes from it, swapped as one value so a
+/// request sees either the old or the new policy, never a mix.
+pub struct ActivePolicy {
+    /// The compiled policy.
+    pub policy: Policy,
+    partners: HashMap<String, PartnerRuntime>,
+}
+
+pub(crate) struct PartnerRuntime {
+    pub(crate) pseudonym_key: PartnerPseudonymKey,
+    pub(crate) headers: Vec<(HeaderName, ValueKind)>,
+}
+
+impl ActivePolicy {
+    /// Precomputes per-partner keys and header names. A partner header name that is not a valid
+    /// HTTP field name cannot occur (the policy validates names), but if one did, that partner
+    /// is left out and never enriched (fail closed).
+    pub fn new(policy: Policy, keys: &IdentityKeys) -> ActivePolicy {
+        let mut partners = HashMap::new();
+        for partner in policy.partners() {
+            let headers: Result<Vec<_>, _> = partner
+                .headers
+                .iter()
+                .map(|h| HeaderName::from_bytes(h.name.as_bytes()).map(|name| (name, h.kind)))
+                .collect();
+            let Ok(headers) = headers else {
+                tracing::warn!(partner = %partner.name, "partner header name rejected; partner disabled");
+                continue;
+            };
+            partners.insert(
+                partner.name.clone(),
+                PartnerRuntime {
+                    pseudonym_key: keys.pseudonym.for_partner(&partner.name),
+                    headers,
+                },
+            );
+        }
+        ActivePolicy { policy, partners }
+    }
+
+    pub(crate) fn partner(&self, name: &str) -> Option<&PartnerRuntime> {
+        self.partners.get(name)
+    }
+}
+
+/// One gateway: share it behind an `Arc` between listeners and the admin side.
+pub struct Gateway {
+    pub(crate) settings: GatewaySettings,
+    pub(crate) policy: ArcSwap<ActivePolicy>,
+    pub(crate) sessions: Arc<SessionTable>,
+    pub(crate) profiles: ArcSwap<Profiles>,
+    pub(crate) keys: Arc<IdentityKeys>,
+    pub(crate) enrichment_enabled: AtomicBool,
+    pub(crate) metrics: Metrics,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) connections: Arc<Semaphore>,
+}
+
+impl Gateway {
+    /// A gateway enforcing `policy`, reading bindings from `sessions`.
+    pub fn new(
+        settings: GatewaySettings,
+        policy: Policy,
+        sessions: Arc<SessionTable>,
+        profiles: Profiles,
+        keys: IdentityKeys,
+    ) -> Arc<Gateway> {
+        let active = ActivePolicy::new(policy, &keys);
+        let connections = Arc::new(Semaphore::new(settings.max_connections));
+        let upstreams = Upstreams::new(&settings);
+        Arc::new(Gateway {
+            settings,
+            policy: ArcSwap::from_pointee(active),
+            sessions,
+            profiles: ArcSwap::from_pointee(profiles),
+            keys: Arc::new(keys),
+            enrichment_enabled: AtomicBool::new(true),
+            metrics: Metrics::default(),
+            upstreams,
+            connections,
+        })
+    }
+
+    /// Activates a new policy atomically; requests in flight finish under the old one.
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy
+            .store(Arc::new(ActivePolicy::new(policy, &self.keys)));
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<ActivePolicy> {
+        self.policy.load_full()
+    }
+
+    /// Replaces the subscriber profiles.
+    pub fn set_profiles(&self, profiles: Profiles) {
+        self.profiles.store(Arc::new(profiles));
+    }
+
+    /// Turns enrichment on or off (the kill switch). Off: every request is forwarded without
+    /// identity.
+    pub fn set_enrichment(&self, enabled: bool) {
+        self.enrichment_enabled.store(enabled, Ordering::SeqCst);
+    }
+
+    /// Whether enrichment is on.
+    pub fn enrichment_enabled(&self) -> bool {
+        self.enrichment_enabled.load(Ordering::SeqCst)
+    }
+
+    /// The subscriber bindings this gateway reads.
+    pub fn sessions(&self) -> &Arc<SessionTable> {
+        &self.sessions
+    }
+
+    /// Counters of what the data plane did.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The signing side of `token` values (for the JWKS endpoint).
+    pub fn token_issuer(&self) -> &TokenIssuer {
+        &self.keys.issuer
+    }
+
+    /// Serves the explicit forward-proxy listener until `shutdown` resolves. Logs the bound
+    /// address at start-up.
+    pub async fn serve_explicit(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        crate::listener::serve(self, listener, shutdown).await;
+    }
+
+    /// Records a listener address so that requests aimed at it are refused instead of looping.
+    pub fn add_own_address(&self, addr: SocketAddr) {
+        self.upstreams.add_own_address(addr);
+    }
+}

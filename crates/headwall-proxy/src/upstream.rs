@@ -1,0 +1,317 @@
+//! Upstream connections: name resolution (static hosts, then DNS), TCP connect with a deadline,
+//! and a small keep-alive pool keyed by the address actually connected to.
+//!
+//! The pool key is the connected `SocketAddr`, not the host name, because destination pinning
+//! decides on the address the request really goes to (DESIGN, Matching).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::gateway::GatewaySettings;
+
+/// Why an upstream could not be used; each maps to a status and a short reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamError {
+    /// No address for the host.
+    Unresolvable,
+    /// Every address refused or failed.
+    ConnectFailed,
+    /// Connecting took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// The only addresses were the gateway's own listeners.
+    Loop,
+}
+
+impl UpstreamError {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            UpstreamError::Unresolvable => "headwall: cannot resolve the upstream host\n",
+            UpstreamError::ConnectFailed => "headwall: cannot connect to the upstream\n",
+            UpstreamError::ConnectTimeout => "headwall: upstream connect timed out\n",
+            UpstreamError::Loop => "headwall: request is addressed to the gateway itself\n",
+        }
+    }
+}
+
+/// An HTTP/1.1 connection to one upstream address, ready for a request.
+pub(crate) struct Upstream {
+    pub(crate) addr: SocketAddr,
+    pub(crate) sender: SendRequest<Incoming>,
+}
+
+pub(crate) struct Upstreams {
+    hosts: HashMap<String, IpAddr>,
+    connect_timeout: Duration,
+    idle_keepalive: Duration,
+    own: RwLock<Vec<SocketAddr>>,
+    pool: Arc<Pool>,
+}
+
+impl Upstreams {
+    pub(crate) fn new(settings: &GatewaySettings) -> Upstreams {
+        Upstreams {
+            hosts: settings.hosts.clone(),
+            connect_timeout: settings.connect_timeout,
+            idle_keepalive: settings.idle_timeout,
+            own: RwLock::new(Vec::new()),
+            pool: Arc::new(Pool::default()),
+        }
+    }
+
+    pub(crate) fn add_own_address(&self, addr: SocketAddr) {
+        self.own
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(addr);
+    }
+
+    pub(crate) fn is_own_address(&self, addr: SocketAddr) -> bool {
+        self.own
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|own| {
+                own.port() == addr.port() && (own.ip() == addr.ip() || own.ip().is_unspecified())
+            })
+    }
+
+    /// Addresses for `host:port`: `[gateway.hosts]` first, an IP literal as itself, else DNS.
+    pub(crate) async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
+        if let Some(ip) = self.hosts.get(host) {
+            return Ok(vec![SocketAddr::new(*ip, port)]);
+        }
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let lookup =
+            tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host((host, port)));
+        match lookup.await {
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(UpstreamError::Unresolvable)
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Ok(Err(_)) => Err(UpstreamError::Unresolvable),
+            Err(_) => Err(UpstreamError::ConnectTimeout),
+        }
+    }
+
+    /// A TCP connection to the first of `addrs` that accepts, skipping the gateway's own.
+    pub(crate) async fn connect_tcp(
+        &self,
+        addrs: &[SocketAddr],
+    ) -> Result<(TcpStream, SocketAddr), UpstreamError> {
+        let mut error = UpstreamError::Loop;
+        for &addr in addrs {
+            if self.is_own_address(addr) {
+                continue;
+            }
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    // Small request/response exchanges: don't wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    return Ok((stream, addr));
+                }
+                Ok(Err(_)) => error = UpstreamError::ConnectFailed,
+                Err(_) => error = UpstreamError::ConnectTimeout,
+            }
+        }
+        Err(error)
+    }
+
+    /// A ready HTTP connection to one of `addrs`: a pooled one if any is idle, else a new one.
+    /// `upgrade` connections are never pooled (they become tunnels).
+    pub(crate) async fn http(
+        &self,
+        addrs: &[SocketAddr],
+        upgrade: bool,
+    ) -> Result<Upstream, UpstreamError> {
+        if !upgrade {
+            for &addr in addrs {
+                while let Some(mut sender) = self.pool.checkout(addr, self.idle_keepalive) {
+                    if sender.ready().await.is_ok() {
+                        return Ok(Upstream { addr, sender });
+                    }
+                }
+            }
+        }
+        self.fresh(addrs, upgrade).await
+    }
+
+    /// A new HTTP connection, never from the pool.
+    pub(crate) async fn fresh(
+        &self,
+        addrs: &[SocketAddr],
+        upgrade: bool,
+    ) -> Result<Upstream, UpstreamError> {
+        let (stream, addr) = self.connect_tcp(addrs).await?;
+        let handshake = hyper::client::conn::http1::Builder::new()
+            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .await;
+        let Ok((sender, connection)) = handshake else {
+            return Err(UpstreamError::ConnectFailed);
+        };
+        tokio::spawn(async move {
+            let result = if upgrade {
+                connection.with_upgrades().await
+            } else {
+                connection.await
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(Upstream { addr, sender })
+    }
+
+    /// Wraps the body of a response whose connection must not be pooled (an upgrade).
+    pub(crate) fn unpooled_body(&self, body: Incoming) -> PooledBody {
+        PooledBody {
+            inner: body,
+            checkin: None,
+        }
+    }
+
+    /// Wraps a response body so that the connection returns to the pool once it is read.
+    pub(crate) fn pooled_body(&self, body: Incoming, upstream: Upstream) -> PooledBody {
+        let mut pooled = PooledBody {
+            inner: body,
+            checkin: Some((self.pool.clone(), upstream)),
+        };
+        if pooled.inner.is_end_stream() {
+            pooled.check_in();
+        }
+        pooled
+    }
+}
+
+/// Idle upstream connections by connected address, newest last.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<IdleConnection>>>,
+}
+
+/// A pooled connection and when it went idle.
+type IdleConnection = (SendRequest<Incoming>, Instant);
+
+/// Idle connections kept per upstream address.
+const MAX_IDLE_PER_ADDRESS: usize = 64;
+
+impl Pool {
+    fn checkout(&self, addr: SocketAddr, max_idle: Duration) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.get_mut(&addr)?;
+        while let Some((sender, since)) = list.pop() {
+            if !sender.is_closed() && since.elapsed() < max_idle {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, upstream: Upstream) {
+        if upstream.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(upstream.addr).or_default();
+        if list.len() < MAX_IDLE_PER_ADDRESS {
+            list.push((upstream.sender, Instant::now()));
+        }
+    }
+}
+
+/// An upstream response body that gives its connection back to the pool when fully read.
+/// Dropped early, the connection is closed instead (its state is unknown).
+pub(crate) struct PooledBody {
+    inner: Incoming,
+    checkin: Option<(Arc<Pool>, Upstream)>,
+}
+
+impl PooledBody {
+    fn check_in(&mut self) {
+        if let Some((pool, upstream)) = self.checkin.take() {
+            pool.checkin(upstream);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.check_in(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.check_in(),
+            Poll::Ready(Some(Err(_))) => this.checkin = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.check_in();
+        }
+    }
+}
+
+/// Sends `request`; when a pooled connection turned out closed before the request was written,
+/// retries once on a fresh connection to the same address.
+pub(crate) async fn send(
+    upstreams: &Upstreams,
+    mut upstream: Upstream,
+    request: Request<Incoming>,
+) -> Result<(http::Response<Incoming>, Upstream), ()> {
+    match upstream.sender.try_send_request(request).await {
+        Ok(response) => Ok((response, upstream)),
+        Err(mut error) => {
+            let Some(request) = error.take_message() else {
+                return Err(());
+            };
+            let mut fresh = upstreams
+                .fresh(&[upstream.addr], false)
+                .await
+                .map_err(|_| ())?;
+            match fresh.sender.send_request(request).await {
+                Ok(response) => Ok((response, fresh)),
+                Err(_) => Err(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! CONNECT: tunnels to allowed ports only, never enriched.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{SUBSCRIBER, only, start};
+
+async fn connect(proxy: std::net::SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut client = TcpStream::connect(proxy).await.unwrap();
+    let request =
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nX-MSISDN: {SUBSCRIBER}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (client, String::from_utf8(head).unwrap())
+}
+
+#[tokio::test]
+async fn connect_to_an_allowed_port_tunnels_bytes_untouched() {
+    let h = start("").await;
+    // connect_ports lists the website origin's port; speak plain HTTP inside the tunnel.
+    let target = format!("news.example.test:{}", h.website.addr().port());
+    let (mut client, head) = connect(h.proxy, &target).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    client
+        .write_all(b"GET /inside HTTP/1.1\r\nHost: tunnel\r\nX_MSISDN: passthrough\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"));
+    let got = only(&h.website);
+    assert_eq!(got.target, "/inside");
+    // The gateway never touches tunnel content: it neither strips nor inserts there.
+    assert_eq!(got.header("x_msisdn"), Some("passthrough"));
+    assert!(got.headers.iter().all(|(_, v)| !v.contains(SUBSCRIBER)));
+}
+
+#[tokio::test]
+async fn connect_to_other_ports_is_403() {
+    let h = start("").await;
+    let target = format!("verify.agecheck.test:{}", h.agecheck.addr().port());
+    let (_, head) = connect(h.proxy, &target).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(h.agecheck.take().is_empty());
+}

@@ -1,0 +1,155 @@
+//! Partners get exactly their configured headers, with correct values, once; nobody else does.
+
+use base64::Engine as _;
+use headwall_identity::{Msisdn, PseudonymKey};
+
+use crate::harness::{
+    self, PSEUDONYM_KEY, SUBSCRIBER, assert_no_identity, only, start, subscriber_ip, unbound_ip,
+};
+
+fn expected_pseudonym(partner: &str) -> String {
+    PseudonymKey::from_bytes(&PSEUDONYM_KEY)
+        .unwrap()
+        .for_partner(partner)
+        .pseudonym(&Msisdn::parse(SUBSCRIBER).unwrap())
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn age_partner_gets_exactly_its_headers() {
+    let h = start("").await;
+    let response = h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_eq!(response.status, 200);
+    let got = only(&h.agecheck);
+    assert_eq!(got.header_values("x-age-verified"), ["true"]);
+    assert_eq!(
+        got.header_values("x-subscriber-id"),
+        [expected_pseudonym("agecheck").as_str()]
+    );
+    // Minimum necessary: the age partner never sees the number itself.
+    assert!(
+        got.headers.iter().all(|(_, v)| !v.contains(SUBSCRIBER)),
+        "{got:?}"
+    );
+    assert!(got.header("x-msisdn").is_none());
+    assert_eq!(h.gateway.metrics().disclosures(), 2);
+}
+
+#[tokio::test]
+async fn billing_partner_gets_number_and_a_verifiable_token() {
+    let h = start("").await;
+    h.get(subscriber_ip(), &h.billing_url(), &[]).await;
+    let got = only(&h.billing);
+    assert_eq!(got.header_values("x-msisdn"), [SUBSCRIBER]);
+    let token = got.header("x-billing-token").expect("one token");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "compact JWS");
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+    assert_eq!(claims["aud"], "carrierpay");
+    assert_eq!(claims["iss"], "headwall.test");
+    assert_eq!(claims["purpose"], "billing");
+    assert_eq!(claims["sub"], expected_pseudonym("carrierpay").as_str());
+    let iat = claims["iat"].as_u64().unwrap();
+    assert_eq!(claims["exp"].as_u64().unwrap(), iat + 60);
+    assert!(iat.abs_diff(harness::now()) < 30);
+}
+
+#[tokio::test]
+async fn pseudonyms_differ_between_partners() {
+    assert_ne!(
+        expected_pseudonym("agecheck"),
+        expected_pseudonym("carrierpay")
+    );
+}
+
+#[tokio::test]
+async fn website_gets_nothing_from_a_bound_subscriber() {
+    let h = start("").await;
+    h.get(subscriber_ip(), &h.website_url(), &[]).await;
+    assert_no_identity(&only(&h.website));
+    assert_eq!(h.gateway.metrics().disclosures(), 0);
+}
+
+#[tokio::test]
+async fn unbound_client_gets_nothing_even_to_a_partner() {
+    let h = start("").await;
+    h.get(unbound_ip(), &h.agecheck_url(), &[]).await;
+    assert_no_identity(&only(&h.agecheck));
+}
+
+#[tokio::test]
+async fn stale_binding_is_not_used() {
+    let h = start(r#""#).await;
+    // Default stale_after is 2h: a binding last refreshed 3h ago must not be used.
+    harness::bind(
+        &h.gateway,
+        harness::unbound_ip(),
+        "447700900777",
+        harness::now() - 3 * 3600,
+    );
+    h.get(unbound_ip(), &h.agecheck_url(), &[]).await;
+    let got = only(&h.agecheck);
+    assert_no_identity(&got);
+    assert!(got.headers.iter().all(|(_, v)| !v.contains("447700900777")));
+}
+
+#[tokio::test]
+async fn unknown_age_omits_the_header() {
+    let h = start("").await;
+    harness::bind(
+        &h.gateway,
+        harness::unbound_ip(),
+        "447700900778",
+        harness::now(),
+    );
+    h.get(unbound_ip(), &h.agecheck_url(), &[]).await;
+    let got = only(&h.agecheck);
+    assert!(got.header_values("x-age-verified").is_empty(), "{got:?}");
+    assert_eq!(got.header_values("x-subscriber-id").len(), 1);
+}
+
+#[tokio::test]
+async fn pinning_mismatch_gets_nothing_and_is_counted() {
+    let h = start("").await;
+    // old.agecheck.test matches the partner's host and port but resolves to 127.0.0.3,
+    // outside the partner's destinations (127.0.0.2/32).
+    let url = format!("http://old.agecheck.test:{}/", h.website.addr().port());
+    h.get(subscriber_ip(), &url, &[]).await;
+    assert_no_identity(&only(&h.website));
+    assert_eq!(h.gateway.metrics().pinning_mismatches(), 1);
+}
+
+#[tokio::test]
+async fn partner_host_on_an_unlisted_port_gets_nothing() {
+    let h = start("").await;
+    // A second server at the billing partner's address, on a port the partner does not list.
+    let other = headwall_testkit::origin(4).await;
+    let url = format!("http://pay.carrierpay.test:{}/", other.addr().port());
+    let response = h.get(subscriber_ip(), &url, &[]).await;
+    assert_eq!(response.status, 200);
+    assert_no_identity(&only(&other));
+    assert_eq!(h.gateway.metrics().disclosures(), 0);
+}
+
+#[tokio::test]
+async fn kill_switch_off_withholds() {
+    let h = start("").await;
+    h.gateway.set_enrichment(false);
+    h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_no_identity(&only(&h.agecheck));
+    h.gateway.set_enrichment(true);
+    h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_eq!(only(&h.agecheck).header_values("x-age-verified"), ["true"]);
+}
+
+#[tokio::test]
+async fn policy_swap_applies_to_the_next_request() {
+    let h = start("").await;
+    h.gateway.set_policy(headwall_policy::Policy::empty());
+    h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_no_identity(&only(&h.agecheck));
+}

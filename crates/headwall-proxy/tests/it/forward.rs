@@ -1,0 +1,216 @@
+//! Forwarding itself: targets, Host, versions, keep-alive, streaming, upgrades, errors.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{only, start, subscriber_ip};
+
+#[tokio::test]
+async fn host_header_follows_the_request_target() {
+    let h = start("").await;
+    let url = h.website_url();
+    let port = h.website.addr().port();
+    h.get(
+        subscriber_ip(),
+        &url.replace("news.example.test", "NEWS.Example.TEST."),
+        &[],
+    )
+    .await;
+    let request = format!("GET {url} HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n");
+    h.raw(subscriber_ip(), request.as_bytes()).await;
+    let received = h.website.take();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[1].header_values("host"),
+        [format!("news.example.test:{port}").as_str()]
+    );
+    // Upstream receives origin-form.
+    assert_eq!(received[1].target, "/");
+}
+
+#[tokio::test]
+async fn origin_form_on_the_explicit_listener_is_400() {
+    let h = start("").await;
+    let response = h
+        .raw(
+            subscriber_ip(),
+            b"GET / HTTP/1.1\r\nHost: news.example.test\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    assert_eq!(response.status, 400);
+    assert!(h.website.take().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_request_is_400_and_the_gateway_keeps_serving() {
+    let h = start("").await;
+    let response = h
+        .raw(
+            subscriber_ip(),
+            b"GET http://x/ HTTP/1.1\r\nBad Header\r\n\r\n",
+        )
+        .await;
+    assert_eq!(response.status, 400);
+    let response = h.get(subscriber_ip(), &h.website_url(), &[]).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(only(&h.website).method, "GET");
+}
+
+#[tokio::test]
+async fn http_1_0_requests_are_forwarded() {
+    let h = start("").await;
+    let request = format!("GET {} HTTP/1.0\r\n\r\n", h.website_url());
+    let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(only(&h.website).version, "HTTP/1.1");
+}
+
+#[tokio::test]
+async fn keep_alive_on_both_sides() {
+    let h = start("").await;
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let url = h.website_url();
+    for _ in 0..3 {
+        let request = format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        read_one_response(&mut client).await;
+    }
+    let received = h.website.take();
+    assert_eq!(received.len(), 3, "three requests on one client connection");
+    assert!(
+        received.iter().all(|r| r.peer == received[0].peer),
+        "the upstream connection was reused: {:?}",
+        received.iter().map(|r| r.peer).collect::<Vec<_>>()
+    );
+}
+
+/// Reads one response with a Content-Length body from a keep-alive connection.
+async fn read_one_response(client: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            client.read(&mut byte).await.unwrap(),
+            1,
+            "connection closed early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("content-length");
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let h = start("").await;
+    // Upload: 100 MB chunked request body.
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        h.website_url()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'a'; 1024 * 1024];
+    let chunk_head = format!("{:x}\r\n", chunk.len());
+    for _ in 0..(SIZE / chunk.len() as u64) {
+        client.write_all(chunk_head.as_bytes()).await.unwrap();
+        client.write_all(&chunk).await.unwrap();
+        client.write_all(b"\r\n").await.unwrap();
+    }
+    client.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), client.read_to_end(&mut response))
+        .await
+        .expect("upload finished in time")
+        .unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(only(&h.website).body_len, SIZE);
+
+    // Download: 100 MB streamed response, read and counted without keeping it.
+    let url = format!("{}bytes/{SIZE}", h.website_url());
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let request = format!("GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let read_all = async {
+        loop {
+            let n = client.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read_all)
+        .await
+        .expect("download in time");
+    // Chunked framing adds a little on top of the payload.
+    assert!(
+        total > SIZE && total < SIZE + SIZE / 100,
+        "received {total} bytes"
+    );
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_with_a_reason() {
+    let h = start("").await;
+    // Nothing listens on 127.0.0.7:1.
+    let response = h.get(subscriber_ip(), "http://127.0.0.7:1/", &[]).await;
+    assert_eq!(response.status, 502);
+    assert!(String::from_utf8_lossy(&response.body).contains("cannot connect"));
+    let response = h
+        .get(subscriber_ip(), "http://no-such-host.invalid/", &[])
+        .await;
+    assert_eq!(response.status, 502);
+}
+
+#[tokio::test]
+async fn request_to_the_gateway_itself_is_refused() {
+    let h = start("").await;
+    let url = format!("http://{}/", h.proxy);
+    let response = h.get(subscriber_ip(), &url, &[]).await;
+    assert_eq!(response.status, 403);
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    let h = start("").await;
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        h.website_url()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        client.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    client.write_all(b"ping-through-tunnel").await.unwrap();
+    let mut echoed = [0u8; 19];
+    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping-through-tunnel");
+    let got = only(&h.website);
+    assert_eq!(got.header("upgrade"), Some("websocket"));
+}

@@ -1,0 +1,211 @@
+//! The gateway under test and its surroundings.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use headwall_identity::{Msisdn, PseudonymKey, SigningKey, TokenIssuer};
+use headwall_proxy::{Gateway, GatewaySettings, IdentityKeys};
+use headwall_sessions::{Binding, Profiles, SessionTable};
+use headwall_testkit::{EchoOrigin, ProbeResponse, ReceivedRequest, loopback, origin, send_raw};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub(crate) const SUBSCRIBER: &str = "447700900123";
+pub(crate) const PSEUDONYM_KEY: [u8; 32] = [7; 32];
+pub(crate) const SIGNING_SEED: [u8; 32] = [9; 32];
+
+pub(crate) fn subscriber_ip() -> IpAddr {
+    loopback(5)
+}
+
+pub(crate) fn unbound_ip() -> IpAddr {
+    loopback(6)
+}
+
+pub(crate) struct Harness {
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) proxy: SocketAddr,
+    /// agecheck (age_verification) on 127.0.0.2
+    pub(crate) agecheck: EchoOrigin,
+    /// an ordinary website on 127.0.0.3
+    pub(crate) website: EchoOrigin,
+    /// carrierpay (billing) on 127.0.0.4
+    pub(crate) billing: EchoOrigin,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts origins and a gateway with the standard two-partner policy; `gateway_extra` is TOML
+/// appended to `[gateway]`. The subscriber is bound to 127.0.0.5 and age-verified.
+pub(crate) async fn start(gateway_extra: &str) -> Harness {
+    let agecheck = origin(2).await;
+    let website = origin(3).await;
+    let billing = origin(4).await;
+    let config = format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+connect_ports = [{website_port}]
+{gateway_extra}
+[gateway.hosts]
+"verify.agecheck.test" = "127.0.0.2"
+"old.agecheck.test" = "127.0.0.3"
+"pay.carrierpay.test" = "127.0.0.4"
+"news.example.test" = "127.0.0.3"
+
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["verify.agecheck.test", "old.agecheck.test"]
+ports = [{agecheck_port}, {website_port}]
+destinations = ["127.0.0.2/32"]
+headers = {{ "X-Age-Verified" = "age_verified", "X-Subscriber-Id" = "pseudonym" }}
+
+[[partner]]
+name = "carrierpay"
+purpose = "billing"
+hosts = ["*.carrierpay.test"]
+ports = [{billing_port}]
+destinations = ["127.0.0.4/32"]
+headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
+"#,
+        agecheck_port = agecheck.addr().port(),
+        website_port = website.addr().port(),
+        billing_port = billing.addr().port(),
+    );
+    let config = headwall_policy::load("test.toml", &config, std::path::Path::new("."))
+        .unwrap_or_else(|errors| panic!("test config: {errors}"));
+    let keys = IdentityKeys {
+        pseudonym: PseudonymKey::from_bytes(&PSEUDONYM_KEY).unwrap(),
+        issuer: TokenIssuer::new(
+            SigningKey::from_seed(&SIGNING_SEED).unwrap(),
+            "headwall.test",
+        ),
+    };
+    let profiles = Profiles::parse(
+        "s.csv",
+        &format!("msisdn,age_verified\n{SUBSCRIBER},true\n"),
+    )
+    .unwrap();
+    let sessions = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+    let gateway = Gateway::new(
+        GatewaySettings::from_config(&config.gateway),
+        config.policy.clone(),
+        sessions,
+        profiles,
+        keys,
+    );
+    bind(&gateway, subscriber_ip(), SUBSCRIBER, now());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(gateway.clone().serve_explicit(listener, async {
+        let _ = stopped.await;
+    }));
+    Harness {
+        gateway,
+        proxy,
+        agecheck,
+        website,
+        billing,
+        _stop: stop,
+    }
+}
+
+pub(crate) fn bind(gateway: &Gateway, ip: IpAddr, msisdn: &str, updated_at: u64) {
+    gateway.sessions().bind(
+        ipnet::IpNet::from(ip),
+        Binding {
+            msisdn: Msisdn::parse(msisdn).unwrap(),
+            imsi: None,
+            session_id: format!("session-{msisdn}"),
+            nas: "test-pgw".into(),
+            updated_at,
+        },
+    );
+}
+
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Harness {
+    /// `GET url` through the gateway from `from`, with `headers` sent verbatim.
+    pub(crate) async fn get(
+        &self,
+        from: IpAddr,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> ProbeResponse {
+        self.raw(from, &headwall_testkit::proxy_get(url, headers))
+            .await
+    }
+
+    pub(crate) async fn raw(&self, from: IpAddr, request: &[u8]) -> ProbeResponse {
+        send_raw(self.proxy, Some(from), request, Duration::from_secs(20))
+            .await
+            .expect("request through the gateway")
+    }
+
+    pub(crate) fn agecheck_url(&self) -> String {
+        format!(
+            "http://verify.agecheck.test:{}/",
+            self.agecheck.addr().port()
+        )
+    }
+
+    pub(crate) fn billing_url(&self) -> String {
+        format!("http://pay.carrierpay.test:{}/", self.billing.addr().port())
+    }
+
+    pub(crate) fn website_url(&self) -> String {
+        format!("http://news.example.test:{}/", self.website.addr().port())
+    }
+}
+
+/// The one request `origin` received since the last call.
+pub(crate) fn only(origin: &EchoOrigin) -> ReceivedRequest {
+    let mut received = origin.take();
+    assert_eq!(
+        received.len(),
+        1,
+        "expected exactly one request, got {received:?}"
+    );
+    received.remove(0)
+}
+
+/// Names that carry identity: the built-in list plus every partner header in the test policy.
+pub(crate) fn identity_names() -> Vec<String> {
+    let mut names: Vec<String> = headwall_policy::builtin_identity_headers()
+        .map(str::to_owned)
+        .collect();
+    names.extend(
+        [
+            "x-age-verified",
+            "x-subscriber-id",
+            "x-msisdn",
+            "x-billing-token",
+        ]
+        .map(String::from),
+    );
+    names
+}
+
+/// Asserts that `request` carries no identity header and no trace of the subscriber's number.
+pub(crate) fn assert_no_identity(request: &ReceivedRequest) {
+    let names = identity_names();
+    for (name, value) in &request.headers {
+        let normalized = headwall_policy::normalize_header_name(name);
+        assert!(
+            !names.contains(&normalized),
+            "identity header {name} arrived: {request:?}"
+        );
+        assert!(
+            !value.contains(SUBSCRIBER),
+            "subscriber number arrived in {name}"
+        );
+    }
+}
