@@ -1,0 +1,33 @@
+//! One file per command; `run` maps each to an exit code (DESIGN: 0 ok, 1 error or finding,
+//! 2 cannot run, 3 plan widened).
+
+mod check;
+mod demo;
+mod keygen;
+mod serve;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for "cannot run": unreadable files, unbindable addresses.
+pub(crate) const EXIT_CANNOT_RUN: u8 = 2;
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::Demo { keep_running, .. } => demo::run(keep_running),
+        Command::Check { config } => Ok(check::run(&config)),
+        Command::Keygen { out } => keygen::run(&out),
+        Command::Leakcheck { .. } => {
+            anyhow::bail!("`headwall leakcheck` is not built yet")
+        }
+    }
+}
+
+/// The runtime every command that serves uses.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,312 @@
+//! `headwall demo`: the whole job on loopback with no set-up.
+//!
+//! Starts a partner for age verification (127.0.0.2), a billing partner (127.0.0.4) and an
+//! ordinary website (127.0.0.3), runs the real gateway on the configuration below, binds a test
+//! subscriber to 127.0.0.5 and sends requests through the gateway's real listener. It prints
+//! what every origin received and checks it: the demo exits 1 if anything went where it must not.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use headwall_identity::Msisdn;
+use headwall_leakcheck::{EchoOrigin, ReceivedRequest, proxy_get, send_raw};
+use headwall_sessions::Binding;
+
+/// A number from Ofcom's range reserved for drama: never a real subscriber.
+const SUBSCRIBER: &str = "447700900123";
+const SUBSCRIBER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+const UNBOUND_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+const AGECHECK_HOST: &str = "verify.agecheck.test";
+const BILLING_HOST: &str = "pay.carrierbilling.test";
+const WEBSITE_HOST: &str = "news.example.test";
+
+pub(crate) fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
+    super::runtime()?.block_on(scenario(keep_running))
+}
+
+async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
+    let origin = |last: u8| SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), 0));
+    let agecheck = EchoOrigin::start(origin(2))
+        .await
+        .context("partner origin on 127.0.0.2")?;
+    let website = EchoOrigin::start(origin(3))
+        .await
+        .context("website origin on 127.0.0.3")?;
+    let billing = EchoOrigin::start(origin(4))
+        .await
+        .context("billing origin on 127.0.0.4")?;
+
+    let state = tempfile::tempdir().context("temporary folder for the demo state")?;
+    let config_path = state.path().join("headwall.toml");
+    std::fs::write(
+        &config_path,
+        config_text(agecheck.addr().port(), billing.addr().port()),
+    )?;
+    std::fs::write(
+        state.path().join("subscribers.csv"),
+        format!("msisdn,age_verified\n{SUBSCRIBER},true\n"),
+    )?;
+    let config = crate::config::load(&config_path)?;
+    let running = crate::runtime::start(&config).await?;
+    let proxy = running.explicit_addr;
+
+    println!(
+        "headwall demo: gateway on {proxy}, admin on {}",
+        running.admin_addr
+    );
+    println!(
+        "  partner  agecheck   (age_verification) {AGECHECK_HOST} -> {}",
+        agecheck.addr()
+    );
+    println!(
+        "  partner  carrierpay (billing)          {BILLING_HOST} -> {}",
+        billing.addr()
+    );
+    println!(
+        "  website  (no contract)                  {WEBSITE_HOST} -> {}",
+        website.addr()
+    );
+
+    // RADIUS accounting feeds this in production; the demo binds in-process for now.
+    let msisdn = Msisdn::parse(SUBSCRIBER).context("demo subscriber")?;
+    running.gateway.sessions().bind(
+        ipnet::IpNet::from(IpAddr::V4(SUBSCRIBER_ADDR)),
+        Binding {
+            msisdn,
+            imsi: None,
+            session_id: "demo-session-1".into(),
+            nas: "demo-pgw".into(),
+            updated_at: unix_now(),
+        },
+    );
+    println!("\nsubscriber {SUBSCRIBER} bound to {SUBSCRIBER_ADDR}\n");
+
+    let mut checks = Checks::default();
+    let url = |host: &str, origin: &EchoOrigin| format!("http://{host}:{}/", origin.addr().port());
+
+    // 1. Age-verification partner, with a spoofed number the gateway must strip.
+    let spoof = [
+        ("X-MSISDN", "447700900999"),
+        ("x_up_calling_line_id", "447700900999"),
+    ];
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(AGECHECK_HOST, &agecheck),
+        &spoof,
+    )
+    .await?;
+    let got = last(&agecheck, "agecheck")?;
+    show(
+        "1. subscriber -> agecheck (sent a spoofed X-MSISDN and x_up_calling_line_id)",
+        &got,
+    );
+    checks.expect(
+        "agecheck got X-Age-Verified: true",
+        got.header("x-age-verified") == Some("true"),
+    );
+    checks.expect(
+        "agecheck got a 22-character pseudonym",
+        got.header("x-subscriber-id").is_some_and(|v| v.len() == 22),
+    );
+    checks.expect(
+        "spoofed headers never arrived",
+        !carries_number(&got, "447700900999"),
+    );
+    checks.expect(
+        "agecheck did not get the raw number",
+        !carries_number(&got, SUBSCRIBER),
+    );
+
+    // 2. Billing partner: the raw number and a signed token.
+    request(proxy, SUBSCRIBER_ADDR, &url(BILLING_HOST, &billing), &[]).await?;
+    let got = last(&billing, "carrierpay")?;
+    show("2. subscriber -> carrierpay (billing)", &got);
+    checks.expect(
+        "carrierpay got X-MSISDN",
+        got.header("x-msisdn") == Some(SUBSCRIBER),
+    );
+    checks.expect(
+        "carrierpay got a signed token",
+        got.header("x-billing-token")
+            .is_some_and(|v| v.split('.').count() == 3),
+    );
+
+    // 3. An ordinary website, with a spoof attempt: it must see no identity at all.
+    let spoof = [("x_msisdn", SUBSCRIBER), ("X-Subscriber-Id", "forged")];
+    request(proxy, SUBSCRIBER_ADDR, &url(WEBSITE_HOST, &website), &spoof).await?;
+    let got = last(&website, "website")?;
+    show(
+        "3. subscriber -> news.example.test (no contract; sent x_msisdn and X-Subscriber-Id)",
+        &got,
+    );
+    checks.expect(
+        "the website saw no identity header",
+        !has_identity_header(&got),
+    );
+    checks.expect(
+        "the website saw no phone number",
+        !carries_number(&got, SUBSCRIBER),
+    );
+
+    // 4. A client with no session binding gets nothing, even to a partner.
+    request(proxy, UNBOUND_ADDR, &url(AGECHECK_HOST, &agecheck), &[]).await?;
+    let got = last(&agecheck, "agecheck")?;
+    show("4. unbound client 127.0.0.6 -> agecheck", &got);
+    checks.expect(
+        "unbound client: partner got no identity",
+        !has_identity_header(&got),
+    );
+
+    let metrics = running.gateway.metrics();
+    println!(
+        "gateway counters: {} identity headers stripped, {} inserted, {} pinning mismatches",
+        metrics.stripped_headers(),
+        metrics.disclosures(),
+        metrics.pinning_mismatches()
+    );
+    let ok = checks.report();
+
+    if keep_running {
+        println!("\n--keep-running: gateway on {proxy}; Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    running.stop().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn config_text(agecheck_port: u16, billing_port: u16) -> String {
+    format!(
+        r#"# Written by `headwall demo`.
+[gateway]
+listen = "127.0.0.1:0"
+[gateway.hosts]
+"{AGECHECK_HOST}" = "127.0.0.2"
+"{BILLING_HOST}" = "127.0.0.4"
+"{WEBSITE_HOST}" = "127.0.0.3"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[subscribers]
+file = "subscribers.csv"
+
+[identity]
+issuer = "headwall.demo"
+
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["{AGECHECK_HOST}"]
+ports = [{agecheck_port}]
+destinations = ["127.0.0.2/32"]
+headers = {{ "X-Age-Verified" = "age_verified", "X-Subscriber-Id" = "pseudonym" }}
+
+[[partner]]
+name = "carrierpay"
+purpose = "billing"
+hosts = ["{BILLING_HOST}"]
+ports = [{billing_port}]
+destinations = ["127.0.0.4/32"]
+headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
+"#
+    )
+}
+
+async fn request(
+    proxy: SocketAddr,
+    from: Ipv4Addr,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let response = send_raw(
+        proxy,
+        Some(IpAddr::V4(from)),
+        &proxy_get(url, headers),
+        Duration::from_secs(10),
+    )
+    .await
+    .with_context(|| format!("request to {url} through the gateway"))?;
+    anyhow::ensure!(
+        response.status == 200,
+        "{url}: gateway answered {}",
+        response.status
+    );
+    Ok(())
+}
+
+fn last(origin: &EchoOrigin, name: &str) -> anyhow::Result<ReceivedRequest> {
+    origin
+        .received()
+        .pop()
+        .with_context(|| format!("{name} received nothing"))
+}
+
+fn show(title: &str, request: &ReceivedRequest) {
+    println!("{title}");
+    println!("   origin received: {} {}", request.method, request.target);
+    for (name, value) in &request.headers {
+        let mark = if is_identity_name(name) {
+            "  <- identity"
+        } else {
+            ""
+        };
+        println!("     {name}: {value}{mark}");
+    }
+    println!();
+}
+
+fn is_identity_name(name: &str) -> bool {
+    let name = headwall_policy::normalize_header_name(name);
+    headwall_policy::builtin_identity_headers().any(|listed| listed == name)
+        || ["x-age-verified", "x-billing-token"].contains(&name.as_str())
+}
+
+fn has_identity_header(request: &ReceivedRequest) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|(name, _)| is_identity_name(name))
+}
+
+fn carries_number(request: &ReceivedRequest, number: &str) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|(_, value)| value.contains(number))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[derive(Default)]
+struct Checks(Vec<(&'static str, bool)>);
+
+impl Checks {
+    fn expect(&mut self, what: &'static str, ok: bool) {
+        self.0.push((what, ok));
+    }
+
+    fn report(&self) -> bool {
+        println!("\nchecks:");
+        for (what, ok) in &self.0 {
+            println!("  [{}] {what}", if *ok { "ok" } else { "FAILED" });
+        }
+        let failed = self.0.iter().filter(|(_, ok)| !ok).count();
+        if failed == 0 {
+            println!("demo: all {} checks passed", self.0.len());
+        } else {
+            println!("demo: {failed} of {} checks FAILED", self.0.len());
+        }
+        failed == 0
+    }
+}

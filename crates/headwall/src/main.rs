@@ -1,0 +1,40 @@
+//! `headwall`: the header-enrichment gateway that cannot leak. See README.md and DESIGN.
+
+mod cli;
+mod cmd;
+mod config;
+mod keys;
+mod runtime;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // The demo's output is its report: keep the log to warnings unless asked for more.
+    let default_filter = match cli.command {
+        cli::Command::Demo { .. } => "warn",
+        _ => "info",
+    };
+    init_tracing(default_filter);
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("headwall: {error:#}");
+            ExitCode::from(cmd::EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+/// Logs go to stderr; the filter comes from `HEADWALL_LOG` (default `info`; `warn` for demo).
+fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEADWALL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,118 @@
+//! check, keygen and demo, run as an operator would.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::{binary, repo_root};
+
+#[test]
+fn check_accepts_the_example_config() {
+    let example = repo_root().join("examples/headwall.toml");
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn check_reports_file_line_col_and_exits_1() {
+    let dir = headwall_testkit::temp_dir();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n\n[[partner]]\nname = \"everyone\"\npurpose = \"billing\"\nhosts = [\"*\"]\ndestinations = [\"0.0.0.0/0\"]\nheaders = { \"X-MSISDN\" = \"msisdn\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:7:", path.display());
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected} in: {stderr}"
+    );
+}
+
+#[test]
+fn check_unknown_key_points_at_it() {
+    let dir = headwall_testkit::temp_dir();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\nconect_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:3:1:", path.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_on_a_missing_file_exits_2() {
+    let output = Command::new(binary())
+        .args(["check", "--config", "/nonexistent/headwall.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn keygen_writes_0600_keys_and_never_overwrites() {
+    let dir = headwall_testkit::temp_dir();
+    let out = dir.path().join("keys");
+    let status = Command::new(binary())
+        .args(["keygen", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for name in ["pseudonym.key", "signing.key"] {
+        let meta = std::fs::metadata(out.join(name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
+        assert!(headwall_identity::decode_key_file(&text).is_ok());
+    }
+    let before = std::fs::read(out.join("pseudonym.key")).unwrap();
+    let second = Command::new(binary())
+        .args(["keygen", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "keygen overwrote existing keys");
+    assert_eq!(std::fs::read(out.join("pseudonym.key")).unwrap(), before);
+}
+
+#[test]
+fn demo_runs_and_all_its_checks_pass() {
+    let output = Command::new(binary())
+        .arg("demo")
+        .env("HEADWALL_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+}

@@ -1,0 +1,16 @@
+//! The real `headwall` binary: commands, exit codes, files, and a served request.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod cli;
+mod serve;
+
+use std::path::Path;
+
+pub(crate) fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_headwall"))
+}
+
+pub(crate) fn repo_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}

@@ -1,0 +1,106 @@
+//! `headwall serve` as a process: start-up, keys, JWKS, and a request through it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use headwall_testkit::{ServeProcess, loopback, origin, proxy_get, send_raw};
+
+use crate::binary;
+
+fn config(website_port: u16) -> String {
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+[gateway.hosts]
+"news.example.test" = "127.0.0.3"
+[admin]
+listen = "127.0.0.1:0"
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["verify.agecheck.test"]
+destinations = ["127.0.0.2/32"]
+headers = {{ "X-Age-Verified" = "age_verified" }}
+# website port {website_port} is not a partner port
+"#
+    )
+}
+
+#[tokio::test]
+async fn serve_strips_spoofs_creates_keys_and_serves_jwks() {
+    let website = origin(3).await;
+    let gateway = ServeProcess::start(binary(), &config(website.addr().port()));
+
+    // Keys were generated on first start, mode 0600.
+    for name in ["state/pseudonym.key", "state/signing.key"] {
+        let mode = std::fs::metadata(gateway.path(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+
+    let url = format!("http://news.example.test:{}/", website.addr().port());
+    let spoof = [
+        ("X-MSISDN", "447700900123"),
+        ("x_wap_msisdn", "447700900123"),
+    ];
+    let response = send_raw(
+        gateway.explicit,
+        Some(loopback(5)),
+        &proxy_get(&url, &spoof),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 200);
+    let received = website.take();
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0]
+            .headers
+            .iter()
+            .all(|(_, v)| !v.contains("447700900123")),
+        "{received:?}"
+    );
+
+    let jwks = send_raw(
+        gateway.admin,
+        None,
+        b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(jwks.status, 200);
+    let document: serde_json::Value = serde_json::from_slice(&jwks.body).unwrap();
+    assert_eq!(document["keys"][0]["kty"], "OKP");
+    assert_eq!(document["keys"][0]["crv"], "Ed25519");
+
+    // The spoofed number never reaches the log either.
+    assert!(
+        gateway
+            .log()
+            .iter()
+            .all(|line| !line.contains("447700900123"))
+    );
+}
+
+#[test]
+fn serve_refuses_a_key_file_readable_by_others() {
+    let dir = headwall_testkit::temp_dir();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let key = dir.path().join("state/pseudonym.key");
+    std::fs::write(&key, headwall_identity::encode_key_file(&[1; 32])).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(dir.path().join("headwall.toml"), config(1)).unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("headwall.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
