@@ -1143,7 +1143,21 @@ impl Cx<'_> {
             Some(list) => list
                 .get_ref()
                 .iter()
-                .filter_map(|v| self.net(v, &what_dest))
+                .filter_map(|v| {
+                    let net = self.net(v, &what_dest)?;
+                    if net.prefix_len() == 0 {
+                        // A /0 destination would make pinning mean nothing.
+                        self.error(
+                            v.span().start,
+                            format!(
+                                "{what_dest} allows every address (`{net}`), which turns \
+                                 destination pinning off; list the partner's own addresses"
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(net)
+                })
                 .collect(),
         };
 
@@ -1866,6 +1880,19 @@ mod tests {
                  `pseudonym` or `token`, or add a `justification` to [[partner]] `a`",
                 "t.toml:10:17: `justification` in [[partner]] `a` is empty; explain why the \
                  partner needs the kind, or remove the key",
+            ]
+        );
+    }
+
+    #[test]
+    fn destinations_must_not_be_everything() {
+        assert_eq!(
+            one("destinations = [\"0.0.0.0/0\"]"),
+            vec![
+                "t.toml:9:17: `destinations` in [[partner]] `a` allows every address \
+                 (`0.0.0.0/0`), which turns destination pinning off; list the partner's own \
+                 addresses"
+                    .to_owned()
             ]
         );
     }
