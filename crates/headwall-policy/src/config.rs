@@ -73,6 +73,10 @@ pub struct Admin {
 pub struct Radius {
     /// `listen`: UDP accounting address. Default `127.0.0.1:1813`.
     pub listen: SocketAddr,
+    /// `country_code`: digits put in place of a single leading `0` of a national-format
+    /// Calling-Station-Id (e.g. "44": `07700900123` -> `447700900123`). None: national-format
+    /// numbers are rejected (the packet is not acknowledged).
+    pub country_code: Option<String>,
     /// `[[radius.clients]]`: packet gateways allowed to send accounting. At least one.
     pub clients: Vec<RadiusClient>,
 }

@@ -64,6 +64,7 @@ struct RawAdmin {
 #[serde(deny_unknown_fields)]
 struct RawRadius {
     listen: Option<Str>,
+    country_code: Option<Str>,
     clients: Option<Spanned<Vec<Spanned<RawRadiusClient>>>>,
 }
 
@@ -755,7 +756,27 @@ impl Cx<'_> {
                 }
             }
         }
-        Radius { listen, clients }
+        let country_code = raw.country_code.as_ref().and_then(|v| {
+            let text = v.get_ref();
+            let valid = (1..=3).contains(&text.len())
+                && text.bytes().all(|b| b.is_ascii_digit())
+                && !text.starts_with('0');
+            if valid {
+                Some(text.clone())
+            } else {
+                self.error(
+                    v.span().start,
+                    "`country_code` in [radius] must be 1 to 3 digits without `+` or leading 0, \
+                     e.g. \"44\"",
+                );
+                None
+            }
+        });
+        Radius {
+            listen,
+            country_code,
+            clients,
+        }
     }
 
     fn sessions(&mut self, raw: Option<RawSessions>) -> Sessions {

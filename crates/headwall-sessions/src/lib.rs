@@ -2,13 +2,15 @@
 //!
 //! The data plane asks one question per partner-bound request, [`SessionTable::lookup`], and it
 //! must be answered from memory without a lock: the table is a `papaya` map (lock-free reads, no
-//! guard held across `.await`). RADIUS accounting (a later issue) feeds it through
-//! [`SessionTable::bind`] / [`SessionTable::unbind`]; durable persistence wraps these calls.
+//! guard held across `.await`). RADIUS accounting feeds it through [`SessionStore::apply`], which
+//! commits each [`Change`] to SQLite before applying it to the table.
 //!
 //! Not here: RADIUS parsing (`headwall-radius`), what to disclose (`headwall-policy`).
 
 mod profiles;
+mod store;
 mod table;
 
 pub use profiles::{ProfileError, Profiles};
+pub use store::{Change, SessionStore, StoreError};
 pub use table::{Binding, Lookup, SessionTable};

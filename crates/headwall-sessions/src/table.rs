@@ -65,6 +65,39 @@ impl SessionTable {
             .cloned()
     }
 
+    /// Interim-Update: refreshes the binding of `network` when it is unbound or bound to the same
+    /// session; an Interim of an older session never takes an address back from its new owner.
+    /// Returns whether it bound.
+    ///
+    /// Callers that mutate the table concurrently must serialise; the durable store does (one
+    /// writer thread).
+    pub fn refresh(&self, network: IpNet, binding: Binding) -> bool {
+        let network = network.trunc();
+        let current = self.bindings.pin().get(&network).cloned();
+        match current {
+            Some(bound) if bound.session_id != binding.session_id => false,
+            _ => {
+                self.bind(network, binding);
+                true
+            }
+        }
+    }
+
+    /// Removes bindings with no accounting since `now - stale_after`. Returns how many.
+    pub fn sweep(&self, now: u64) -> usize {
+        let before = self.bindings.len();
+        let limit = self.stale_after_secs;
+        self.bindings
+            .pin()
+            .retain(|_, bound| now.saturating_sub(bound.updated_at) <= limit);
+        before.saturating_sub(self.bindings.len())
+    }
+
+    /// The stale limit in seconds.
+    pub fn stale_after_secs(&self) -> u64 {
+        self.stale_after_secs
+    }
+
     /// Removes the binding of `network` only when it belongs to `session_id`: a late Stop of an
     /// old session never unbinds the address's new owner. Returns whether it removed one.
     pub fn unbind(&self, network: IpNet, session_id: &str) -> bool {
