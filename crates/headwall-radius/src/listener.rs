@@ -1,0 +1,430 @@
+//! The UDP accounting listener: authenticate, apply durably, then answer.
+//!
+//! A bad datagram never stops the loop: it is counted, logged at most once per 10 s per kind,
+//! and dropped without an answer. A good one becomes a [`Change`] committed by the session store;
+//! the Accounting-Response is sent only after that commit (RFC 2866 §2: a server that cannot
+//! record must not answer). Retransmissions (same source, identifier and authenticator) are
+//! answered again from a cache without applying twice; one that arrives while the first copy is
+//! still being committed is ignored (the first copy's answer will follow).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use headwall_identity::{Imsi, Msisdn};
+use headwall_sessions::{Binding, Change, SessionStore};
+use ipnet::IpNet;
+use tokio::net::UdpSocket;
+
+use crate::metrics::{PacketResult, RadiusMetrics};
+use crate::{AccountingRequest, AcctStatusType};
+
+/// A packet gateway allowed to send accounting.
+#[derive(Clone)]
+pub struct RadiusClient {
+    /// Source addresses it sends from.
+    pub source: IpNet,
+    /// Its shared secret.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for RadiusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusClient")
+            .field("source", &self.source)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Listener settings from `[radius]`.
+#[derive(Debug, Clone)]
+pub struct RadiusSettings {
+    /// Allowed clients; the first whose `source` contains the sender is used.
+    pub clients: Vec<RadiusClient>,
+    /// Replaces a single leading `0` of national-format numbers; `None` rejects them.
+    pub country_code: Option<String>,
+}
+
+/// How long an answered packet is remembered for retransmissions.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(30);
+/// Remembered packets above which old ones are purged.
+const DUPLICATE_PURGE_AT: usize = 4096;
+
+/// Serves accounting on `socket` until `shutdown` resolves.
+pub async fn serve(
+    socket: UdpSocket,
+    settings: RadiusSettings,
+    store: SessionStore,
+    metrics: Arc<RadiusMetrics>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    if let Ok(addr) = socket.local_addr() {
+        tracing::info!(listener = "radius", %addr, "radius listening");
+    }
+    let socket = Arc::new(socket);
+    let settings = Arc::new(settings);
+    let seen: Arc<Mutex<HashMap<PacketKey, Seen>>> = Arc::default();
+    let mut buffer = vec![0u8; 4096];
+    tokio::pin!(shutdown);
+    loop {
+        let received = tokio::select! {
+            () = &mut shutdown => break,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (len, source) = match received {
+            Ok(received) => received,
+            Err(error) => {
+                limited(
+                    &RECEIVE_ERRORS,
+                    || tracing::warn!(%error, "radius receive failed"),
+                );
+                continue;
+            }
+        };
+        let datagram = &buffer[..len];
+        let Some(client) = settings
+            .clients
+            .iter()
+            .find(|client| client.source.contains(&source.ip()))
+        else {
+            metrics.count("other", PacketResult::UnknownClient);
+            limited(&UNKNOWN_CLIENT, || {
+                tracing::warn!(%source, "radius packet from an unknown client dropped");
+            });
+            continue;
+        };
+        let request = match crate::decode_accounting_request(datagram, &client.secret) {
+            Ok(request) => request,
+            Err(error) => {
+                let result = if error.is_authentication_failure() {
+                    PacketResult::BadAuthenticator
+                } else {
+                    PacketResult::Malformed
+                };
+                metrics.count("other", result);
+                limited(&REJECTED, || {
+                    tracing::warn!(%source, reason = error.as_str(), "radius packet dropped");
+                });
+                continue;
+            }
+        };
+        let status = request.status.as_label();
+        let key = (source, request.identifier, request.authenticator);
+        let response = crate::encode_accounting_response(
+            request.identifier,
+            &request.authenticator,
+            &client.secret,
+        );
+        match remember(&seen, key) {
+            Remembered::New => {}
+            Remembered::Answered => {
+                metrics.count(status, PacketResult::Duplicate);
+                let _ = socket.send_to(&response, source).await;
+                continue;
+            }
+            Remembered::InFlight => {
+                metrics.count(status, PacketResult::Duplicate);
+                continue;
+            }
+        }
+        let change = match change_for(&request, source, settings.country_code.as_deref()) {
+            Ok(change) => change,
+            Err(reason) => {
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&key);
+                metrics.count(status, PacketResult::Malformed);
+                limited(&UNUSABLE, || {
+                    tracing::warn!(%source, status, reason, "radius packet cannot be applied; not acknowledged");
+                });
+                continue;
+            }
+        };
+        let (socket, store, metrics, seen) =
+            (socket.clone(), store.clone(), metrics.clone(), seen.clone());
+        tokio::spawn(async move {
+            let applied = match change {
+                Some(change) => store.apply(change).await.map(|_| ()),
+                None => Ok(()),
+            };
+            match applied {
+                Ok(()) => {
+                    if let Some(entry) = seen
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_mut(&key)
+                    {
+                        entry.answered = true;
+                    }
+                    metrics.count(status, PacketResult::Accepted);
+                    if let Err(error) = socket.send_to(&response, source).await {
+                        tracing::debug!(%error, "radius response not sent");
+                    }
+                }
+                Err(error) => {
+                    // Not durable: no answer, so the packet gateway retransmits.
+                    seen.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&key);
+                    limited(&STORE_FAILED, || {
+                        tracing::warn!(%error, "session store failed; accounting not acknowledged");
+                    });
+                }
+            }
+        });
+    }
+}
+
+type PacketKey = (SocketAddr, u8, [u8; 16]);
+
+enum Remembered {
+    New,
+    InFlight,
+    Answered,
+}
+
+/// Looks a packet up in the retransmission cache, recording it when new.
+fn remember(seen: &Mutex<HashMap<PacketKey, Seen>>, key: PacketKey) -> Remembered {
+    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    if seen.len() > DUPLICATE_PURGE_AT {
+        seen.retain(|_, entry| entry.at.elapsed() < DUPLICATE_WINDOW);
+    }
+    match seen.get(&key) {
+        Some(entry) if entry.at.elapsed() < DUPLICATE_WINDOW => {
+            if entry.answered {
+                Remembered::Answered
+            } else {
+                Remembered::InFlight
+            }
+        }
+        _ => {
+            seen.insert(
+                key,
+                Seen {
+                    at: Instant::now(),
+                    answered: false,
+                },
+            );
+            Remembered::New
+        }
+    }
+}
+
+struct Seen {
+    at: Instant,
+    answered: bool,
+}
+
+/// The binding change a request asks for; `None` for statuses that change nothing.
+fn change_for(
+    request: &AccountingRequest,
+    source: SocketAddr,
+    country_code: Option<&str>,
+) -> Result<Option<Change>, &'static str> {
+    // A binding remembers its NAS: NAS-IP-Address, else NAS-Identifier, else the source.
+    let nas = match (&request.nas_ip, &request.nas_identifier) {
+        (Some(ip), _) => ip.to_string(),
+        (None, Some(identifier)) => identifier.clone(),
+        (None, None) => source.ip().to_string(),
+    };
+    let status = request.status;
+    match status {
+        AcctStatusType::AccountingOn | AcctStatusType::AccountingOff => {
+            return Ok(Some(Change::UnbindNas(nas)));
+        }
+        AcctStatusType::Other(_) => return Ok(None),
+        AcctStatusType::Start | AcctStatusType::InterimUpdate | AcctStatusType::Stop => {}
+    }
+    let network = match (request.framed_ip, request.framed_ipv6_prefix) {
+        (Some(v4), _) => IpNet::from(IpAddr::V4(v4)),
+        (None, Some(v6)) => IpNet::V6(v6),
+        (None, None) => return Err("no Framed-IP-Address or Framed-IPv6-Prefix"),
+    };
+    let Some(session_id) = request.session_id.clone() else {
+        return Err("no Acct-Session-Id");
+    };
+    if status == AcctStatusType::Stop {
+        return Ok(Some(Change::Unbind(network, session_id)));
+    }
+    let msisdn = request
+        .calling_station_id
+        .as_deref()
+        .and_then(|raw| msisdn_from_calling_station_id(raw, country_code))
+        .ok_or("Calling-Station-Id missing or not a usable number")?;
+    let binding = Binding {
+        msisdn,
+        imsi: request
+            .imsi
+            .as_deref()
+            .and_then(|imsi| Imsi::parse(imsi).ok()),
+        session_id,
+        nas,
+        updated_at: unix_now(),
+    };
+    Ok(Some(if status == AcctStatusType::Start {
+        Change::Bind(network, binding)
+    } else {
+        Change::Refresh(network, binding)
+    }))
+}
+
+/// Calling-Station-Id to international digits: `+CC…` and `00CC…` as is; a national `0…` with
+/// `country_code`; anything else must already be international digits.
+pub fn msisdn_from_calling_station_id(raw: &str, country_code: Option<&str>) -> Option<Msisdn> {
+    let raw = raw.trim();
+    if let Some(rest) = raw.strip_prefix('+').or_else(|| raw.strip_prefix("00")) {
+        return Msisdn::parse(rest).ok();
+    }
+    if let Some(rest) = raw.strip_prefix('0') {
+        return Msisdn::parse(&format!("{}{rest}", country_code?)).ok();
+    }
+    Msisdn::parse(raw).ok()
+}
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+static RECEIVE_ERRORS: AtomicU64 = AtomicU64::new(0);
+static UNKNOWN_CLIENT: AtomicU64 = AtomicU64::new(0);
+static REJECTED: AtomicU64 = AtomicU64::new(0);
+static UNUSABLE: AtomicU64 = AtomicU64::new(0);
+static STORE_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `log` at most once per 10 s per slot: bad input is counted always, logged rarely.
+fn limited(last: &AtomicU64, log: impl FnOnce()) {
+    let now = unix_now();
+    let previous = last.load(Ordering::Relaxed);
+    if now >= previous + 10
+        && last
+            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        log();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn send(socket: &UdpSocket, to: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+        socket.send_to(datagram, to).await.unwrap();
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await {
+            Ok(Ok((len, _))) => Some(buf[..len].to_vec()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn retransmission_is_answered_again_but_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Arc::new(headwall_sessions::SessionTable::new(7200));
+        let store = SessionStore::open(dir.path(), table.clone()).unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = socket.local_addr().unwrap();
+        let metrics = Arc::new(RadiusMetrics::default());
+        let settings = RadiusSettings {
+            clients: vec![RadiusClient {
+                source: "127.0.0.1/32".parse().unwrap(),
+                secret: b"s3cret".to_vec(),
+            }],
+            country_code: None,
+        };
+        tokio::spawn(serve(
+            socket,
+            settings,
+            store,
+            metrics.clone(),
+            std::future::pending(),
+        ));
+
+        let request = AccountingRequest {
+            identifier: 7,
+            authenticator: [0; 16],
+            status: AcctStatusType::Start,
+            framed_ip: Some("10.9.8.7".parse().unwrap()),
+            framed_ipv6_prefix: None,
+            calling_station_id: Some("+447700900123".into()),
+            session_id: Some("abc".into()),
+            nas_ip: None,
+            nas_identifier: Some("pgw-7".into()),
+            imsi: None,
+        };
+        let datagram = crate::encode_accounting_request(&request, b"s3cret");
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let first = send(&client, server, &datagram)
+            .await
+            .expect("first answer");
+        let second = send(&client, server, &datagram)
+            .await
+            .expect("retransmission answered");
+        assert_eq!(first, second);
+        let mut authenticator = [0u8; 16];
+        authenticator.copy_from_slice(&datagram[4..20]);
+        assert!(crate::response_is_valid(
+            &first,
+            7,
+            &authenticator,
+            b"s3cret"
+        ));
+        assert_eq!(metrics.packets("start", PacketResult::Accepted), 1);
+        assert_eq!(metrics.packets("start", PacketResult::Duplicate), 1);
+        match table.lookup("10.9.8.7".parse().unwrap(), unix_now()) {
+            headwall_sessions::Lookup::Bound(binding) => {
+                assert_eq!(binding.msisdn.expose_digits(), "447700900123");
+                assert_eq!(binding.nas, "pgw-7");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Wrong secret: no answer, counted, and the loop goes on.
+        let forged = crate::encode_accounting_request(&request, b"wrong");
+        assert!(send(&client, server, &forged).await.is_none());
+        assert_eq!(metrics.packets("other", PacketResult::BadAuthenticator), 1);
+        // Garbage: no answer, counted as malformed.
+        assert!(send(&client, server, b"\x04\x01\x00").await.is_none());
+        assert_eq!(metrics.packets("other", PacketResult::Malformed), 1);
+        let mut stop = request.clone();
+        stop.status = AcctStatusType::Stop;
+        stop.identifier = 8;
+        let stop = crate::encode_accounting_request(&stop, b"s3cret");
+        assert!(send(&client, server, &stop).await.is_some());
+        assert!(matches!(
+            table.lookup("10.9.8.7".parse().unwrap(), unix_now()),
+            headwall_sessions::Lookup::Unbound
+        ));
+    }
+
+    #[test]
+    fn calling_station_id_forms() {
+        let digits = |raw: &str, cc: Option<&str>| {
+            msisdn_from_calling_station_id(raw, cc).map(|m| m.expose_digits().to_owned())
+        };
+        assert_eq!(
+            digits("447700900123", None).as_deref(),
+            Some("447700900123")
+        );
+        assert_eq!(
+            digits("+447700900123", None).as_deref(),
+            Some("447700900123")
+        );
+        assert_eq!(
+            digits("00447700900123", None).as_deref(),
+            Some("447700900123")
+        );
+        assert_eq!(
+            digits("07700900123", Some("44")).as_deref(),
+            Some("447700900123")
+        );
+        assert_eq!(digits("07700900123", None), None);
+        assert_eq!(digits("not-a-number", Some("44")), None);
+    }
+}
