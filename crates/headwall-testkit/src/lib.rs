@@ -50,6 +50,8 @@ pub struct ServeProcess {
     pub explicit: SocketAddr,
     /// The admin listener's address, read from the start-up line.
     pub admin: SocketAddr,
+    /// The RADIUS listener's address, when `[radius]` is configured.
+    pub radius: Option<SocketAddr>,
     /// The folder holding `headwall.toml` and its state.
     pub dir: tempfile::TempDir,
 }
@@ -104,6 +106,8 @@ impl ServeProcess {
             log,
             explicit: field_addr(&line, "explicit="),
             admin: field_addr(&line, "admin="),
+            radius: (line.contains("radius=") && !line.contains("radius=off"))
+                .then(|| field_addr(&line, "radius=")),
             dir,
         }
     }
@@ -114,6 +118,15 @@ impl ServeProcess {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no flush) and returns its folder, so a test
+    /// can start it again on the same state.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = temp_dir();
+        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// The folder's path joined with `name`.
@@ -127,6 +140,26 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends one accounting request with the real `radclient` (Debian package freeradius-utils):
+/// `attributes` one per line, e.g. `Acct-Status-Type = Start`. Returns whether a valid
+/// response came back within 3 s (radclient exits 0 only then).
+pub fn radclient(server: SocketAddr, secret: &str, attributes: &str) -> bool {
+    use std::io::Write;
+    let mut child = Command::new("radclient")
+        .args(["-r", "1", "-t", "3", "-q"])
+        .arg(server.to_string())
+        .args(["acct", secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("radclient not found: install Debian package freeradius-utils (scripts/test does)");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(attributes.as_bytes());
+    }
+    child.wait().is_ok_and(|status| status.success())
 }
 
 fn field_addr(line: &str, field: &str) -> SocketAddr {

@@ -26,21 +26,26 @@ pub(crate) fn load_or_create(path: &Path) -> anyhow::Result<[u8; 32]> {
 
 /// Reads a key file, refusing one that group or others can read.
 pub(crate) fn read_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = read_private(path, "key file")?;
+    headwall_identity::decode_key_file(&text)
+        .map_err(|error: IdentityError| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// Reads a secret file (key, RADIUS secret, token), refusing one that group or others can
+/// access. Errors name the file, never its content.
+pub(crate) fn read_private(path: &Path, what: &str) -> anyhow::Result<String> {
     let metadata = std::fs::metadata(path)
-        .with_context(|| format!("{}: cannot read key file", path.display()))?;
+        .with_context(|| format!("{}: cannot read {what}", path.display()))?;
     let mode = metadata.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
-            "{}: key file is accessible by group or others (mode {:o}); run `chmod 600 {}`",
+            "{}: {what} is accessible by group or others (mode {:o}); run `chmod 600 {}`",
             path.display(),
             mode & 0o777,
             path.display()
         );
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read key file", path.display()))?;
-    headwall_identity::decode_key_file(&text)
-        .map_err(|error: IdentityError| anyhow::anyhow!("{}: {error}", path.display()))
+    std::fs::read_to_string(path).with_context(|| format!("{}: cannot read {what}", path.display()))
 }
 
 /// Writes a new key file with mode 0600; never overwrites.

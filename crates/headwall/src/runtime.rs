@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use headwall_policy::Config;
+use headwall_policy::{Config, RadiusSecret, SessionsBackend};
 use headwall_proxy::{Gateway, GatewaySettings};
-use headwall_sessions::{Profiles, SessionTable};
-use tokio::net::TcpListener;
+use headwall_radius::{RadiusClient, RadiusMetrics, RadiusSettings};
+use headwall_sessions::{Change, Profiles, SessionStore, SessionTable};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -16,6 +17,9 @@ pub(crate) struct Running {
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) explicit_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
+    /// The RADIUS accounting listener, when `[radius]` is configured.
+    pub(crate) radius_addr: Option<SocketAddr>,
+    pub(crate) radius_metrics: Arc<RadiusMetrics>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -28,6 +32,12 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         None => Profiles::default(),
     };
     let sessions = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+    let store = match &config.sessions.backend {
+        SessionsBackend::Embedded { path } => SessionStore::open(path, sessions.clone())?,
+        SessionsBackend::Redis { .. } => {
+            anyhow::bail!("[sessions] backend = \"redis\" is not available yet; use \"embedded\"")
+        }
+    };
     let gateway = Gateway::new(
         GatewaySettings::from_config(&config.gateway),
         config.policy.clone(),
@@ -54,6 +64,20 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {} ([admin].listen)", config.admin.listen))?;
     let explicit_addr = explicit.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    let radius = match &config.radius {
+        Some(radius) => {
+            let socket = UdpSocket::bind(radius.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} ([radius].listen)", radius.listen))?;
+            Some((socket, radius_settings(radius)?))
+        }
+        None => None,
+    };
+    let radius_addr = match &radius {
+        Some((socket, _)) => Some(socket.local_addr()?),
+        None => None,
+    };
+    let radius_metrics = Arc::new(RadiusMetrics::default());
 
     let (shutdown, watcher) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -72,10 +96,26 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             tracing::warn!(%error, "admin listener failed");
         }
     }));
+    if let Some((socket, settings)) = radius {
+        tasks.push(tokio::spawn(headwall_radius::serve(
+            socket,
+            settings,
+            store.clone(),
+            radius_metrics.clone(),
+            stopped(watcher.clone()),
+        )));
+    }
+    tasks.push(tokio::spawn(sweep_stale(
+        store,
+        config.sessions.stale_after,
+        stopped(watcher.clone()),
+    )));
     Ok(Running {
         gateway,
         explicit_addr,
         admin_addr,
+        radius_addr,
+        radius_metrics,
         shutdown,
         tasks,
     })
@@ -102,4 +142,48 @@ fn load_profiles(path: &std::path::Path) -> anyhow::Result<Profiles> {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}", lines.join("\n"))
     })
+}
+
+fn radius_settings(radius: &headwall_policy::Radius) -> anyhow::Result<RadiusSettings> {
+    let mut clients = Vec::new();
+    for client in &radius.clients {
+        let secret = match &client.secret {
+            RadiusSecret::Inline(secret) => secret.expose().to_owned(),
+            RadiusSecret::File(path) => crate::keys::read_private(path, "RADIUS secret file")?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        };
+        clients.push(RadiusClient {
+            source: client.source,
+            secret: secret.into_bytes(),
+        });
+    }
+    Ok(RadiusSettings {
+        clients,
+        country_code: radius.country_code.clone(),
+    })
+}
+
+/// Removes stale bindings from disk and memory, at most every minute (and more often when
+/// `stale_after` is shorter). Lookups never use a stale binding anyway; this keeps the table
+/// from growing.
+async fn sweep_stale(
+    store: SessionStore,
+    stale_after: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let period = stale_after.min(std::time::Duration::from_secs(60));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        if let Err(error) = store.apply(Change::Sweep(now)).await {
+            tracing::warn!(%error, "stale binding sweep failed");
+        }
+    }
 }

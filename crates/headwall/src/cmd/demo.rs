@@ -2,17 +2,18 @@
 //!
 //! Starts a partner for age verification (127.0.0.2), a billing partner (127.0.0.4) and an
 //! ordinary website (127.0.0.3), runs the real gateway on the configuration below, binds a test
-//! subscriber to 127.0.0.5 and sends requests through the gateway's real listener. It prints
-//! what every origin received and checks it: the demo exits 1 if anything went where it must not.
+//! subscriber to 127.0.0.5 with a real RADIUS Accounting-Start (a simulated packet gateway), sends
+//! requests through the gateway's real listener, then a Stop. It prints what every origin
+//! received and checks it: the demo exits 1 if anything went where it must not.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use headwall_identity::Msisdn;
 use headwall_leakcheck::{EchoOrigin, ReceivedRequest, proxy_get, send_raw};
-use headwall_sessions::Binding;
+use headwall_radius::{AccountingRequest, AcctStatusType, PacketResult};
+use tokio::net::UdpSocket;
 
 /// A number from Ofcom's range reserved for drama: never a real subscriber.
 const SUBSCRIBER: &str = "447700900123";
@@ -21,6 +22,8 @@ const UNBOUND_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 const AGECHECK_HOST: &str = "verify.agecheck.test";
 const BILLING_HOST: &str = "pay.carrierbilling.test";
 const WEBSITE_HOST: &str = "news.example.test";
+/// The shared secret of the simulated packet gateway.
+const RADIUS_SECRET: &[u8] = b"demo-secret";
 
 pub(crate) fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
     super::runtime()?.block_on(scenario(keep_running))
@@ -69,19 +72,12 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         website.addr()
     );
 
-    // RADIUS accounting feeds this in production; the demo binds in-process for now.
-    let msisdn = Msisdn::parse(SUBSCRIBER).context("demo subscriber")?;
-    running.gateway.sessions().bind(
-        ipnet::IpNet::from(IpAddr::V4(SUBSCRIBER_ADDR)),
-        Binding {
-            msisdn,
-            imsi: None,
-            session_id: "demo-session-1".into(),
-            nas: "demo-pgw".into(),
-            updated_at: unix_now(),
-        },
+    // A simulated packet gateway announces the subscriber's session over real RADIUS.
+    let radius = running.radius_addr.context("demo config has [radius]")?;
+    accounting(radius, AcctStatusType::Start, 1).await?;
+    println!(
+        "\nRADIUS Accounting-Start acknowledged: subscriber {SUBSCRIBER} is on {SUBSCRIBER_ADDR}\n"
     );
-    println!("\nsubscriber {SUBSCRIBER} bound to {SUBSCRIBER_ADDR}\n");
 
     let mut checks = Checks::default();
     let url = |host: &str, origin: &EchoOrigin| format!("http://{host}:{}/", origin.addr().port());
@@ -160,12 +156,31 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         !has_identity_header(&got),
     );
 
+    // 5. The session ends: after the acknowledged Stop, the partner gets nothing.
+    accounting(radius, AcctStatusType::Stop, 2).await?;
+    println!("RADIUS Accounting-Stop acknowledged: the session on {SUBSCRIBER_ADDR} ended\n");
+    request(proxy, SUBSCRIBER_ADDR, &url(AGECHECK_HOST, &agecheck), &[]).await?;
+    let got = last(&agecheck, "agecheck")?;
+    show("5. subscriber -> agecheck after Stop", &got);
+    checks.expect(
+        "after Stop: partner got no identity",
+        !has_identity_header(&got),
+    );
+
     let metrics = running.gateway.metrics();
     println!(
         "gateway counters: {} identity headers stripped, {} inserted, {} pinning mismatches",
         metrics.stripped_headers(),
         metrics.disclosures(),
         metrics.pinning_mismatches()
+    );
+    let radius_metrics = &running.radius_metrics;
+    let accepted = radius_metrics.packets("start", PacketResult::Accepted)
+        + radius_metrics.packets("stop", PacketResult::Accepted);
+    println!("RADIUS counters: {accepted} accounting packets accepted");
+    checks.expect(
+        "both RADIUS packets were accepted and applied",
+        accepted == 2,
     );
     let ok = checks.report();
 
@@ -193,6 +208,12 @@ listen = "127.0.0.1:0"
 
 [admin]
 listen = "127.0.0.1:0"
+
+[radius]
+listen = "127.0.0.1:0"
+[[radius.clients]]
+source = "127.0.0.1/32"
+secret = "demo-secret"
 
 [subscribers]
 file = "subscribers.csv"
@@ -282,10 +303,43 @@ fn carries_number(request: &ReceivedRequest, number: &str) -> bool {
         .any(|(_, value)| value.contains(number))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+/// Sends one Accounting-Request for the demo subscriber and waits for a valid response.
+async fn accounting(
+    radius: SocketAddr,
+    status: AcctStatusType,
+    identifier: u8,
+) -> anyhow::Result<()> {
+    let request = AccountingRequest {
+        identifier,
+        authenticator: [0; 16],
+        status,
+        framed_ip: Some(SUBSCRIBER_ADDR),
+        framed_ipv6_prefix: None,
+        calling_station_id: Some(SUBSCRIBER.into()),
+        session_id: Some("demo-session-1".into()),
+        nas_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        nas_identifier: Some("demo-pgw".into()),
+        imsi: None,
+    };
+    let datagram = headwall_radius::encode_accounting_request(&request, RADIUS_SECRET);
+    let mut authenticator = [0u8; 16];
+    authenticator.copy_from_slice(datagram.get(4..20).context("encoded request too short")?);
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    socket.send_to(&datagram, radius).await?;
+    let mut response = [0u8; 64];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut response))
+        .await
+        .context("no RADIUS response within 5 s")??;
+    anyhow::ensure!(
+        headwall_radius::response_is_valid(
+            &response[..len],
+            identifier,
+            &authenticator,
+            RADIUS_SECRET
+        ),
+        "invalid RADIUS response"
+    );
+    Ok(())
 }
 
 #[derive(Default)]

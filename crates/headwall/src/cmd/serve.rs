@@ -16,9 +16,13 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
     };
     super::runtime()?.block_on(async {
         let running = crate::runtime::start(&config).await?;
+        let radius = running
+            .radius_addr
+            .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
         tracing::info!(
             explicit = %running.explicit_addr,
             admin = %running.admin_addr,
+            radius = %radius,
             "headwall ready"
         );
         wait_for_signal().await?;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod cli;
+mod radius;
 mod serve;
 
 use std::path::Path;
