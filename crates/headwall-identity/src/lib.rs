@@ -55,4 +55,4 @@ pub use error::{FormatRejection, IdentityError};
 pub use keyfile::{KEY_FILE_CHARS, KEY_LEN, decode_key_file, encode_key_file};
 pub use pseudonym::{PSEUDONYM_LEN, PartnerPseudonymKey, Pseudonym, PseudonymKey};
 pub use subscriber::{Imsi, Msisdn};
-pub use token::{SigningKey, Token, TokenIssuer, TokenRequest};
+pub use token::{SigningKey, Token, TokenIssuer, TokenRequest, verify_detached};

@@ -53,6 +53,12 @@ impl SigningKey {
         serde_json::to_value(self.jwk()).expect("a JWK always serializes")
     }
 
+    /// Signs `message` (a detached Ed25519 signature), e.g. an audit checkpoint.
+    #[must_use]
+    pub fn sign_detached(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
     fn jwk(&self) -> PublicJwk {
         PublicJwk {
             kty: "OKP",
@@ -69,6 +75,16 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SigningKey(kid={}, <redacted>)", self.key_id())
     }
+}
+
+/// Whether `signature` is `public_key`'s Ed25519 signature of `message` (strict verification).
+#[must_use]
+pub fn verify_detached(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+        .is_ok()
 }
 
 /// What one token says: who it is for, about whom, why, and when.

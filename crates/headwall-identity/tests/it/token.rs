@@ -296,3 +296,26 @@ fn jwks_text_is_exactly_as_designed() {
         )
     );
 }
+
+#[test]
+fn detached_signatures_verify_only_unchanged() {
+    let key = SigningKey::from_seed(&SEED).expect("32 bytes");
+    let public = key.public_key_bytes();
+    let signature = key.sign_detached(b"checkpoint 42");
+    assert!(headwall_identity::verify_detached(
+        &public,
+        b"checkpoint 42",
+        &signature
+    ));
+    assert!(!headwall_identity::verify_detached(
+        &public,
+        b"checkpoint 43",
+        &signature
+    ));
+    let other = SigningKey::from_seed(&[1; 32]).expect("32 bytes");
+    assert!(!headwall_identity::verify_detached(
+        &other.public_key_bytes(),
+        b"checkpoint 42",
+        &signature
+    ));
+}

@@ -1,0 +1,77 @@
+//! The disclosure log: no audit, no disclosure (DESIGN principle 4, "Audit log").
+//!
+//! - [`AuditLog`] is the writing side. One thread owns the SQLite connection (WAL,
+//!   `synchronous = FULL`); every record queued while a commit runs shares the next transaction
+//!   and fsync (group commit). [`AuditLog::disclose`] resolves only once the record is durable;
+//!   a full queue, a failed commit or [`WRITE_DEADLINE`] makes it fail, and the caller then
+//!   forwards the request without identity (fail closed).
+//! - Each record carries `prev_hash` and `hash` = SHA-256 over the previous hash and the
+//!   record's fields (length-prefixed, see [`record`]'s `chain_hash`): `disclosures` and
+//!   `security_events` are two chains. Retention removes the oldest records and keeps the hash
+//!   of the last removed one in `chain_anchor`, so [`verify`] still passes from the oldest
+//!   remaining record.
+//! - A hash chain cannot show that its newest records were cut off, so the writer appends a
+//!   checkpoint (chain ends, signed with the identity signing key) to `audit.checkpoints` beside
+//!   the database every minute while records arrive and at shutdown; [`verify`] checks that the
+//!   chains reach the latest checkpoint.
+//! - [`AuditReader`] answers the regulator's questions with indexed SQL.
+//!
+//! MSISDNs live in this database and in what the `audit` commands print, nowhere else: record
+//! types redact them in `Debug`, and errors never carry record content.
+
+mod query;
+pub mod record;
+pub mod time;
+mod verify;
+mod writer;
+
+pub use query::{
+    AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
+};
+pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
+pub use verify::{VerifyFailure, VerifyReport, verify};
+pub use writer::{
+    AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
+    checkpoint_path,
+};
+
+/// The schema, applied at every open (idempotent).
+pub(crate) const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+CREATE TABLE IF NOT EXISTS disclosures (
+    id          INTEGER PRIMARY KEY,
+    ts          INTEGER NOT NULL,
+    request_id  TEXT NOT NULL,
+    partner     TEXT NOT NULL,
+    purpose     TEXT NOT NULL,
+    msisdn      TEXT NOT NULL,
+    kinds       TEXT NOT NULL,
+    headers     TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    port        INTEGER NOT NULL,
+    upstream_ip TEXT NOT NULL,
+    client_ip   TEXT NOT NULL,
+    policy_hash TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disclosures_msisdn ON disclosures (msisdn, ts);
+CREATE INDEX IF NOT EXISTS disclosures_ts ON disclosures (ts);
+CREATE INDEX IF NOT EXISTS disclosures_exposure ON disclosures (partner, host, msisdn, ts);
+CREATE INDEX IF NOT EXISTS disclosures_host ON disclosures (host, ts);
+CREATE TABLE IF NOT EXISTS security_events (
+    id        INTEGER PRIMARY KEY,
+    ts        INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS security_events_ts ON security_events (ts);
+CREATE TABLE IF NOT EXISTS chain_anchor (
+    chain           TEXT PRIMARY KEY,
+    removed_through INTEGER NOT NULL,
+    hash            TEXT NOT NULL
+);
+";

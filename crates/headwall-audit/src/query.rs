@@ -1,0 +1,337 @@
+//! The regulator's three questions, answered from the log: everything disclosed about one
+//! subscriber, who was disclosed to whom, and which disclosures a given policy would not have
+//! allowed (breach scoping).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use headwall_identity::Msisdn;
+use headwall_policy::{Decision, Policy};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::record::DisclosureRow;
+use crate::time::format_rfc3339;
+
+/// `--from` (inclusive) and `--to` (exclusive), Unix milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Records at or after this time.
+    pub from: Option<i64>,
+    /// Records before this time.
+    pub to: Option<i64>,
+}
+
+/// What `audit exposure` looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExposureFilter {
+    /// Only this host (normalized).
+    pub host: Option<String>,
+    /// Only this partner.
+    pub partner: Option<String>,
+    /// Only this time range.
+    pub range: TimeRange,
+}
+
+/// One (partner, host) pair and how many distinct subscribers were disclosed to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExposureRow {
+    /// Partner name.
+    pub partner: String,
+    /// Host the disclosures went to.
+    pub host: String,
+    /// Distinct subscribers.
+    pub subscribers: i64,
+    /// Disclosure records.
+    pub disclosures: i64,
+    /// The first record's time (RFC 3339).
+    pub first: String,
+    /// The last record's time (RFC 3339).
+    pub last: String,
+}
+
+/// A disclosure the policy under test would not have allowed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unallowed {
+    /// The record.
+    #[serde(flatten)]
+    pub record: DisclosureView,
+    /// Why the policy would have withheld it.
+    pub reason: String,
+}
+
+/// A disclosure record as the `audit` commands show it: times in RFC 3339. `Debug` redacts the
+/// MSISDN.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct DisclosureView {
+    /// Record id.
+    pub id: i64,
+    /// When it was written (RFC 3339).
+    pub time: String,
+    /// Partner name.
+    pub partner: String,
+    /// Partner purpose.
+    pub purpose: String,
+    /// Subscriber MSISDN.
+    pub msisdn: String,
+    /// Header names inserted.
+    pub headers: Vec<String>,
+    /// Their value kinds.
+    pub kinds: Vec<String>,
+    /// Request host.
+    pub host: String,
+    /// Request port.
+    pub port: u16,
+    /// Address connected to.
+    pub upstream_ip: String,
+    /// Subscriber address.
+    pub client_ip: String,
+    /// Policy in force.
+    pub policy_hash: String,
+    /// The gateway's request id.
+    pub request_id: String,
+}
+
+impl std::fmt::Debug for DisclosureView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisclosureView")
+            .field("id", &self.id)
+            .field("partner", &self.partner)
+            .field("msisdn", &"<redacted>")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<DisclosureRow> for DisclosureView {
+    fn from(row: DisclosureRow) -> DisclosureView {
+        let split = |text: &str| -> Vec<String> {
+            text.split(',')
+                .filter(|part| !part.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        DisclosureView {
+            id: row.id,
+            time: format_rfc3339(row.ts),
+            headers: split(&row.headers),
+            kinds: split(&row.kinds),
+            partner: row.partner,
+            purpose: row.purpose,
+            msisdn: row.msisdn,
+            host: row.host,
+            port: row.port,
+            upstream_ip: row.upstream_ip,
+            client_ip: row.client_ip,
+            policy_hash: row.policy_hash,
+            request_id: row.request_id,
+        }
+    }
+}
+
+/// Read-only access to an audit log (it never blocks the writer: WAL readers see a snapshot).
+pub struct AuditReader {
+    connection: Connection,
+}
+
+const COLUMNS: &str = "id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port, \
+                       upstream_ip, client_ip, policy_hash, prev_hash, hash";
+
+impl AuditReader {
+    /// Opens the log at `path` read-only.
+    pub fn open(path: &Path) -> Result<AuditReader, String> {
+        if !path.exists() {
+            return Err(format!(
+                "{}: no audit log here (check [audit].path)",
+                path.display()
+            ));
+        }
+        let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|error| format!("{}: cannot open the audit log: {error}", path.display()))?;
+        Ok(AuditReader { connection })
+    }
+
+    /// Every disclosure of `msisdn` in `range`, oldest first (data-subject access).
+    pub fn subscriber(
+        &self,
+        msisdn: &Msisdn,
+        range: TimeRange,
+    ) -> rusqlite::Result<Vec<DisclosureView>> {
+        let mut conditions = vec!["msisdn = ?".to_owned()];
+        let mut values = vec![Value::Text(msisdn.expose_digits().to_owned())];
+        push_range(&mut conditions, &mut values, range);
+        self.rows(&conditions, values, |row| Ok(row.into()))
+    }
+
+    /// Distinct subscribers and records per (partner, host).
+    pub fn exposure(&self, filter: &ExposureFilter) -> rusqlite::Result<Vec<ExposureRow>> {
+        let (conditions, values) = filter_conditions(filter);
+        let sql = format!(
+            "SELECT partner, host, COUNT(DISTINCT msisdn), COUNT(*), MIN(ts), MAX(ts)
+             FROM disclosures {} GROUP BY partner, host ORDER BY partner, host",
+            where_clause(&conditions)
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+            Ok(ExposureRow {
+                partner: row.get(0)?,
+                host: row.get(1)?,
+                subscribers: row.get(2)?,
+                disclosures: row.get(3)?,
+                first: format_rfc3339(row.get(4)?),
+                last: format_rfc3339(row.get(5)?),
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// The disclosures in `filter` that `policy` would not have allowed: no partner for the
+    /// destination, an address outside the partner's destinations, another partner, or a
+    /// header or kind the partner is not given.
+    pub fn against(
+        &self,
+        policy: &Policy,
+        filter: &ExposureFilter,
+    ) -> rusqlite::Result<Vec<Unallowed>> {
+        let (conditions, values) = filter_conditions(filter);
+        let mut found = Vec::new();
+        self.each(&conditions, values, |row| {
+            if let Err(reason) = allowed_by(policy, &row) {
+                found.push(Unallowed {
+                    record: row.into(),
+                    reason,
+                });
+            }
+        })?;
+        Ok(found)
+    }
+
+    fn rows<T>(
+        &self,
+        conditions: &[String],
+        values: Vec<Value>,
+        map: impl Fn(DisclosureRow) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut error = None;
+        self.each(conditions, values, |row| match map(row) {
+            Ok(item) => out.push(item),
+            Err(e) => error = Some(e),
+        })?;
+        match error {
+            Some(error) => Err(error),
+            None => Ok(out),
+        }
+    }
+
+    fn each(
+        &self,
+        conditions: &[String],
+        values: Vec<Value>,
+        mut visit: impl FnMut(DisclosureRow),
+    ) -> rusqlite::Result<()> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM disclosures {} ORDER BY id",
+            where_clause(conditions)
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        while let Some(row) = rows.next()? {
+            visit(DisclosureRow {
+                id: row.get(0)?,
+                ts: row.get(1)?,
+                request_id: row.get(2)?,
+                partner: row.get(3)?,
+                purpose: row.get(4)?,
+                msisdn: row.get(5)?,
+                kinds: row.get(6)?,
+                headers: row.get(7)?,
+                host: row.get(8)?,
+                port: row.get(9)?,
+                upstream_ip: row.get(10)?,
+                client_ip: row.get(11)?,
+                policy_hash: row.get(12)?,
+                prev_hash: row.get(13)?,
+                hash: row.get(14)?,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn filter_conditions(filter: &ExposureFilter) -> (Vec<String>, Vec<Value>) {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    if let Some(partner) = &filter.partner {
+        conditions.push("partner = ?".to_owned());
+        values.push(Value::Text(partner.clone()));
+    }
+    if let Some(host) = &filter.host {
+        conditions.push("host = ?".to_owned());
+        values.push(Value::Text(host.clone()));
+    }
+    push_range(&mut conditions, &mut values, filter.range);
+    (conditions, values)
+}
+
+fn push_range(conditions: &mut Vec<String>, values: &mut Vec<Value>, range: TimeRange) {
+    if let Some(from) = range.from {
+        conditions.push("ts >= ?".to_owned());
+        values.push(Value::Integer(from));
+    }
+    if let Some(to) = range.to {
+        conditions.push("ts < ?".to_owned());
+        values.push(Value::Integer(to));
+    }
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    }
+}
+
+/// `Ok` when `policy` would have disclosed exactly this record's headers and kinds to this
+/// partner at this destination.
+pub fn allowed_by(policy: &Policy, row: &DisclosureRow) -> Result<(), String> {
+    let Ok(upstream) = row.upstream_ip.parse::<IpAddr>() else {
+        return Err("the record's upstream address is unreadable".into());
+    };
+    let partner = match policy.decide(&row.host, row.port, upstream) {
+        Decision::Disclose(partner) => partner,
+        Decision::Withhold(reason) => {
+            return Err(match reason {
+                headwall_policy::WithholdReason::NoPartner => {
+                    format!("no partner for {}:{}", row.host, row.port)
+                }
+                headwall_policy::WithholdReason::PinningMismatch => format!(
+                    "{} is outside the destinations of the partner for {}:{}",
+                    row.upstream_ip, row.host, row.port
+                ),
+                other => other.as_str().to_owned(),
+            });
+        }
+    };
+    if partner.name != row.partner {
+        return Err(format!(
+            "the destination belongs to partner {}, not {}",
+            partner.name, row.partner
+        ));
+    }
+    for (header, kind) in row.headers.split(',').zip(row.kinds.split(',')) {
+        let granted = partner
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(header) && h.kind.as_str() == kind);
+        if !granted {
+            return Err(format!(
+                "{header} ({kind}) is not given to {}",
+                partner.name
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! `headwall audit verify`: walks both hash chains from their anchors and checks that they
+//! reach the latest signed checkpoint.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
+
+use crate::record::{DisclosureRow, EventRow, GENESIS_HASH};
+use crate::writer::{ChainEnd, Checkpoint, checkpoint_path};
+
+/// An intact log: what was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Disclosure records checked.
+    pub disclosures: u64,
+    /// Security events checked.
+    pub security_events: u64,
+    /// The latest checkpoint the chains reach, when there is one.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// The first bad record (or checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    /// `disclosures`, `security_events` or `checkpoints`.
+    pub table: &'static str,
+    /// The record's id (the line number for checkpoints; 0 when not about one record).
+    pub id: i64,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+impl std::fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} record {}: {}", self.table, self.id, self.reason)
+    }
+}
+
+/// Checks the log at `path`. `public_key` is the identity signing key's public half; the
+/// latest checkpoint's signature is checked with it. `Err` is a log that cannot be read at
+/// all; `Ok(Err(..))` names the first bad record.
+pub fn verify(
+    path: &Path,
+    public_key: &[u8; 32],
+) -> Result<Result<VerifyReport, VerifyFailure>, String> {
+    if !path.exists() {
+        return Err(format!("{}: no audit log here", path.display()));
+    }
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|error| format!("{}: cannot open the audit log: {error}", path.display()))?;
+    let read_error = |error: rusqlite::Error| format!("{}: {error}", path.display());
+
+    let disclosures = match walk(&connection, "disclosures", |row| {
+        Ok(DisclosureRow {
+            id: row.get(0)?,
+            ts: row.get(1)?,
+            request_id: row.get(2)?,
+            partner: row.get(3)?,
+            purpose: row.get(4)?,
+            msisdn: row.get(5)?,
+            kinds: row.get(6)?,
+            headers: row.get(7)?,
+            host: row.get(8)?,
+            port: row.get(9)?,
+            upstream_ip: row.get(10)?,
+            client_ip: row.get(11)?,
+            policy_hash: row.get(12)?,
+            prev_hash: row.get(13)?,
+            hash: row.get(14)?,
+        })
+    })
+    .map_err(read_error)?
+    {
+        Ok(walked) => walked,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let events = match walk(&connection, "security_events", |row| {
+        Ok(EventRow {
+            id: row.get(0)?,
+            ts: row.get(1)?,
+            kind: row.get(2)?,
+            detail: row.get(3)?,
+            prev_hash: row.get(4)?,
+            hash: row.get(5)?,
+        })
+    })
+    .map_err(read_error)?
+    {
+        Ok(walked) => walked,
+        Err(failure) => return Ok(Err(failure)),
+    };
+
+    let checkpoint = match latest_checkpoint(&checkpoint_path(path), public_key) {
+        Ok(checkpoint) => checkpoint,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    if let Some(checkpoint) = &checkpoint {
+        for (walked, end) in [
+            (&disclosures, &checkpoint.disclosures),
+            (&events, &checkpoint.security_events),
+        ] {
+            if let Err(failure) = reaches(&connection, walked, end).map_err(read_error)? {
+                return Ok(Err(failure));
+            }
+        }
+    }
+    Ok(Ok(VerifyReport {
+        disclosures: disclosures.rows,
+        security_events: events.rows,
+        checkpoint,
+    }))
+}
+
+/// A chain rows that can be hashed.
+trait Chained {
+    fn id(&self) -> i64;
+    fn prev_hash(&self) -> &str;
+    fn hash(&self) -> &str;
+    fn computed_hash(&self) -> String;
+}
+
+impl Chained for DisclosureRow {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn computed_hash(&self) -> String {
+        DisclosureRow::computed_hash(self)
+    }
+}
+
+impl Chained for EventRow {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn prev_hash(&self) -> &str {
+        &self.prev_hash
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn computed_hash(&self) -> String {
+        EventRow::computed_hash(self)
+    }
+}
+
+struct Walked {
+    table: &'static str,
+    rows: u64,
+    removed_through: i64,
+    last_id: i64,
+}
+
+fn walk<R: Chained>(
+    connection: &Connection,
+    table: &'static str,
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+) -> rusqlite::Result<Result<Walked, VerifyFailure>> {
+    let anchor: Option<(i64, String)> = connection
+        .query_row(
+            "SELECT removed_through, hash FROM chain_anchor WHERE chain = ?1",
+            [table],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let (removed_through, anchor_hash) = anchor.unwrap_or_else(|| (0, GENESIS_HASH.to_owned()));
+    let columns = if table == "disclosures" {
+        "id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port, upstream_ip, \
+         client_ip, policy_hash, prev_hash, hash"
+    } else {
+        "id, ts, kind, detail, prev_hash, hash"
+    };
+    let mut statement =
+        connection.prepare(&format!("SELECT {columns} FROM {table} ORDER BY id"))?;
+    let mut rows = statement.query([])?;
+    let mut expected_id = removed_through + 1;
+    let mut previous = anchor_hash;
+    let mut count = 0;
+    let fail = |id: i64, reason: String| Ok(Err(VerifyFailure { table, id, reason }));
+    while let Some(row) = rows.next()? {
+        let record = read(row)?;
+        if record.id() != expected_id {
+            return fail(
+                expected_id,
+                format!(
+                    "missing (the next record present is {}): records were removed from the \
+                     middle or the start of the chain",
+                    record.id()
+                ),
+            );
+        }
+        if record.prev_hash() != previous {
+            return fail(
+                record.id(),
+                "prev_hash does not match the previous record's hash: the chain was broken here"
+                    .into(),
+            );
+        }
+        if record.computed_hash() != record.hash() {
+            return fail(
+                record.id(),
+                "content does not match its hash: the record was altered".into(),
+            );
+        }
+        previous = record.hash().to_owned();
+        expected_id += 1;
+        count += 1;
+    }
+    Ok(Ok(Walked {
+        table,
+        rows: count,
+        removed_through,
+        last_id: expected_id - 1,
+    }))
+}
+
+/// Whether the walked chain contains the checkpoint's last record, unchanged.
+fn reaches(
+    connection: &Connection,
+    walked: &Walked,
+    end: &ChainEnd,
+) -> rusqlite::Result<Result<(), VerifyFailure>> {
+    let fail = |id: i64, reason: String| {
+        Ok(Err(VerifyFailure {
+            table: walked.table,
+            id,
+            reason,
+        }))
+    };
+    if end.last_id == 0 || end.last_id <= walked.removed_through {
+        return Ok(Ok(()));
+    }
+    if end.last_id > walked.last_id {
+        return fail(
+            walked.last_id + 1,
+            format!(
+                "the chain ends at record {} but the latest checkpoint saw record {}: newer \
+                 records were cut off",
+                walked.last_id, end.last_id
+            ),
+        );
+    }
+    let hash: Option<String> = connection
+        .query_row(
+            &format!("SELECT hash FROM {} WHERE id = ?1", walked.table),
+            [end.last_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if hash.as_deref() != Some(end.last_hash.as_str()) {
+        return fail(
+            end.last_id,
+            "differs from the record the latest checkpoint signed".into(),
+        );
+    }
+    Ok(Ok(()))
+}
+
+/// The last line of the checkpoint file, its signature checked. `None` when no checkpoint was
+/// written yet.
+fn latest_checkpoint(
+    path: &Path,
+    public_key: &[u8; 32],
+) -> Result<Option<Checkpoint>, VerifyFailure> {
+    let fail = |line: usize, reason: String| VerifyFailure {
+        table: "checkpoints",
+        id: i64::try_from(line).unwrap_or(i64::MAX),
+        reason,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(fail(0, format!("{}: {error}", path.display()))),
+    };
+    let Some((number, line)) = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .last()
+    else {
+        return Ok(None);
+    };
+    let number = number + 1;
+    let mut parts = line.split('\t');
+    let (Some(body), Some(signature)) = (parts.next(), parts.next()) else {
+        return Err(fail(number, "not a checkpoint line".into()));
+    };
+    let signature: Option<[u8; 64]> = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok());
+    let Some(signature) = signature else {
+        return Err(fail(
+            number,
+            "the signature is not 64 bytes of base64url".into(),
+        ));
+    };
+    if !headwall_identity::verify_detached(public_key, body.as_bytes(), &signature) {
+        return Err(fail(
+            number,
+            format!(
+                "the signature does not verify with the signing key in {}: the checkpoint was \
+                 altered or signed with another key",
+                "[identity].signing_key_file"
+            ),
+        ));
+    }
+    serde_json::from_str(body)
+        .map(Some)
+        .map_err(|error| fail(number, format!("unreadable checkpoint: {error}")))
+}

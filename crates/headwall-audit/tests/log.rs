@@ -1,0 +1,387 @@
+//! The audit log on real SQLite files: durability, group commit, the chain, checkpoints,
+//! retention and the three questions.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use headwall_audit::{
+    AuditError, AuditLog, AuditOptions, AuditReader, Disclosure, EventKind, ExposureFilter,
+    TimeRange, checkpoint_path, verify,
+};
+use headwall_identity::{Msisdn, SigningKey};
+use rusqlite::Connection;
+
+const SEED: [u8; 32] = [0x42; 32];
+
+fn options() -> AuditOptions {
+    AuditOptions {
+        signing_key: SigningKey::from_seed(&SEED).unwrap(),
+        checkpoint_every: Duration::from_secs(60),
+    }
+}
+
+fn public_key() -> [u8; 32] {
+    SigningKey::from_seed(&SEED).unwrap().public_key_bytes()
+}
+
+fn disclosure(msisdn: &str, partner: &str, host: &str) -> Disclosure {
+    Disclosure {
+        request_id: "r".into(),
+        partner: partner.into(),
+        purpose: "age_verification".into(),
+        msisdn: Msisdn::parse(msisdn).unwrap(),
+        kinds: vec!["pseudonym".into(), "age_verified".into()],
+        headers: vec!["X-Subscriber-Id".into(), "X-Age-Verified".into()],
+        host: host.into(),
+        port: 80,
+        upstream_ip: IpAddr::from([127, 0, 0, 2]),
+        client_ip: IpAddr::from([127, 0, 0, 5]),
+        policy_hash: "policy-1".into(),
+    }
+}
+
+fn database(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("audit.db")
+}
+
+fn verified(path: &Path) -> headwall_audit::VerifyReport {
+    match verify(path, &public_key()).unwrap() {
+        Ok(report) => report,
+        Err(failure) => panic!("verify failed: {failure}"),
+    }
+}
+
+fn failure(path: &Path) -> headwall_audit::VerifyFailure {
+    match verify(path, &public_key()).unwrap() {
+        Ok(report) => panic!("verify passed a damaged log: {report:?}"),
+        Err(failure) => failure,
+    }
+}
+
+async fn write_many(log: &AuditLog, count: usize) {
+    let mut tasks = Vec::new();
+    for index in 0..count {
+        let log = log.clone();
+        let msisdn = format!("4477009{:05}", index % 50);
+        tasks.push(tokio::spawn(async move {
+            log.disclose(disclosure(&msisdn, "agecheck", "verify.agecheck.test"))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_disclosures_share_commits_and_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 500).await;
+    log.event(
+        EventKind::SpoofStripped,
+        &serde_json::json!({"count": 2, "client_ip": "127.0.0.5"}),
+    );
+    let commits = log.commits();
+    log.close().await;
+    assert!(
+        commits < 500,
+        "group commit: {commits} commits for 500 records"
+    );
+
+    // Durable: another connection sees every row.
+    let connection = Connection::open(&path).unwrap();
+    let rows: i64 = connection
+        .query_row("SELECT COUNT(*) FROM disclosures", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 500);
+    let report = verified(&path);
+    assert_eq!((report.disclosures, report.security_events), (500, 1));
+    let checkpoint = report.checkpoint.expect("close writes a checkpoint");
+    assert_eq!(checkpoint.disclosures.last_id, 500);
+}
+
+#[tokio::test]
+async fn reopening_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 3).await;
+    log.close().await;
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 3).await;
+    log.close().await;
+    assert_eq!(verified(&path).disclosures, 6);
+}
+
+#[tokio::test]
+async fn altered_removed_and_cut_off_records_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 10).await;
+    log.close().await;
+    let pristine = std::fs::read(&path).unwrap();
+    let restore = || {
+        std::fs::write(&path, &pristine).unwrap();
+        let _ = std::fs::remove_file(path.with_extension("db-wal"));
+        let _ = std::fs::remove_file(path.with_extension("db-shm"));
+    };
+    let connection = || Connection::open(&path).unwrap();
+
+    // Altered content: a partner renamed after the fact.
+    connection()
+        .execute("UPDATE disclosures SET partner = 'other' WHERE id = 4", [])
+        .unwrap();
+    let found = failure(&path);
+    assert_eq!((found.table, found.id), ("disclosures", 4));
+    assert!(found.reason.contains("altered"), "{}", found.reason);
+    restore();
+
+    // A record removed from the middle.
+    connection()
+        .execute("DELETE FROM disclosures WHERE id = 6", [])
+        .unwrap();
+    let found = failure(&path);
+    assert_eq!(found.id, 6);
+    restore();
+
+    // Re-hashed from record 7 on to hide an edit: the chain is consistent again, but the
+    // signed checkpoint does not match the last record any more.
+    {
+        let connection = connection();
+        connection
+            .execute("UPDATE disclosures SET host = 'evil.test' WHERE id = 7", [])
+            .unwrap();
+        let mut previous: String = connection
+            .query_row("SELECT hash FROM disclosures WHERE id = 6", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        for id in 7..=10 {
+            let mut stored = raw_row(&connection, id);
+            stored.prev_hash = previous.clone();
+            stored.hash = stored.computed_hash();
+            connection
+                .execute(
+                    "UPDATE disclosures SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+                    rusqlite::params![stored.prev_hash, stored.hash, id],
+                )
+                .unwrap();
+            previous = stored.hash;
+        }
+    }
+    let found = failure(&path);
+    assert_eq!(found.id, 10, "{found}");
+    assert!(found.reason.contains("checkpoint"), "{}", found.reason);
+    restore();
+
+    // The newest records cut off.
+    connection()
+        .execute("DELETE FROM disclosures WHERE id > 8", [])
+        .unwrap();
+    let found = failure(&path);
+    assert!(found.reason.contains("cut off"), "{}", found.reason);
+    restore();
+
+    // A forged checkpoint line.
+    let checkpoints = checkpoint_path(&path);
+    let text = std::fs::read_to_string(&checkpoints).unwrap();
+    std::fs::write(
+        &checkpoints,
+        text.replace("\"last_id\":10", "\"last_id\":9"),
+    )
+    .unwrap();
+    let found = failure(&path);
+    assert_eq!(found.table, "checkpoints");
+    std::fs::write(&checkpoints, text).unwrap();
+
+    verified(&path);
+}
+
+fn raw_row(connection: &Connection, id: i64) -> headwall_audit::DisclosureRow {
+    connection
+        .query_row(
+            "SELECT id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port,
+                    upstream_ip, client_ip, policy_hash, prev_hash, hash
+             FROM disclosures WHERE id = ?1",
+            [id],
+            |row| {
+                Ok(headwall_audit::DisclosureRow {
+                    id: row.get(0)?,
+                    ts: row.get(1)?,
+                    request_id: row.get(2)?,
+                    partner: row.get(3)?,
+                    purpose: row.get(4)?,
+                    msisdn: row.get(5)?,
+                    kinds: row.get(6)?,
+                    headers: row.get(7)?,
+                    host: row.get(8)?,
+                    port: row.get(9)?,
+                    upstream_ip: row.get(10)?,
+                    client_ip: row.get(11)?,
+                    policy_hash: row.get(12)?,
+                    prev_hash: row.get(13)?,
+                    hash: row.get(14)?,
+                })
+            },
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retention_keeps_the_chain_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 5).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = headwall_audit::time::now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    write_many(&log, 5).await;
+    log.event(EventKind::PolicyChange, &serde_json::json!({"hash": "p"}));
+    assert_eq!(log.prune(cutoff).await.unwrap(), 5);
+    assert_eq!(log.prune(cutoff).await.unwrap(), 0);
+    log.close().await;
+    let report = verified(&path);
+    assert_eq!(report.disclosures, 5);
+
+    // After a restart the chain continues from the anchor.
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 2).await;
+    // Everything pruned: the anchor alone carries the chain.
+    assert_eq!(
+        log.prune(headwall_audit::time::now_ms() + 1000)
+            .await
+            .unwrap(),
+        8
+    );
+    write_many(&log, 1).await;
+    log.close().await;
+    assert_eq!(verified(&path).disclosures, 1);
+}
+
+#[tokio::test]
+async fn a_failing_database_fails_the_disclosure_and_the_log_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 1).await;
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE disclosures RENAME TO moved")
+        .unwrap();
+    let result = log
+        .disclose(disclosure(
+            "447700900123",
+            "agecheck",
+            "verify.agecheck.test",
+        ))
+        .await;
+    assert!(matches!(result, Err(AuditError::Commit(_))), "{result:?}");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE moved RENAME TO disclosures")
+        .unwrap();
+    log.disclose(disclosure(
+        "447700900123",
+        "agecheck",
+        "verify.agecheck.test",
+    ))
+    .await
+    .unwrap();
+    log.close().await;
+    assert!(matches!(
+        log.disclose(disclosure(
+            "447700900123",
+            "agecheck",
+            "verify.agecheck.test"
+        ))
+        .await,
+        Err(AuditError::WriterStopped)
+    ));
+    assert_eq!(verified(&path).disclosures, 2);
+}
+
+#[tokio::test]
+async fn the_three_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    let start = headwall_audit::time::now_ms();
+    for (msisdn, partner, host) in [
+        ("447700900123", "agecheck", "verify.agecheck.test"),
+        ("447700900123", "agecheck", "verify.agecheck.test"),
+        ("447700900456", "agecheck", "verify.agecheck.test"),
+        ("447700900123", "carrierpay", "pay.carrierbilling.test"),
+    ] {
+        log.disclose(disclosure(msisdn, partner, host))
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    let reader = AuditReader::open(&path).unwrap();
+
+    let subscriber = Msisdn::parse("447700900123").unwrap();
+    let all = reader
+        .subscriber(&subscriber, TimeRange::default())
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].partner, "carrierpay");
+    assert_eq!(all[0].headers, ["X-Subscriber-Id", "X-Age-Verified"]);
+    let none = reader
+        .subscriber(
+            &subscriber,
+            TimeRange {
+                from: None,
+                to: Some(start - 1),
+            },
+        )
+        .unwrap();
+    assert!(none.is_empty());
+
+    let exposure = reader.exposure(&ExposureFilter::default()).unwrap();
+    assert_eq!(exposure.len(), 2);
+    assert_eq!(
+        (
+            exposure[0].partner.as_str(),
+            exposure[0].subscribers,
+            exposure[0].disclosures
+        ),
+        ("agecheck", 2, 3)
+    );
+    let only = reader
+        .exposure(&ExposureFilter {
+            partner: Some("carrierpay".into()),
+            ..ExposureFilter::default()
+        })
+        .unwrap();
+    assert_eq!(only.len(), 1);
+
+    // Breach scoping: a policy that never contracted carrierpay, and gives agecheck only the
+    // pseudonym.
+    let policy = headwall_policy::load_policy(
+        "narrow.toml",
+        r#"
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["verify.agecheck.test"]
+destinations = ["127.0.0.2/32"]
+headers = { "X-Subscriber-Id" = "pseudonym", "X-Age-Verified" = "age_verified" }
+"#,
+    )
+    .unwrap();
+    let unallowed = reader.against(&policy, &ExposureFilter::default()).unwrap();
+    assert_eq!(unallowed.len(), 1, "{unallowed:?}");
+    assert_eq!(unallowed[0].record.partner, "carrierpay");
+    assert!(
+        unallowed[0].reason.contains("no partner"),
+        "{}",
+        unallowed[0].reason
+    );
+}
