@@ -1,24 +1,42 @@
-//! Builds the identity values a partner receives and inserts them, all or nothing.
+//! Builds the identity values a partner receives; they are inserted, all or nothing, only after
+//! their disclosure record is durable.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use headwall_identity::TokenRequest;
+use headwall_identity::{Msisdn, TokenRequest};
 use headwall_policy::{Partner, ValueKind, WithholdReason};
 use headwall_sessions::Lookup;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::gateway::{ActivePolicy, Gateway};
 
-/// Inserts `partner`'s headers for the subscriber behind `client_ip`. Returns the number of
-/// headers inserted, or why nothing was (then `headers` is untouched).
-pub(crate) fn enrich(
+/// Every value `partner` is to receive for one request, computed but not yet inserted.
+pub(crate) struct Prepared {
+    pub(crate) msisdn: Msisdn,
+    pub(crate) values: Vec<(HeaderName, HeaderValue, ValueKind)>,
+}
+
+impl Prepared {
+    /// Inserts every value. `insert`, not `append`: the strip set already removed every client
+    /// copy of partner header names, so exactly one copy leaves.
+    pub(crate) fn insert(self, headers: &mut HeaderMap) -> usize {
+        let inserted = self.values.len();
+        for (name, value, _) in self.values {
+            headers.insert(name, value);
+        }
+        inserted
+    }
+}
+
+/// Computes `partner`'s values for the subscriber behind `client_ip`, or says why there are
+/// none. Any failure yields no values at all.
+pub(crate) fn prepare(
     gateway: &Gateway,
     active: &ActivePolicy,
     partner: &Partner,
     client_ip: IpAddr,
-    headers: &mut HeaderMap,
-) -> Result<usize, WithholdReason> {
+) -> Result<Prepared, WithholdReason> {
     if !gateway.enrichment_enabled() {
         return Err(WithholdReason::EnrichmentDisabled);
     }
@@ -35,7 +53,7 @@ pub(crate) fn enrich(
     let profiles = gateway.profiles.load();
 
     // Compute every value before inserting any: a failure leaves the request without identity.
-    let mut values: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(runtime.headers.len());
+    let mut values = Vec::with_capacity(runtime.headers.len());
     for (name, kind) in &runtime.headers {
         let value = match kind {
             ValueKind::Msisdn => HeaderValue::from_str(msisdn.expose_digits()),
@@ -68,15 +86,12 @@ pub(crate) fn enrich(
             return Err(WithholdReason::PolicyUnavailable);
         };
         value.set_sensitive(true);
-        values.push((name.clone(), value));
+        values.push((name.clone(), value, *kind));
     }
-    let inserted = values.len();
-    for (name, value) in values {
-        // `insert`, not `append`: the strip set already removed every client copy of partner
-        // header names, and exactly one copy leaves.
-        headers.insert(name, value);
-    }
-    Ok(inserted)
+    Ok(Prepared {
+        msisdn: msisdn.clone(),
+        values,
+    })
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -9,6 +9,9 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use std::sync::atomic::AtomicU64;
+
+use headwall_audit::{Disclosure, EventKind};
 use headwall_policy::{Decision, WithholdReason};
 
 use crate::gateway::Gateway;
@@ -16,6 +19,8 @@ use crate::idle::{Activity, until_idle};
 use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
 use crate::upstream::{self, UpstreamError};
+
+static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Handles one client request end to end and counts its outcome.
 pub(crate) async fn handle(
@@ -76,6 +81,16 @@ async fn forward(
             count = stripped.identity_removed,
             "identity headers stripped from client request"
         );
+        // One event per request, with the count: names and values stay out of the record.
+        gateway.audit.event(
+            EventKind::SpoofStripped,
+            &serde_json::json!({
+                "count": stripped.identity_removed,
+                "client_ip": client.ip().to_string(),
+                "host": host,
+                "port": port,
+            }),
+        );
     }
     let upgrade = stripped.upgrade;
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
@@ -94,14 +109,42 @@ async fn forward(
     let mut inserted = 0;
     match decision {
         Decision::Disclose(partner) => {
-            match crate::enrich::enrich(
-                gateway,
-                &active,
-                partner,
-                client.ip(),
-                request.headers_mut(),
-            ) {
-                Ok(count) => inserted = count,
+            match crate::enrich::prepare(gateway, &active, partner, client.ip()) {
+                Ok(prepared) if prepared.values.is_empty() => {}
+                Ok(prepared) => {
+                    let record = Disclosure {
+                        request_id: gateway.next_request_id(),
+                        partner: partner.name.clone(),
+                        purpose: partner.purpose.as_str().to_owned(),
+                        msisdn: prepared.msisdn.clone(),
+                        kinds: prepared
+                            .values
+                            .iter()
+                            .map(|(_, _, kind)| kind.as_str().to_owned())
+                            .collect(),
+                        headers: prepared
+                            .values
+                            .iter()
+                            .map(|(name, _, _)| name.as_str().to_owned())
+                            .collect(),
+                        host: host.clone(),
+                        port,
+                        upstream_ip: upstream.addr.ip(),
+                        client_ip: client.ip(),
+                        policy_hash: active.policy.hash().to_owned(),
+                    };
+                    // No audit, no disclosure: the values go in only once the record is durable.
+                    match gateway.audit.disclose(record).await {
+                        Ok(()) => inserted = prepared.insert(request.headers_mut()),
+                        Err(error) => {
+                            gateway.metrics.count_audit_write_failure();
+                            gateway.metrics.count_withheld();
+                            crate::listener::warn_limited(&AUDIT_FAILED, || {
+                                tracing::warn!(%error, "audit log unavailable; identity withheld");
+                            });
+                        }
+                    }
+                }
                 Err(reason) => {
                     gateway.metrics.count_withheld();
                     tracing::debug!(partner = %partner.name, reason = reason.as_str(), "identity withheld");
@@ -111,6 +154,16 @@ async fn forward(
         Decision::Withhold(WithholdReason::PinningMismatch) => {
             gateway.metrics.count_pinning_mismatch();
             tracing::warn!(upstream.addr = %upstream.addr, "pinning mismatch: partner host connected outside its destinations; identity withheld");
+            gateway.audit.event(
+                EventKind::PinningMismatch,
+                &serde_json::json!({
+                    "host": host,
+                    "port": port,
+                    "upstream_ip": upstream.addr.ip().to_string(),
+                    "client_ip": client.ip().to_string(),
+                    "policy_hash": active.policy.hash(),
+                }),
+            );
         }
         Decision::Withhold(_) => {}
     }

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use headwall_audit::AuditLog;
 use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
 use headwall_policy::{Policy, ValueKind};
 use headwall_sessions::{Profiles, SessionTable};
@@ -113,6 +114,14 @@ pub struct Gateway {
     pub(crate) metrics: Metrics,
     pub(crate) upstreams: Upstreams,
     pub(crate) connections: Arc<Semaphore>,
+    pub(crate) audit: AuditLog,
+    request_ids: RequestIds,
+}
+
+/// Request ids: a random per-process prefix and a counter, unique across restarts and cheap.
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
 }
 
 impl Gateway {
@@ -123,6 +132,7 @@ impl Gateway {
         sessions: Arc<SessionTable>,
         profiles: Profiles,
         keys: IdentityKeys,
+        audit: AuditLog,
     ) -> Arc<Gateway> {
         let active = ActivePolicy::new(policy, &keys);
         let connections = Arc::new(Semaphore::new(settings.max_connections));
@@ -137,7 +147,23 @@ impl Gateway {
             metrics: Metrics::default(),
             upstreams,
             connections,
+            audit,
+            request_ids: RequestIds {
+                prefix: random_prefix(),
+                next: AtomicU64::new(1),
+            },
         })
+    }
+
+    /// A new request id (`prefix-counter`, hex).
+    pub(crate) fn next_request_id(&self) -> String {
+        let n = self.request_ids.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.request_ids.prefix)
+    }
+
+    /// The audit log disclosures and security events go to.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// Activates a new policy atomically; requests in flight finish under the old one.
@@ -196,4 +222,11 @@ impl Gateway {
     pub fn add_own_address(&self, addr: SocketAddr) {
         self.upstreams.add_own_address(addr);
     }
+}
+
+fn random_prefix() -> u32 {
+    let mut bytes = [0u8; 4];
+    // Without a random source the ids stay unique within the process (the counter).
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_be_bytes(bytes)
 }

@@ -94,7 +94,7 @@ static MALFORMED: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `log` at most once per 10 seconds per `last` slot: malformed input is counted on every
 /// occurrence but logged rarely, so a flood cannot fill the disk.
-fn warn_limited(last: &AtomicU64, log: impl FnOnce()) {
+pub(crate) fn warn_limited(last: &AtomicU64, log: impl FnOnce()) {
     let now = crate::enrich::unix_now();
     let previous = last.load(Ordering::Relaxed);
     if now >= previous + 10

@@ -48,6 +48,7 @@ pub struct Metrics {
     pinning_mismatches: AtomicU64,
     disclosures: AtomicU64,
     withheld: AtomicU64,
+    audit_write_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -74,6 +75,15 @@ impl Metrics {
     /// Partner-bound requests forwarded without identity (no binding, stale, switched off...).
     pub fn withheld(&self) -> u64 {
         self.withheld.load(Ordering::Relaxed)
+    }
+
+    /// Disclosures whose audit record could not be made durable (identity withheld).
+    pub fn audit_write_failures(&self) -> u64 {
+        self.audit_write_failures.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_audit_write_failure(&self) {
+        self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_request(&self, outcome: Outcome) {

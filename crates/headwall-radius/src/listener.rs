@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{Imsi, Msisdn};
 use headwall_sessions::{Binding, Change, SessionStore};
 use ipnet::IpNet;
@@ -59,6 +60,7 @@ pub async fn serve(
     settings: RadiusSettings,
     store: SessionStore,
     metrics: Arc<RadiusMetrics>,
+    audit: AuditLog,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     if let Ok(addr) = socket.local_addr() {
@@ -93,6 +95,7 @@ pub async fn serve(
             metrics.count("other", PacketResult::UnknownClient);
             limited(&UNKNOWN_CLIENT, || {
                 tracing::warn!(%source, "radius packet from an unknown client dropped");
+                rejected(&audit, source, "unknown_client");
             });
             continue;
         };
@@ -107,6 +110,7 @@ pub async fn serve(
                 metrics.count("other", result);
                 limited(&REJECTED, || {
                     tracing::warn!(%source, reason = error.as_str(), "radius packet dropped");
+                    rejected(&audit, source, error.as_str());
                 });
                 continue;
             }
@@ -297,6 +301,15 @@ static REJECTED: AtomicU64 = AtomicU64::new(0);
 static UNUSABLE: AtomicU64 = AtomicU64::new(0);
 static STORE_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// A `radius_rejected` security event (called at the log's rate limit, so a flood of bad
+/// packets cannot flood the audit log).
+fn rejected(audit: &AuditLog, source: SocketAddr, reason: &str) {
+    audit.event(
+        EventKind::RadiusRejected,
+        &serde_json::json!({ "source": source.ip().to_string(), "reason": reason }),
+    );
+}
+
 /// Runs `log` at most once per 10 s per slot: bad input is counted always, logged rarely.
 fn limited(last: &AtomicU64, log: impl FnOnce()) {
     let now = unix_now();
@@ -328,6 +341,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table = Arc::new(headwall_sessions::SessionTable::new(7200));
         let store = SessionStore::open(dir.path(), table.clone()).unwrap();
+        let audit = headwall_audit::AuditLog::open(
+            &dir.path().join("audit.db"),
+            headwall_audit::AuditOptions {
+                signing_key: headwall_identity::SigningKey::from_seed(&[1; 32]).unwrap(),
+                checkpoint_every: Duration::from_secs(60),
+            },
+        )
+        .unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let server = socket.local_addr().unwrap();
         let metrics = Arc::new(RadiusMetrics::default());
@@ -343,6 +364,7 @@ mod tests {
             settings,
             store,
             metrics.clone(),
+            audit,
             std::future::pending(),
         ));
 

@@ -129,6 +129,30 @@ impl ServeProcess {
         std::mem::replace(&mut self.dir, placeholder)
     }
 
+    /// Stops the process with SIGTERM (a graceful shutdown: in-flight work finishes, state is
+    /// flushed), waits for it to exit, and returns its exit code and its folder.
+    pub fn terminate(mut self) -> (Option<i32>, tempfile::TempDir) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + patience(Duration::from_secs(20));
+        let code = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status.code(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    break None;
+                }
+            }
+        };
+        let placeholder = temp_dir();
+        (code, std::mem::replace(&mut self.dir, placeholder))
+    }
+
     /// The folder's path joined with `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

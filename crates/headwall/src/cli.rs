@@ -36,6 +36,11 @@ pub(crate) enum Command {
         #[arg(long, default_value = "headwall.toml")]
         config: PathBuf,
     },
+    /// Query and verify the audit log (the only place subscriber numbers are shown).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Write a new pseudonym key and Ed25519 signing key (mode 0600) into a folder.
     Keygen {
         /// Folder to write pseudonym.key and signing.key into (created if missing).
@@ -48,4 +53,64 @@ pub(crate) enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+}
+
+/// `headwall audit …`: times are RFC 3339 (`2026-11-01T08:00:00Z`) or a date (`2026-11-01`);
+/// `--from` is inclusive, `--to` exclusive.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Every disclosure of one subscriber (data-subject access).
+    Subscriber {
+        /// The subscriber: international digits, `+CC…`, `00CC…`, or national `0…` with
+        /// `[radius].country_code`.
+        msisdn: String,
+        /// Only records at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<i64>,
+        /// Only records before this time.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<i64>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (for `[audit]`).
+        #[arg(long, default_value = "headwall.toml")]
+        config: PathBuf,
+    },
+    /// Who was disclosed to whom: distinct subscribers per (partner, host).
+    Exposure {
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this partner.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only records at or after this time.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<i64>,
+        /// Only records before this time.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<i64>,
+        /// List only the disclosures this policy (a config file) would not have allowed;
+        /// exit 1 when there are any (breach scoping).
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (for `[audit]`).
+        #[arg(long, default_value = "headwall.toml")]
+        config: PathBuf,
+    },
+    /// Check the hash chains and the latest signed checkpoint; exit 1 naming the first bad
+    /// record.
+    Verify {
+        /// Configuration file (for `[audit]` and the signing key).
+        #[arg(long, default_value = "headwall.toml")]
+        config: PathBuf,
+    },
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    headwall_audit::time::parse_rfc3339(text)
 }

@@ -1,6 +1,7 @@
 //! One file per command; `run` maps each to an exit code (DESIGN: 0 ok, 1 error or finding,
 //! 2 cannot run, 3 plan widened).
 
+mod audit;
 mod check;
 mod demo;
 mod keygen;
@@ -18,11 +19,24 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::run(&config),
         Command::Demo { keep_running, .. } => demo::run(keep_running),
         Command::Check { config } => Ok(check::run(&config)),
+        Command::Audit { command } => audit::run(command),
         Command::Keygen { out } => keygen::run(&out),
         Command::Leakcheck { .. } => {
             anyhow::bail!("`headwall leakcheck` is not built yet")
         }
     }
+}
+
+/// Loads a configuration for a command, printing why it cannot: `Err` carries the exit code
+/// (1 invalid, 2 unreadable).
+pub(crate) fn load_config(path: &std::path::Path) -> Result<headwall_policy::Config, ExitCode> {
+    crate::config::load(path).map_err(|error| {
+        eprintln!("{error}");
+        match error {
+            crate::config::LoadError::Invalid(_) => ExitCode::from(1),
+            crate::config::LoadError::Unreadable(..) => ExitCode::from(EXIT_CANNOT_RUN),
+        }
+    })
 }
 
 /// The runtime every command that serves uses.

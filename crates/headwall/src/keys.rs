@@ -87,3 +87,11 @@ pub(crate) fn identity_keys(
         issuer: TokenIssuer::new(signing, settings.issuer.clone()),
     })
 }
+
+/// The identity signing key (created when missing), for signing audit checkpoints.
+pub(crate) fn signing_key(
+    settings: &headwall_policy::IdentitySettings,
+) -> anyhow::Result<SigningKey> {
+    let seed = load_or_create(&settings.signing_key_file)?;
+    SigningKey::from_seed(&seed).map_err(|error| anyhow::anyhow!("signing key: {error}"))
+}

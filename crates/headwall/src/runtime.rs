@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use headwall_policy::{Config, RadiusSecret, SessionsBackend};
+use std::time::Duration;
+
+use headwall_audit::{AuditLog, AuditOptions};
+use headwall_policy::{AuditBackend, Config, RadiusSecret, SessionsBackend};
 use headwall_proxy::{Gateway, GatewaySettings};
 use headwall_radius::{RadiusClient, RadiusMetrics, RadiusSettings};
 use headwall_sessions::{Change, Profiles, SessionStore, SessionTable};
@@ -20,6 +23,7 @@ pub(crate) struct Running {
     /// The RADIUS accounting listener, when `[radius]` is configured.
     pub(crate) radius_addr: Option<SocketAddr>,
     pub(crate) radius_metrics: Arc<RadiusMetrics>,
+    pub(crate) audit: AuditLog,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -27,6 +31,18 @@ pub(crate) struct Running {
 /// Loads keys and profiles, binds every listener and starts serving.
 pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
     let keys = crate::keys::identity_keys(&config.identity)?;
+    let audit = match &config.audit.backend {
+        AuditBackend::Embedded { path } => AuditLog::open(
+            path,
+            AuditOptions {
+                signing_key: crate::keys::signing_key(&config.identity)?,
+                checkpoint_every: Duration::from_secs(60),
+            },
+        )?,
+        AuditBackend::Postgres { .. } => {
+            anyhow::bail!("[audit] backend = \"postgres\" is not available yet; use \"embedded\"")
+        }
+    };
     let profiles = match &config.subscribers {
         Some(subscribers) => load_profiles(&subscribers.file)?,
         None => Profiles::default(),
@@ -44,6 +60,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         sessions,
         profiles,
         keys,
+        audit.clone(),
     );
     tracing::info!(
         policy.hash = gateway.policy().policy.hash(),
@@ -102,6 +119,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             settings,
             store.clone(),
             radius_metrics.clone(),
+            audit.clone(),
             stopped(watcher.clone()),
         )));
     }
@@ -110,7 +128,13 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         config.sessions.stale_after,
         stopped(watcher.clone()),
     )));
+    tasks.push(tokio::spawn(retention(
+        audit.clone(),
+        config.audit.retention,
+        stopped(watcher.clone()),
+    )));
     Ok(Running {
+        audit,
         gateway,
         explicit_addr,
         admin_addr,
@@ -122,12 +146,14 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
-    /// Stops accepting and waits for the listener tasks.
+    /// Stops accepting, waits for the listener tasks, then flushes the audit log and writes
+    /// its final checkpoint.
     pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        self.audit.close().await;
     }
 }
 
@@ -184,6 +210,34 @@ async fn sweep_stale(
             .map_or(0, |elapsed| elapsed.as_secs());
         if let Err(error) = store.apply(Change::Sweep(now)).await {
             tracing::warn!(%error, "stale binding sweep failed");
+        }
+    }
+}
+
+/// Removes audit records older than `[audit].retention`, every 10 minutes, in bounded steps so
+/// that disclosures are never held up for long.
+async fn retention(
+    audit: AuditLog,
+    retention: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = headwall_audit::time::now_ms().saturating_sub(retention_ms);
+        loop {
+            match audit.prune(cutoff).await {
+                Ok(0) => break,
+                Ok(removed) => tracing::info!(removed, "audit records past retention removed"),
+                Err(error) => {
+                    tracing::warn!(%error, "audit retention failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
 }

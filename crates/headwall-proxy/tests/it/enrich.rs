@@ -153,3 +153,95 @@ async fn policy_swap_applies_to_the_next_request() {
     h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
     assert_no_identity(&only(&h.agecheck));
 }
+
+#[tokio::test]
+async fn every_disclosure_is_recorded_before_it_leaves() {
+    let h = start("").await;
+    h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    h.get(subscriber_ip(), &h.billing_url(), &[]).await;
+    h.get(subscriber_ip(), &h.website_url(), &[]).await;
+    h.get(unbound_ip(), &h.agecheck_url(), &[]).await;
+    let got = h.agecheck.take();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header_values("x-age-verified"), ["true"]);
+    assert_no_identity(&got[1]);
+    // Exactly what each partner received, and nothing for the website or the unbound client.
+    assert_eq!(
+        h.disclosures(),
+        [
+            (
+                "agecheck".to_owned(),
+                SUBSCRIBER.to_owned(),
+                "x-age-verified,x-subscriber-id".to_owned(),
+                "verify.agecheck.test".to_owned()
+            ),
+            (
+                "carrierpay".to_owned(),
+                SUBSCRIBER.to_owned(),
+                "x-msisdn,x-billing-token".to_owned(),
+                "pay.carrierpay.test".to_owned()
+            ),
+        ]
+    );
+    match headwall_audit::verify(
+        &h.audit_path,
+        &headwall_identity::SigningKey::from_seed(&harness::SIGNING_SEED)
+            .unwrap()
+            .public_key_bytes(),
+    )
+    .unwrap()
+    {
+        Ok(report) => assert_eq!(report.disclosures, 2),
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+#[tokio::test]
+async fn audit_failure_withholds_identity_and_keeps_serving() {
+    let h = start("").await;
+    rusqlite::Connection::open(&h.audit_path)
+        .unwrap()
+        .execute_batch("ALTER TABLE disclosures RENAME TO unavailable")
+        .unwrap();
+    let response = h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_eq!(response.status, 200);
+    assert_no_identity(&only(&h.agecheck));
+    assert_eq!(h.gateway.metrics().audit_write_failures(), 1);
+    assert_eq!(h.gateway.metrics().disclosures(), 0);
+
+    // The log recovers: the next request is recorded and enriched again.
+    rusqlite::Connection::open(&h.audit_path)
+        .unwrap()
+        .execute_batch("ALTER TABLE unavailable RENAME TO disclosures")
+        .unwrap();
+    h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
+    assert_eq!(only(&h.agecheck).header_values("x-age-verified"), ["true"]);
+    assert_eq!(h.disclosures().len(), 1);
+}
+
+#[tokio::test]
+async fn spoofs_and_pinning_mismatches_are_security_events() {
+    let h = start("").await;
+    h.get(
+        unbound_ip(),
+        &h.website_url(),
+        &[
+            ("X-MSISDN", "447700900999"),
+            ("x_up_calling_line_id", "447700900999"),
+        ],
+    )
+    .await;
+    let url = format!("http://old.agecheck.test:{}/", h.website.addr().port());
+    h.get(subscriber_ip(), &url, &[]).await;
+    let events = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
+        h.security_events().len() >= 2
+    })
+    .await;
+    assert!(events, "{:?}", h.security_events());
+    let events = h.security_events();
+    assert_eq!(events[0].0, "spoof_stripped");
+    assert_eq!(events[0].1["count"], 2);
+    assert!(!events[0].1.to_string().contains("447700900999"));
+    assert_eq!(events[1].0, "pinning_mismatch");
+    assert_eq!(events[1].1["upstream_ip"], "127.0.0.3");
+}

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use headwall_audit::{AuditLog, AuditOptions};
 use headwall_identity::{Msisdn, PseudonymKey, SigningKey, TokenIssuer};
 use headwall_proxy::{Gateway, GatewaySettings, IdentityKeys};
 use headwall_sessions::{Binding, Profiles, SessionTable};
@@ -32,6 +33,9 @@ pub(crate) struct Harness {
     pub(crate) website: EchoOrigin,
     /// carrierpay (billing) on 127.0.0.4
     pub(crate) billing: EchoOrigin,
+    /// The audit database the gateway writes.
+    pub(crate) audit_path: std::path::PathBuf,
+    _state: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
@@ -88,12 +92,23 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
     )
     .unwrap();
     let sessions = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+    let state = tempfile::tempdir().unwrap();
+    let audit_path = state.path().join("audit.db");
+    let audit = AuditLog::open(
+        &audit_path,
+        AuditOptions {
+            signing_key: SigningKey::from_seed(&SIGNING_SEED).unwrap(),
+            checkpoint_every: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
     let gateway = Gateway::new(
         GatewaySettings::from_config(&config.gateway),
         config.policy.clone(),
         sessions,
         profiles,
         keys,
+        audit,
     );
     bind(&gateway, subscriber_ip(), SUBSCRIBER, now());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -108,6 +123,8 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
         agecheck,
         website,
         billing,
+        audit_path,
+        _state: state,
         _stop: stop,
     }
 }
@@ -133,6 +150,37 @@ pub(crate) fn now() -> u64 {
 }
 
 impl Harness {
+    /// `(partner, msisdn, headers, host)` of every disclosure record, oldest first.
+    pub(crate) fn disclosures(&self) -> Vec<(String, String, String, String)> {
+        let connection = rusqlite::Connection::open(&self.audit_path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT partner, msisdn, headers, host FROM disclosures ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The `kind` of every security event, oldest first.
+    pub(crate) fn security_events(&self) -> Vec<(String, serde_json::Value)> {
+        let connection = rusqlite::Connection::open(&self.audit_path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT kind, detail FROM security_events ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .map(|(kind, detail)| (kind, serde_json::from_str(&detail).unwrap()))
+            .collect()
+    }
+
     /// `GET url` through the gateway from `from`, with `headers` sent verbatim.
     pub(crate) async fn get(
         &self,

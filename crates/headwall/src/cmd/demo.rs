@@ -182,13 +182,38 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         "both RADIUS packets were accepted and applied",
         accepted == 2,
     );
-    let ok = checks.report();
-
     if keep_running {
         println!("\n--keep-running: gateway on {proxy}; Ctrl-C to stop");
         let _ = tokio::signal::ctrl_c().await;
     }
     running.stop().await;
+
+    // The regulator's first question, answered from the record the gateway just wrote.
+    let audit_path = match &config.audit.backend {
+        headwall_policy::AuditBackend::Embedded { path } => path.clone(),
+        headwall_policy::AuditBackend::Postgres { .. } => anyhow::bail!("demo uses embedded"),
+    };
+    let msisdn = headwall_identity::Msisdn::parse(SUBSCRIBER)?;
+    let records = headwall_audit::AuditReader::open(&audit_path)
+        .map_err(anyhow::Error::msg)?
+        .subscriber(&msisdn, headwall_audit::TimeRange::default())?;
+    println!("\n$ headwall audit subscriber {SUBSCRIBER}");
+    print!(
+        "{}",
+        super::audit::subscriber_text(&msisdn, headwall_audit::TimeRange::default(), &records)
+    );
+    let partners: Vec<&str> = records.iter().map(|r| r.partner.as_str()).collect();
+    checks.expect(
+        "the audit log holds exactly the two disclosures the partners received",
+        partners == ["agecheck", "carrierpay"],
+    );
+    let public_key = crate::keys::signing_key(&config.identity)?.public_key_bytes();
+    let verified = headwall_audit::verify(&audit_path, &public_key).map_err(anyhow::Error::msg)?;
+    checks.expect(
+        "the audit hash chain verifies and reaches its signed checkpoint",
+        verified.is_ok_and(|report| report.checkpoint.is_some()),
+    );
+    let ok = checks.report();
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

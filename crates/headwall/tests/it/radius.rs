@@ -10,9 +10,9 @@ use headwall_testkit::{
 
 use crate::binary;
 
-const SECRET: &str = "testing123";
+pub(crate) const SECRET: &str = "testing123";
 
-fn config(agecheck_port: u16) -> String {
+pub(crate) fn config(agecheck_port: u16) -> String {
     format!(
         r#"
 [gateway]
@@ -38,14 +38,14 @@ headers = {{ "X-Subscriber-Id" = "pseudonym" }}
     )
 }
 
-fn accounting(status: &str, session: &str) -> String {
+pub(crate) fn accounting(status: &str, session: &str) -> String {
     format!(
         "Acct-Status-Type = {status}\nFramed-IP-Address = 127.0.0.5\nCalling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"{session}\"\nNAS-IP-Address = 127.0.0.1\n"
     )
 }
 
 /// The X-Subscriber-Id values the partner received for one request from the subscriber.
-async fn pseudonyms_seen(gateway: SocketAddr, partner: &EchoOrigin) -> Vec<String> {
+pub(crate) async fn pseudonyms_seen(gateway: SocketAddr, partner: &EchoOrigin) -> Vec<String> {
     let url = format!("http://verify.agecheck.test:{}/", partner.addr().port());
     let response = send_raw(
         gateway,
