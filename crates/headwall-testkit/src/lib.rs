@@ -132,9 +132,10 @@ impl ServeProcess {
     /// Stops the process with SIGTERM (a graceful shutdown: in-flight work finishes, state is
     /// flushed), waits for it to exit, and returns its exit code and its folder.
     pub fn terminate(mut self) -> (Option<i32>, tempfile::TempDir) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
+        // The shell's built-in `kill`: no procps package needed.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", self.child.id()))
             .status();
         let deadline = Instant::now() + patience(Duration::from_secs(20));
         let code = loop {
