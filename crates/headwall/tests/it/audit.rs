@@ -62,12 +62,22 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     let records = json["disclosures"].as_array().unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["partner"], "agecheck");
-    assert_eq!(records[0]["headers"], serde_json::json!(["x-subscriber-id"]));
+    assert_eq!(
+        records[0]["headers"],
+        serde_json::json!(["x-subscriber-id"])
+    );
     assert_eq!(records[0]["upstream_ip"], "127.0.0.2");
     assert_eq!(records[0]["client_ip"], "127.0.0.5");
     let output = audit(
         &config_path,
-        &["subscriber", NUMBER, "--from", "2000-01-01", "--to", "2000-01-02"],
+        &[
+            "subscriber",
+            NUMBER,
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2000-01-02",
+        ],
     );
     assert!(stdout(&output).contains(": 0\n"), "{}", stdout(&output));
 
@@ -78,7 +88,11 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     assert_eq!(json["exposure"][0]["subscribers"], 1);
     assert_eq!(json["exposure"][0]["disclosures"], 2);
     let output = audit(&config_path, &["exposure", "--partner", "nobody"]);
-    assert!(stdout(&output).contains("0 partner/host pairs"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("0 partner/host pairs"),
+        "{}",
+        stdout(&output)
+    );
 
     // Breach scoping: the same policy allowed everything; a policy without the partner did not.
     let output = audit(
@@ -97,18 +111,30 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     let unallowed = json["unallowed"].as_array().unwrap();
     assert_eq!(unallowed.len(), 2);
     assert_eq!(unallowed[0]["msisdn"], NUMBER);
-    assert!(unallowed[0]["reason"].as_str().unwrap().contains("no partner"));
+    assert!(
+        unallowed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no partner")
+    );
 
     // The chain verifies and reaches the checkpoint the graceful stop signed...
     let output = audit(&config_path, &["verify"]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert!(stdout(&output).contains("2 disclosures"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("2 disclosures"),
+        "{}",
+        stdout(&output)
+    );
     assert!(stdout(&output).contains("signed checkpoint"));
     // ...and names the first altered record.
     let database = dir.path().join("state/audit.db");
     rusqlite::Connection::open(&database)
         .unwrap()
-        .execute("UPDATE disclosures SET partner = 'someone' WHERE id = 1", [])
+        .execute(
+            "UPDATE disclosures SET partner = 'someone' WHERE id = 1",
+            [],
+        )
         .unwrap();
     let output = audit(&config_path, &["verify"]);
     assert_eq!(output.status.code(), Some(1));
