@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use headwall_audit::AuditLog;
+use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
 use headwall_policy::{Policy, ValueKind};
 use headwall_sessions::{Profiles, SessionTable};
@@ -134,6 +134,10 @@ impl Gateway {
         keys: IdentityKeys,
         audit: AuditLog,
     ) -> Arc<Gateway> {
+        audit.event(
+            EventKind::PolicyChange,
+            &policy_event("start", &policy, None),
+        );
         let active = ActivePolicy::new(policy, &keys);
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let upstreams = Upstreams::new(&settings);
@@ -166,8 +170,14 @@ impl Gateway {
         &self.audit
     }
 
-    /// Activates a new policy atomically; requests in flight finish under the old one.
+    /// Activates a new policy atomically; requests in flight finish under the old one. Records
+    /// a `policy_change` security event naming both hashes.
     pub fn set_policy(&self, policy: Policy) {
+        let previous = self.policy.load();
+        self.audit.event(
+            EventKind::PolicyChange,
+            &policy_event("reload", &policy, Some(previous.policy.hash())),
+        );
         self.policy
             .store(Arc::new(ActivePolicy::new(policy, &self.keys)));
     }
@@ -184,8 +194,15 @@ impl Gateway {
 
     /// Turns enrichment on or off (the kill switch). Off: every request is forwarded without
     /// identity.
-    pub fn set_enrichment(&self, enabled: bool) {
-        self.enrichment_enabled.store(enabled, Ordering::SeqCst);
+    /// A change of state is recorded as a `kill_switch` security event with `reason`.
+    pub fn set_enrichment(&self, enabled: bool, reason: &str) {
+        let was = self.enrichment_enabled.swap(enabled, Ordering::SeqCst);
+        if was != enabled {
+            self.audit.event(
+                EventKind::KillSwitch,
+                &serde_json::json!({ "enabled": enabled, "reason": reason }),
+            );
+        }
     }
 
     /// Whether enrichment is on.
@@ -229,4 +246,15 @@ fn random_prefix() -> u32 {
     // Without a random source the ids stay unique within the process (the counter).
     let _ = getrandom::fill(&mut bytes);
     u32::from_be_bytes(bytes)
+}
+
+/// The detail of a `policy_change` event: which policy, which partners, and what it replaced.
+fn policy_event(reason: &str, policy: &Policy, previous_hash: Option<&str>) -> serde_json::Value {
+    let partners: Vec<&str> = policy.partners().iter().map(|p| p.name.as_str()).collect();
+    serde_json::json!({
+        "reason": reason,
+        "policy_hash": policy.hash(),
+        "previous_hash": previous_hash,
+        "partners": partners,
+    })
 }

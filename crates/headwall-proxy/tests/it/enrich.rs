@@ -138,20 +138,42 @@ async fn partner_host_on_an_unlisted_port_gets_nothing() {
 #[tokio::test]
 async fn kill_switch_off_withholds() {
     let h = start("").await;
-    h.gateway.set_enrichment(false);
+    h.gateway.set_enrichment(false, "test");
     h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
     assert_no_identity(&only(&h.agecheck));
-    h.gateway.set_enrichment(true);
+    h.gateway.set_enrichment(true, "test");
     h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
     assert_eq!(only(&h.agecheck).header_values("x-age-verified"), ["true"]);
+    let recorded = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
+        h.security_events()
+            .iter()
+            .filter(|(kind, _)| kind == "kill_switch")
+            .count()
+            == 2
+    })
+    .await;
+    assert!(recorded, "{:?}", h.security_events());
 }
 
 #[tokio::test]
 async fn policy_swap_applies_to_the_next_request() {
     let h = start("").await;
+    let before = h.gateway.policy().policy.hash().to_owned();
     h.gateway.set_policy(headwall_policy::Policy::empty());
     h.get(subscriber_ip(), &h.agecheck_url(), &[]).await;
     assert_no_identity(&only(&h.agecheck));
+    // Start and reload are both on record, each naming the policy in force.
+    let recorded = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
+        h.security_events().len() >= 2
+    })
+    .await;
+    assert!(recorded);
+    let events = h.security_events();
+    assert_eq!(events[0].0, "policy_change");
+    assert_eq!(events[0].1["policy_hash"], before.as_str());
+    assert_eq!(events[1].0, "policy_change");
+    assert_eq!(events[1].1["previous_hash"], before.as_str());
+    assert_eq!(events[1].1["partners"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -233,12 +255,18 @@ async fn spoofs_and_pinning_mismatches_are_security_events() {
     .await;
     let url = format!("http://old.agecheck.test:{}/", h.website.addr().port());
     h.get(subscriber_ip(), &url, &[]).await;
-    let events = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
-        h.security_events().len() >= 2
+    let traffic_events = || -> Vec<(String, serde_json::Value)> {
+        h.security_events()
+            .into_iter()
+            .filter(|(kind, _)| kind != "policy_change")
+            .collect()
+    };
+    let recorded = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
+        traffic_events().len() >= 2
     })
     .await;
-    assert!(events, "{:?}", h.security_events());
-    let events = h.security_events();
+    assert!(recorded, "{:?}", h.security_events());
+    let events = traffic_events();
     assert_eq!(events[0].0, "spoof_stripped");
     assert_eq!(events[0].1["count"], 2);
     assert!(!events[0].1.to_string().contains("447700900999"));
