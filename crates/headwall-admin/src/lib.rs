@@ -1,30 +1,114 @@
-//! The admin listener: health and the public keys partners verify tokens with.
+//! The admin listener (DESIGN, Admin API).
 //!
-//! This issue serves `GET /healthz` and `GET /.well-known/jwks.json`; readiness, metrics and
-//! the bearer-token operator endpoints (DESIGN, Admin API) build on this router later.
+//! Open: `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET
+//! /.well-known/jwks.json`. Bearer token (`[admin].token_file`, compared in constant time):
+//! `GET /v1/sessions/{ip}`, `GET /v1/policy`, `POST /v1/policy/reload`, `POST /v1/enrichment`,
+//! `GET /v1/audit/subscriber/{msisdn}`, `GET /v1/audit/exposure`. Errors are JSON
+//! `{"error": "..."}` with a reason an operator can act on.
+//!
+//! Bind it to a management address only: it is not meant to face subscribers or the internet.
+
+mod api;
+mod metrics;
+mod ready;
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use headwall_proxy::Gateway;
+use headwall_radius::RadiusMetrics;
 use tokio::net::TcpListener;
 
-/// What the admin endpoints read.
-#[derive(Debug, Clone)]
+pub use ready::Readiness;
+
+/// What a reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    /// Whether the policy changed (an identical file changes nothing).
+    pub changed: bool,
+    /// The hash of the policy now in force.
+    pub policy_hash: String,
+    /// What changed, in words (the exposure summary once `plan` exists).
+    pub summary: String,
+    /// Settings that differ from the running ones but take effect only after a restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// Re-reads and applies the configuration; `Err` says why the old policy stays.
+pub type Reloader = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<ReloadReport, String>> + Send>> + Send + Sync,
+>;
+
+/// What the admin endpoints read and act on.
+#[derive(Clone)]
 pub struct AdminState {
-    /// The JWKS document (`{"keys":[...]}`) for the token signing key.
-    pub jwks: Arc<str>,
+    /// The data plane.
+    pub gateway: Arc<Gateway>,
+    /// RADIUS packet counters.
+    pub radius: Arc<RadiusMetrics>,
+    /// The embedded audit database, for the audit endpoints (`None`: not available).
+    pub audit_path: Option<PathBuf>,
+    /// `[radius].country_code`, for national-format numbers in audit queries.
+    pub country_code: Option<String>,
+    /// The bearer token for `/v1/*`.
+    pub token: Arc<[u8]>,
+    /// Start-up and drain state for `/readyz`.
+    pub readiness: Arc<Readiness>,
+    /// `POST /v1/policy/reload` and SIGHUP.
+    pub reload: Reloader,
 }
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let jwks: Arc<str> = state.gateway.token_issuer().jwks_json().into();
+    let registry = Arc::new(metrics::registry(&state));
+    let open = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/.well-known/jwks.json", get(jwks))
-        .with_state(state)
+        .route("/readyz", get(ready::readyz))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics::exposition(&registry) }
+            }),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let jwks = jwks.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/jwk-set+json"),
+                        )],
+                        jwks.to_string(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .with_state(state.clone());
+    let operator = Router::new()
+        .route("/v1/sessions/{ip}", get(api::session))
+        .route("/v1/policy", get(api::policy))
+        .route("/v1/policy/reload", post(api::reload))
+        .route("/v1/enrichment", post(api::enrichment))
+        .route("/v1/audit/subscriber/{msisdn}", get(api::audit_subscriber))
+        .route("/v1/audit/exposure", get(api::audit_exposure))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_token,
+        ))
+        .with_state(state);
+    open.merge(operator)
+        .fallback(|| async { api::error(axum::http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves; logs the bound address.
@@ -39,14 +123,4 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-async fn jwks(axum::extract::State(state): axum::extract::State<AdminState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/jwk-set+json"),
-        )],
-        state.jwks.to_string(),
-    )
 }

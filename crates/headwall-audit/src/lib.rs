@@ -27,6 +27,7 @@ mod writer;
 
 pub use query::{
     AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
+    exposure_json, subscriber_json,
 };
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use verify::{VerifyFailure, VerifyReport, verify};

@@ -335,3 +335,28 @@ pub fn allowed_by(policy: &Policy, row: &DisclosureRow) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The JSON answer of `audit subscriber` and `GET /v1/audit/subscriber/{msisdn}`.
+pub fn subscriber_json(
+    msisdn: &Msisdn,
+    range: TimeRange,
+    records: &[DisclosureView],
+) -> serde_json::Value {
+    serde_json::json!({
+        "subscriber": msisdn.expose_digits(),
+        "from": range.from.map(format_rfc3339),
+        "to": range.to.map(format_rfc3339),
+        "disclosures": records,
+    })
+}
+
+/// The JSON answer of `audit exposure` and `GET /v1/audit/exposure`.
+pub fn exposure_json(filter: &ExposureFilter, rows: &[ExposureRow]) -> serde_json::Value {
+    serde_json::json!({
+        "host": filter.host,
+        "partner": filter.partner,
+        "from": filter.range.from.map(format_rfc3339),
+        "to": filter.range.to.map(format_rfc3339),
+        "exposure": rows,
+    })
+}

@@ -81,6 +81,7 @@ struct Inner {
     queue: mpsc::SyncSender<Job>,
     dropped_events: AtomicU64,
     commits: Arc<AtomicU64>,
+    enrichment_off: bool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -107,6 +108,7 @@ impl AuditLog {
         let disclosures =
             Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?;
         let events = Head::load(&connection, Chain::Events).map_err(|e| open_error(&e))?;
+        let enrichment_off = last_switched_off(&connection).map_err(|e| open_error(&e))?;
         tracing::info!(
             path = %path.display(),
             disclosures = disclosures.next_id - 1 - disclosures.removed_through,
@@ -133,6 +135,7 @@ impl AuditLog {
                 queue,
                 dropped_events: AtomicU64::new(0),
                 commits,
+                enrichment_off,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -173,6 +176,12 @@ impl AuditLog {
     /// Security events dropped because the queue was full or the writer had stopped.
     pub fn dropped_events(&self) -> u64 {
         self.inner.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last `kill_switch` event on record turned enrichment off: the kill switch is
+    /// state, and it stays off across restarts until an operator turns it on.
+    pub fn enrichment_switched_off(&self) -> bool {
+        self.inner.enrichment_off
     }
 
     /// Transactions committed since open: with group commit, far fewer than records.
@@ -288,6 +297,20 @@ impl Head {
     fn next_ts(&self, now: i64) -> i64 {
         now.max(self.last_ts)
     }
+}
+
+fn last_switched_off(connection: &Connection) -> rusqlite::Result<bool> {
+    let detail: Option<String> = connection
+        .query_row(
+            "SELECT detail FROM security_events WHERE kind = 'kill_switch' ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(detail
+        .and_then(|detail| serde_json::from_str::<serde_json::Value>(&detail).ok())
+        .and_then(|detail| detail["enabled"].as_bool())
+        .is_some_and(|enabled| !enabled))
 }
 
 /// One signed checkpoint: where both chains ended at `ts`.

@@ -385,3 +385,28 @@ headers = { "X-Subscriber-Id" = "pseudonym", "X-Age-Verified" = "age_verified" }
         unallowed[0].reason
     );
 }
+
+#[tokio::test]
+async fn the_kill_switch_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    assert!(!log.enrichment_switched_off());
+    log.event(
+        EventKind::KillSwitch,
+        &serde_json::json!({"enabled": false, "reason": "canary"}),
+    );
+    log.close().await;
+    let log = AuditLog::open(&path, options()).unwrap();
+    assert!(log.enrichment_switched_off());
+    log.event(
+        EventKind::KillSwitch,
+        &serde_json::json!({"enabled": true, "reason": "operator"}),
+    );
+    log.close().await;
+    assert!(
+        !AuditLog::open(&path, options())
+            .unwrap()
+            .enrichment_switched_off()
+    );
+}

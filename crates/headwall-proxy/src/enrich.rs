@@ -9,21 +9,28 @@ use headwall_policy::{Partner, ValueKind, WithholdReason};
 use headwall_sessions::Lookup;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::gateway::{ActivePolicy, Gateway};
+use std::sync::atomic::Ordering;
+
+use crate::gateway::{ActivePolicy, Gateway, PartnerRuntime};
 
 /// Every value `partner` is to receive for one request, computed but not yet inserted.
-pub(crate) struct Prepared {
+pub(crate) struct Prepared<'a> {
+    runtime: &'a PartnerRuntime,
     pub(crate) msisdn: Msisdn,
-    pub(crate) values: Vec<(HeaderName, HeaderValue, ValueKind)>,
+    /// Name, value, kind, and the index of the header in the partner's runtime.
+    pub(crate) values: Vec<(HeaderName, HeaderValue, ValueKind, usize)>,
 }
 
-impl Prepared {
-    /// Inserts every value. `insert`, not `append`: the strip set already removed every client
-    /// copy of partner header names, so exactly one copy leaves.
+impl Prepared<'_> {
+    /// Inserts every value and counts it. `insert`, not `append`: the strip set already removed
+    /// every client copy of partner header names, so exactly one copy leaves.
     pub(crate) fn insert(self, headers: &mut HeaderMap) -> usize {
         let inserted = self.values.len();
-        for (name, value, _) in self.values {
+        for (name, value, _, index) in self.values {
             headers.insert(name, value);
+            if let Some((_, _, counter)) = self.runtime.headers.get(index) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
         }
         inserted
     }
@@ -31,12 +38,12 @@ impl Prepared {
 
 /// Computes `partner`'s values for the subscriber behind `client_ip`, or says why there are
 /// none. Any failure yields no values at all.
-pub(crate) fn prepare(
+pub(crate) fn prepare<'a>(
     gateway: &Gateway,
-    active: &ActivePolicy,
+    active: &'a ActivePolicy,
     partner: &Partner,
     client_ip: IpAddr,
-) -> Result<Prepared, WithholdReason> {
+) -> Result<Prepared<'a>, WithholdReason> {
     if !gateway.enrichment_enabled() {
         return Err(WithholdReason::EnrichmentDisabled);
     }
@@ -54,7 +61,7 @@ pub(crate) fn prepare(
 
     // Compute every value before inserting any: a failure leaves the request without identity.
     let mut values = Vec::with_capacity(runtime.headers.len());
-    for (name, kind) in &runtime.headers {
+    for (index, (name, kind, _)) in runtime.headers.iter().enumerate() {
         let value = match kind {
             ValueKind::Msisdn => HeaderValue::from_str(msisdn.expose_digits()),
             ValueKind::Pseudonym => {
@@ -86,9 +93,10 @@ pub(crate) fn prepare(
             return Err(WithholdReason::PolicyUnavailable);
         };
         value.set_sensitive(true);
-        values.push((name.clone(), value, *kind));
+        values.push((name.clone(), value, *kind, index));
     }
     Ok(Prepared {
+        runtime,
         msisdn: msisdn.clone(),
         values,
     })

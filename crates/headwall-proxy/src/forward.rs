@@ -10,13 +10,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use headwall_audit::{Disclosure, EventKind};
 use headwall_policy::{Decision, WithholdReason};
 
 use crate::gateway::Gateway;
 use crate::idle::{Activity, until_idle};
-use crate::metrics::Outcome;
+use crate::metrics::{Listener, Outcome};
 use crate::respond::{self, ProxyBody};
 use crate::upstream::{self, UpstreamError};
 
@@ -26,14 +27,18 @@ static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
 pub(crate) async fn handle(
     gateway: Arc<Gateway>,
     client: SocketAddr,
+    listener: Listener,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let started = Instant::now();
     let (response, outcome) = if request.method() == Method::CONNECT {
         crate::connect::tunnel(&gateway, request).await
     } else {
         forward(&gateway, client, request).await
     };
-    gateway.metrics.count_request(outcome);
+    gateway.metrics.count_request(listener, outcome);
+    // Until the response head is ready: streaming the body is the client's and origin's time.
+    gateway.metrics.observe_duration(started.elapsed());
     tracing::debug!(
         outcome = outcome.as_str(),
         status = response.status().as_u16(),
@@ -120,12 +125,12 @@ async fn forward(
                         kinds: prepared
                             .values
                             .iter()
-                            .map(|(_, _, kind)| kind.as_str().to_owned())
+                            .map(|(_, _, kind, _)| kind.as_str().to_owned())
                             .collect(),
                         headers: prepared
                             .values
                             .iter()
-                            .map(|(name, _, _)| name.as_str().to_owned())
+                            .map(|(name, _, _, _)| name.as_str().to_owned())
                             .collect(),
                         host: host.clone(),
                         port,

@@ -15,7 +15,7 @@ use http::HeaderName;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::metrics::Metrics;
+use crate::metrics::{DisclosureLabels, Listener, Metrics};
 use crate::upstream::Upstreams;
 
 /// Listener and upstream settings taken from `[gateway]`.
@@ -63,25 +63,37 @@ pub struct IdentityKeys {
 pub struct ActivePolicy {
     /// The compiled policy.
     pub policy: Policy,
+    /// When it was activated (Unix milliseconds).
+    pub loaded_at_ms: i64,
     partners: HashMap<String, PartnerRuntime>,
 }
 
 pub(crate) struct PartnerRuntime {
     pub(crate) pseudonym_key: PartnerPseudonymKey,
-    pub(crate) headers: Vec<(HeaderName, ValueKind)>,
+    /// Each header with its kind and its `headwall_disclosures_total` counter.
+    pub(crate) headers: Vec<(HeaderName, ValueKind, Arc<AtomicU64>)>,
 }
 
 impl ActivePolicy {
     /// Precomputes per-partner keys and header names. A partner header name that is not a valid
     /// HTTP field name cannot occur (the policy validates names), but if one did, that partner
     /// is left out and never enriched (fail closed).
-    pub fn new(policy: Policy, keys: &IdentityKeys) -> ActivePolicy {
+    pub fn new(policy: Policy, keys: &IdentityKeys, metrics: &Metrics) -> ActivePolicy {
         let mut partners = HashMap::new();
         for partner in policy.partners() {
             let headers: Result<Vec<_>, _> = partner
                 .headers
                 .iter()
-                .map(|h| HeaderName::from_bytes(h.name.as_bytes()).map(|name| (name, h.kind)))
+                .map(|h| {
+                    HeaderName::from_bytes(h.name.as_bytes()).map(|name| {
+                        let counter = metrics.disclosure_counter(DisclosureLabels {
+                            partner: partner.name.clone(),
+                            purpose: partner.purpose.as_str(),
+                            kind: h.kind.as_str(),
+                        });
+                        (name, h.kind, counter)
+                    })
+                })
                 .collect();
             let Ok(headers) = headers else {
                 tracing::warn!(partner = %partner.name, "partner header name rejected; partner disabled");
@@ -95,7 +107,11 @@ impl ActivePolicy {
                 },
             );
         }
-        ActivePolicy { policy, partners }
+        ActivePolicy {
+            policy,
+            loaded_at_ms: headwall_audit::time::now_ms(),
+            partners,
+        }
     }
 
     pub(crate) fn partner(&self, name: &str) -> Option<&PartnerRuntime> {
@@ -115,6 +131,8 @@ pub struct Gateway {
     pub(crate) upstreams: Upstreams,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) audit: AuditLog,
+    /// Set once at shutdown: connections finish their request in flight and close.
+    pub(crate) drain: tokio::sync::watch::Sender<bool>,
     request_ids: RequestIds,
 }
 
@@ -138,7 +156,8 @@ impl Gateway {
             EventKind::PolicyChange,
             &policy_event("start", &policy, None),
         );
-        let active = ActivePolicy::new(policy, &keys);
+        let metrics = Metrics::default();
+        let active = ActivePolicy::new(policy, &keys, &metrics);
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let upstreams = Upstreams::new(&settings);
         Arc::new(Gateway {
@@ -148,10 +167,11 @@ impl Gateway {
             profiles: ArcSwap::from_pointee(profiles),
             keys: Arc::new(keys),
             enrichment_enabled: AtomicBool::new(true),
-            metrics: Metrics::default(),
+            metrics,
             upstreams,
             connections,
             audit,
+            drain: tokio::sync::watch::Sender::new(false),
             request_ids: RequestIds {
                 prefix: random_prefix(),
                 next: AtomicU64::new(1),
@@ -178,8 +198,11 @@ impl Gateway {
             EventKind::PolicyChange,
             &policy_event("reload", &policy, Some(previous.policy.hash())),
         );
-        self.policy
-            .store(Arc::new(ActivePolicy::new(policy, &self.keys)));
+        self.policy.store(Arc::new(ActivePolicy::new(
+            policy,
+            &self.keys,
+            &self.metrics,
+        )));
     }
 
     /// The policy in force.
@@ -232,7 +255,29 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        crate::listener::serve(self, listener, shutdown).await;
+        crate::listener::serve(self, listener, Listener::Explicit, shutdown).await;
+    }
+
+    /// Begins draining: every client connection finishes the request it is serving and closes;
+    /// idle keep-alive connections close at once. Stop the accept loops separately.
+    pub fn begin_drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Waits until every client connection has closed, or `deadline` passes. Returns whether
+    /// all closed in time.
+    pub async fn drained(&self, deadline: Duration) -> bool {
+        let all = u32::try_from(self.settings.max_connections).unwrap_or(u32::MAX);
+        tokio::time::timeout(deadline, self.connections.acquire_many(all))
+            .await
+            .is_ok_and(|permits| permits.is_ok())
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.settings
+            .max_connections
+            .saturating_sub(self.connections.available_permits())
     }
 
     /// Records a listener address so that requests aimed at it are refused instead of looping.

@@ -22,5 +22,5 @@ mod strip;
 mod upstream;
 
 pub use gateway::{ActivePolicy, Gateway, GatewaySettings, IdentityKeys};
-pub use metrics::{Metrics, Outcome};
+pub use metrics::{DURATION_BUCKETS, DisclosureLabels, Listener, Metrics, Outcome};
 pub use strip::{StripOutcome, strip_request};

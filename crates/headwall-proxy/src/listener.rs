@@ -12,18 +12,19 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::gateway::Gateway;
 use crate::idle::{Activity, Tracked, until_idle};
-use crate::metrics::Outcome;
+use crate::metrics::{Listener, Outcome};
 
 /// Accepts client connections until `shutdown` resolves. A bad connection never stops the loop;
 /// only the shutdown signal does.
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
+    kind: Listener,
     shutdown: impl Future<Output = ()>,
 ) {
     if let Ok(addr) = listener.local_addr() {
         gateway.add_own_address(addr);
-        tracing::info!(listener = "explicit", %addr, "gateway listening");
+        tracing::info!(listener = kind.as_str(), %addr, "gateway listening");
     }
     tokio::pin!(shutdown);
     loop {
@@ -41,14 +42,20 @@ pub(crate) async fn serve(
             }
         };
         let Ok(permit) = gateway.connections.clone().try_acquire_owned() else {
-            gateway.metrics.count_request(Outcome::Refused);
+            gateway.metrics.count_request(kind, Outcome::Refused);
             warn_limited(&LIMIT_REACHED, || {
                 tracing::warn!("max_connections reached; closing new client connections");
             });
             drop(stream);
             continue;
         };
-        tokio::spawn(serve_connection(gateway.clone(), stream, peer, permit));
+        tokio::spawn(serve_connection(
+            gateway.clone(),
+            stream,
+            peer,
+            kind,
+            permit,
+        ));
     }
 }
 
@@ -56,6 +63,7 @@ async fn serve_connection(
     gateway: Arc<Gateway>,
     stream: TcpStream,
     peer: SocketAddr,
+    kind: Listener,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
@@ -65,7 +73,9 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |request| {
         let gateway = service_gateway.clone();
         async move {
-            Ok::<_, std::convert::Infallible>(crate::forward::handle(gateway, peer, request).await)
+            Ok::<_, std::convert::Infallible>(
+                crate::forward::handle(gateway, peer, kind, request).await,
+            )
         }
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -74,11 +84,23 @@ async fn serve_connection(
         .keep_alive(true)
         .serve_connection(io, service)
         .with_upgrades();
-    match until_idle(&activity, gateway.settings.idle_timeout, connection).await {
+    tokio::pin!(connection);
+    let mut drain = gateway.drain.subscribe();
+    // On drain: finish the request in flight, then close (idle keep-alive closes at once).
+    let served = async {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = async { drop(drain.wait_for(|draining| *draining).await) } => {
+                connection.as_mut().graceful_shutdown();
+                connection.as_mut().await
+            }
+        }
+    };
+    match until_idle(&activity, gateway.settings.idle_timeout, served).await {
         Some(Ok(())) => {}
         Some(Err(error)) if error.is_parse() || error.is_parse_too_large() => {
             // hyper already answered 400/431/414; count it and keep serving others.
-            gateway.metrics.count_request(Outcome::BadRequest);
+            gateway.metrics.count_request(kind, Outcome::BadRequest);
             warn_limited(&MALFORMED, || {
                 tracing::debug!(client.addr = %peer, %error, "malformed request");
             });

@@ -154,6 +154,11 @@ impl ServeProcess {
         (code, std::mem::replace(&mut self.dir, placeholder))
     }
 
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The folder's path joined with `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -95,3 +95,20 @@ pub(crate) fn signing_key(
     let seed = load_or_create(&settings.signing_key_file)?;
     SigningKey::from_seed(&seed).map_err(|error| anyhow::anyhow!("signing key: {error}"))
 }
+
+/// The admin API bearer token from `[admin].token_file`: created (mode 0600, 32 random bytes
+/// as base64url) when missing; an operator's own token of at least 16 characters is accepted.
+pub(crate) fn admin_token(path: &Path) -> anyhow::Result<String> {
+    if !path.exists() {
+        write_new(path, &random_key()?)?;
+        tracing::info!(path = %path.display(), "generated admin token file (mode 0600)");
+    }
+    let token = read_private(path, "admin token file")?.trim().to_owned();
+    if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+        bail!(
+            "{}: the admin token must be one line of at least 16 characters without spaces",
+            path.display()
+        );
+    }
+    Ok(token)
+}

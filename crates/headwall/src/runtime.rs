@@ -1,10 +1,12 @@
 //! Wiring: from a loaded configuration to running listeners. Shared by `serve` and `demo`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use std::time::Duration;
+use headwall_admin::{Readiness, ReloadReport, Reloader};
 
 use headwall_audit::{AuditLog, AuditOptions};
 use headwall_policy::{AuditBackend, Config, RadiusSecret, SessionsBackend};
@@ -24,12 +26,20 @@ pub(crate) struct Running {
     pub(crate) radius_addr: Option<SocketAddr>,
     pub(crate) radius_metrics: Arc<RadiusMetrics>,
     pub(crate) audit: AuditLog,
+    pub(crate) readiness: Arc<Readiness>,
+    reload: Reloader,
     shutdown: watch::Sender<bool>,
+    admin_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    admin_task: JoinHandle<()>,
 }
 
-/// Loads keys and profiles, binds every listener and starts serving.
-pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
+/// In-flight requests get this long to finish after SIGTERM.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Loads keys and profiles, binds every listener and starts serving. `config_path` is re-read
+/// on reload.
+pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result<Running> {
     let keys = crate::keys::identity_keys(&config.identity)?;
     let audit = match &config.audit.backend {
         AuditBackend::Embedded { path } => AuditLog::open(
@@ -54,6 +64,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             anyhow::bail!("[sessions] backend = \"redis\" is not available yet; use \"embedded\"")
         }
     };
+    let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
     let gateway = Gateway::new(
         GatewaySettings::from_config(&config.gateway),
         config.policy.clone(),
@@ -62,6 +73,13 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         keys,
         audit.clone(),
     );
+    if audit.enrichment_switched_off() {
+        gateway.set_enrichment(false, "kept off across restart");
+        tracing::warn!(
+            "enrichment is off: the kill switch on record turned it off; \
+             POST /v1/enrichment {{\"enabled\":true}} turns it on"
+        );
+    }
     tracing::info!(
         policy.hash = gateway.policy().policy.hash(),
         partners = gateway.policy().policy.partners().len(),
@@ -103,16 +121,27 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
             .clone()
             .serve_explicit(explicit, stopped(watcher.clone())),
     ));
+    let readiness = Arc::new(Readiness::default());
+    let reload = reloader(config_path.to_owned(), config.clone(), gateway.clone());
     let admin_state = headwall_admin::AdminState {
-        jwks: gateway.token_issuer().jwks_json().into(),
+        gateway: gateway.clone(),
+        radius: radius_metrics.clone(),
+        audit_path: match &config.audit.backend {
+            AuditBackend::Embedded { path } => Some(path.clone()),
+            AuditBackend::Postgres { .. } => None,
+        },
+        country_code: config.radius.as_ref().and_then(|r| r.country_code.clone()),
+        token: admin_token.into_bytes().into(),
+        readiness: readiness.clone(),
+        reload: reload.clone(),
     };
-    let admin_watcher = watcher.clone();
-    tasks.push(tokio::spawn(async move {
+    let (admin_shutdown, admin_watcher) = watch::channel(false);
+    let admin_task = tokio::spawn(async move {
         if let Err(error) = headwall_admin::serve(admin, admin_state, stopped(admin_watcher)).await
         {
             tracing::warn!(%error, "admin listener failed");
         }
-    }));
+    });
     if let Some((socket, settings)) = radius {
         tasks.push(tokio::spawn(headwall_radius::serve(
             socket,
@@ -133,7 +162,12 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
         config.audit.retention,
         stopped(watcher.clone()),
     )));
+    readiness.set_ready();
     Ok(Running {
+        readiness,
+        reload,
+        admin_shutdown,
+        admin_task,
         audit,
         gateway,
         explicit_addr,
@@ -146,14 +180,30 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
-    /// Stops accepting, waits for the listener tasks, then flushes the audit log and writes
-    /// its final checkpoint.
+    /// Drains and stops: `/readyz` turns 503, listeners stop accepting, connections finish
+    /// the request in flight (up to 30 s), then the audit log is flushed with a final
+    /// checkpoint and the admin listener closes last.
     pub(crate) async fn stop(self) {
+        self.readiness.set_draining();
         let _ = self.shutdown.send(true);
+        self.gateway.begin_drain();
+        if !self.gateway.drained(DRAIN_DEADLINE).await {
+            tracing::warn!(
+                open = self.gateway.open_connections(),
+                "drain deadline passed; closing the remaining connections"
+            );
+        }
         for task in self.tasks {
             let _ = task.await;
         }
         self.audit.close().await;
+        let _ = self.admin_shutdown.send(true);
+        let _ = self.admin_task.await;
+    }
+
+    /// Re-reads the configuration and applies it (SIGHUP and `POST /v1/policy/reload`).
+    pub(crate) async fn reload(&self) -> Result<ReloadReport, String> {
+        (self.reload)().await
     }
 }
 
@@ -240,4 +290,78 @@ async fn retention(
             () = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// The one reload path, shared by SIGHUP and the admin API.
+fn reloader(path: PathBuf, running: Config, gateway: Arc<Gateway>) -> Reloader {
+    let running = Arc::new(running);
+    Arc::new(move || {
+        let (path, running, gateway) = (path.clone(), running.clone(), gateway.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || reload(&path, &running, &gateway))
+                .await
+                .unwrap_or_else(|_| Err("reload failed".to_owned()))
+        })
+    })
+}
+
+/// Re-reads `path`; on any error the old policy and profiles stay and the error says why.
+fn reload(path: &Path, running: &Config, gateway: &Gateway) -> Result<ReloadReport, String> {
+    let outcome = (|| {
+        let config = crate::config::load(path).map_err(|error| error.to_string())?;
+        let profiles = match &config.subscribers {
+            Some(subscribers) => load_profiles(&subscribers.file).map_err(|e| e.to_string())?,
+            None => Profiles::default(),
+        };
+        let old_hash = gateway.policy().policy.hash().to_owned();
+        let changed = old_hash != config.policy.hash();
+        let new_hash = config.policy.hash().to_owned();
+        let summary = if changed {
+            format!(
+                "policy {old_hash} replaced by {new_hash} ({} partners)",
+                config.policy.partners().len()
+            )
+        } else {
+            "policy unchanged".to_owned()
+        };
+        if changed {
+            gateway.set_policy(config.policy.clone());
+        }
+        gateway.set_profiles(profiles);
+        Ok(ReloadReport {
+            changed,
+            policy_hash: new_hash,
+            summary,
+            restart_needed: restart_needed(running, &config),
+        })
+    })();
+    match &outcome {
+        Ok(report) => tracing::info!(
+            changed = report.changed,
+            policy.hash = report.policy_hash,
+            restart_needed = ?report.restart_needed,
+            "configuration reloaded"
+        ),
+        Err(error) => tracing::warn!(%error, "reload refused; the running policy stays"),
+    }
+    outcome
+}
+
+/// Tables whose settings changed but apply only after a restart (reload applies partners,
+/// `[strip]` and `[subscribers]`).
+fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
+    let mut tables = Vec::new();
+    let mut differs = |table: &str, same: bool| {
+        if !same {
+            tables.push(table.to_owned());
+        }
+    };
+    differs("[gateway]", running.gateway == new.gateway);
+    differs("[admin]", running.admin == new.admin);
+    differs("[radius]", running.radius == new.radius);
+    differs("[sessions]", running.sessions == new.sessions);
+    differs("[audit]", running.audit == new.audit);
+    differs("[identity]", running.identity == new.identity);
+    differs("[canary]", running.canary == new.canary);
+    tables
 }

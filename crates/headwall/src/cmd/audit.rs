@@ -44,12 +44,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let reader = open(&config)?;
             let records = reader.subscriber(&msisdn, range)?;
             if json {
-                print_json(&json!({
-                    "subscriber": msisdn.expose_digits(),
-                    "from": from.map(headwall_audit::time::format_rfc3339),
-                    "to": to.map(headwall_audit::time::format_rfc3339),
-                    "disclosures": records,
-                }));
+                print_json(&headwall_audit::subscriber_json(&msisdn, range, &records));
             } else {
                 print!("{}", subscriber_text(&msisdn, range, &records));
             }
@@ -88,7 +83,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 None => {
                     let rows = reader.exposure(&filter)?;
                     if json {
-                        print_json(&json!({ "exposure": rows }));
+                        print_json(&headwall_audit::exposure_json(&filter, &rows));
                     } else {
                         print!("{}", exposure_table(&rows, filter.range));
                     }

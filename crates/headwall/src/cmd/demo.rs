@@ -52,7 +52,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         format!("msisdn,age_verified\n{SUBSCRIBER},true\n"),
     )?;
     let config = crate::config::load(&config_path)?;
-    let running = crate::runtime::start(&config).await?;
+    let running = crate::runtime::start(&config, &config_path).await?;
     let proxy = running.explicit_addr;
 
     println!(

@@ -15,7 +15,7 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Err(error) => return Err(error.into()),
     };
     super::runtime()?.block_on(async {
-        let running = crate::runtime::start(&config).await?;
+        let running = crate::runtime::start(&config, path).await?;
         let radius = running
             .radius_addr
             .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
@@ -25,18 +25,27 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
             radius = %radius,
             "headwall ready"
         );
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
+        serve_signals(&running).await?;
+        tracing::info!("draining and shutting down");
         running.stop().await;
+        tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGHUP reloads; SIGTERM or Ctrl-C returns (to drain and stop).
+async fn serve_signals(running: &crate::runtime::Running) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                // The outcome is logged by the reload itself.
+                let _ = running.reload().await;
+            }
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,248 @@
+//! The bearer-token operator endpoints.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use headwall_audit::{AuditReader, ExposureFilter, TimeRange};
+use headwall_sessions::Lookup;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq as _;
+
+use crate::AdminState;
+
+/// A JSON error with a reason.
+pub(crate) fn error(status: StatusCode, reason: &str) -> Response {
+    (status, Json(json!({ "error": reason }))).into_response()
+}
+
+/// 401 unless `Authorization: Bearer <token>` matches, compared in constant time.
+pub(crate) async fn require_token(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return unauthorized("send Authorization: Bearer <the token in [admin].token_file>");
+    };
+    if !bool::from(presented.as_bytes().ct_eq(&state.token)) {
+        return unauthorized("wrong token; use the one in [admin].token_file");
+    }
+    next.run(request).await
+}
+
+fn unauthorized(reason: &str) -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, reason);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// `GET /v1/sessions/{ip}`: who the address is bound to. The number is masked to its last three
+/// digits: the full number is for the audit endpoints, which answer from the record.
+pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<String>) -> Response {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return error(StatusCode::BAD_REQUEST, "not an IP address");
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    match state.gateway.sessions().lookup(ip, now) {
+        Lookup::Bound(binding) => Json(json!({
+            "ip": ip.to_string(),
+            "state": "bound",
+            "msisdn": binding.msisdn.to_string(),
+            "imsi": binding.imsi.as_ref().map(ToString::to_string),
+            "session_id": binding.session_id,
+            "nas": binding.nas,
+            "updated_at": headwall_audit::time::format_rfc3339(
+                i64::try_from(binding.updated_at).unwrap_or(0) * 1000
+            ),
+        }))
+        .into_response(),
+        Lookup::Stale => Json(json!({
+            "ip": ip.to_string(),
+            "state": "stale",
+            "note": "no accounting for longer than [sessions].stale_after; never used",
+        }))
+        .into_response(),
+        Lookup::Unbound => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "ip": ip.to_string(), "state": "unbound" })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /v1/policy`: the policy in force.
+pub(crate) async fn policy(State(state): State<AdminState>) -> Response {
+    let active = state.gateway.policy();
+    let partners: Vec<serde_json::Value> = active
+        .policy
+        .partners()
+        .iter()
+        .map(|partner| {
+            json!({
+                "name": partner.name,
+                "purpose": partner.purpose.as_str(),
+                "hosts": partner.hosts.iter().map(|h| h.as_config_str()).collect::<Vec<_>>(),
+                "ports": partner.ports,
+                "destinations": partner.destinations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "headers": partner.headers.iter().map(|h| json!({"name": h.name, "kind": h.kind.as_str()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "hash": active.policy.hash(),
+        "loaded_at": headwall_audit::time::format_rfc3339(active.loaded_at_ms),
+        "enrichment_enabled": state.gateway.enrichment_enabled(),
+        "strip_headers": active.policy.strip().len(),
+        "partners": partners,
+    }))
+    .into_response()
+}
+
+/// `POST /v1/policy/reload`.
+pub(crate) async fn reload(State(state): State<AdminState>) -> Response {
+    match (state.reload)().await {
+        Ok(report) => Json(report).into_response(),
+        Err(reason) => error(StatusCode::UNPROCESSABLE_ENTITY, &reason),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EnrichmentBody {
+    enabled: bool,
+}
+
+/// `POST /v1/enrichment {"enabled": bool}`: the operator's switch (also how a canary's kill
+/// switch is undone).
+pub(crate) async fn enrichment(
+    State(state): State<AdminState>,
+    body: Result<Json<EnrichmentBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send a JSON body {\"enabled\": true} or {\"enabled\": false}",
+        );
+    };
+    state.gateway.set_enrichment(body.enabled, "operator");
+    Json(json!({ "enabled": state.gateway.enrichment_enabled() })).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    from: Option<String>,
+    to: Option<String>,
+    host: Option<String>,
+    partner: Option<String>,
+}
+
+impl AuditQuery {
+    /// The time range, or why a bound is not a time (for a 400).
+    fn range(&self) -> Result<TimeRange, String> {
+        let parse = |text: &Option<String>, name: &str| {
+            text.as_deref()
+                .map(headwall_audit::time::parse_rfc3339)
+                .transpose()
+                .map_err(|reason| format!("{name}: {reason}"))
+        };
+        Ok(TimeRange {
+            from: parse(&self.from, "from")?,
+            to: parse(&self.to, "to")?,
+        })
+    }
+}
+
+/// Runs a read-only audit query off the async threads.
+async fn with_reader(
+    state: &AdminState,
+    query: impl FnOnce(AuditReader) -> Result<serde_json::Value, String> + Send + 'static,
+) -> Response {
+    let Some(path) = state.audit_path.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no embedded audit log on this node",
+        );
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let reader = AuditReader::open(&path)?;
+        query(reader)
+    })
+    .await;
+    match answer {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(reason)) => error(StatusCode::INTERNAL_SERVER_ERROR, &reason),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit query failed"),
+    }
+}
+
+/// `GET /v1/audit/subscriber/{msisdn}?from=&to=`.
+pub(crate) async fn audit_subscriber(
+    State(state): State<AdminState>,
+    Path(msisdn): Path<String>,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    let range = match query.range() {
+        Ok(range) => range,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
+    };
+    let Some(msisdn) =
+        headwall_radius::msisdn_from_calling_station_id(&msisdn, state.country_code.as_deref())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not a subscriber number; give international digits, +CC..., 00CC..., or 0... with [radius].country_code",
+        );
+    };
+    with_reader(&state, move |reader| {
+        let records = reader
+            .subscriber(&msisdn, range)
+            .map_err(|e| e.to_string())?;
+        Ok(headwall_audit::subscriber_json(&msisdn, range, &records))
+    })
+    .await
+}
+
+/// `GET /v1/audit/exposure?host=&partner=&from=&to=`.
+pub(crate) async fn audit_exposure(
+    State(state): State<AdminState>,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    let range = match query.range() {
+        Ok(range) => range,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
+    };
+    let host = match query
+        .host
+        .as_deref()
+        .map(headwall_policy::normalize_host)
+        .transpose()
+    {
+        Ok(host) => host,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "host: not a valid host name"),
+    };
+    let filter = ExposureFilter {
+        host,
+        partner: query.partner,
+        range,
+    };
+    with_reader(&state, move |reader| {
+        let rows = reader.exposure(&filter).map_err(|e| e.to_string())?;
+        Ok(headwall_audit::exposure_json(&filter, &rows))
+    })
+    .await
+}

@@ -1,0 +1,188 @@
+//! `GET /metrics`: every metric DESIGN names, in Prometheus text format (0.0.4).
+//!
+//! The data plane counts with plain atomics (no lock on the hot path); this collector reads
+//! them at scrape time and encodes them with `prometheus-client`. Label values are fixed enums
+//! or configured partner names — never hosts from requests or subscriber data.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use headwall_proxy::{Gateway, Listener, Outcome};
+use headwall_radius::RadiusMetrics;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::AdminState;
+
+/// A registry holding the one collector.
+pub(crate) fn registry(state: &AdminState) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(HeadwallCollector {
+        gateway: state.gateway.clone(),
+        radius: state.radius.clone(),
+    }));
+    registry
+}
+
+pub(crate) fn exposition(registry: &Registry) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::prometheus_text::encode(&mut text, registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed\n",
+        )
+            .into_response(),
+    }
+}
+
+struct HeadwallCollector {
+    gateway: Arc<Gateway>,
+    radius: Arc<RadiusMetrics>,
+}
+
+impl std::fmt::Debug for HeadwallCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadwallCollector")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for HeadwallCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let metrics = self.gateway.metrics();
+
+        let mut family = encoder.encode_descriptor(
+            "headwall_requests",
+            "Client requests by listener and how they ended.",
+            None,
+            MetricType::Counter,
+        )?;
+        for listener in Listener::ALL {
+            for outcome in Outcome::ALL {
+                let labels = [
+                    ("listener", listener.as_str()),
+                    ("outcome", outcome.as_str()),
+                ];
+                ConstCounter::new(metrics.requests(listener, outcome))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let (buckets, count, sum) = metrics.request_durations();
+        encoder
+            .encode_descriptor(
+                "headwall_request_duration",
+                "Time from a request's head to its response head, in seconds.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+
+        let mut family = encoder.encode_descriptor(
+            "headwall_disclosures",
+            "Identity headers inserted, by partner, purpose and value kind.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, value) in metrics.disclosures_by_partner() {
+            let labels = [
+                ("partner", labels.partner.as_str()),
+                ("purpose", labels.purpose),
+                ("kind", labels.kind),
+            ];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+
+        counter(
+            &mut encoder,
+            "headwall_stripped_headers",
+            "Identity headers removed from client requests.",
+            metrics.stripped_headers(),
+        )?;
+        counter(
+            &mut encoder,
+            "headwall_pinning_mismatches",
+            "Partner-host requests that connected outside the partner's destinations.",
+            metrics.pinning_mismatches(),
+        )?;
+        gauge(
+            &mut encoder,
+            "headwall_sessions_active",
+            "Subscriber bindings held (stale ones until swept).",
+            i64::try_from(self.gateway.sessions().len()).unwrap_or(i64::MAX),
+        )?;
+
+        let mut family = encoder.encode_descriptor(
+            "headwall_radius_packets",
+            "RADIUS accounting datagrams by Acct-Status-Type and result.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (status, result, value) in self.radius.snapshot() {
+            let labels = [("status", status), ("result", result)];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+
+        counter(
+            &mut encoder,
+            "headwall_audit_write_failures",
+            "Disclosures withheld because their audit record could not be made durable.",
+            metrics.audit_write_failures(),
+        )?;
+        counter(
+            &mut encoder,
+            "headwall_audit_dropped_events",
+            "Security events dropped because the audit queue was full or stopped.",
+            self.gateway.audit().dropped_events(),
+        )?;
+        gauge(
+            &mut encoder,
+            "headwall_enrichment_enabled",
+            "1 while enrichment is on, 0 when switched off (kill switch or operator).",
+            i64::from(self.gateway.enrichment_enabled()),
+        )?;
+
+        let active = self.gateway.policy();
+        let mut family = encoder.encode_descriptor(
+            "headwall_policy_info",
+            "The policy in force, by hash (always 1).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("hash", active.policy.hash())];
+        ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The admin API of the real binary: open endpoints, the bearer token, metrics that count what
+//! happened without carrying request or subscriber data, the kill switch that survives a
+//! restart, and reload by API and SIGHUP.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use headwall_testkit::{ProbeResponse, ServeProcess, origin, radclient, send_raw};
+
+use crate::binary;
+use crate::radius::{SECRET, accounting, config, pseudonyms_seen};
+
+async fn admin(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> ProbeResponse {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    send_raw(addr, None, request.as_bytes(), Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+fn json(response: &ProbeResponse) -> serde_json::Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|error| {
+        panic!(
+            "{error}: {} {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        )
+    })
+}
+
+fn text(response: &ProbeResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+fn token(gateway: &ServeProcess) -> String {
+    let path = gateway.path("state/admin.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "token file created 0600");
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn open_endpoints_and_the_bearer_token() {
+    let agecheck = origin(2).await;
+    let gateway = ServeProcess::start(binary(), &config(agecheck.addr().port()));
+    let token = token(&gateway);
+
+    assert_eq!(
+        admin(gateway.admin, "GET", "/healthz", None, "")
+            .await
+            .status,
+        200
+    );
+    let ready = admin(gateway.admin, "GET", "/readyz", None, "").await;
+    assert_eq!((ready.status, text(&ready).trim()), (200, "ready"));
+    let jwks = admin(gateway.admin, "GET", "/.well-known/jwks.json", None, "").await;
+    assert_eq!(json(&jwks)["keys"][0]["kty"], "OKP");
+
+    for path in [
+        "/v1/policy",
+        "/v1/sessions/127.0.0.5",
+        "/v1/audit/exposure",
+        "/v1/audit/subscriber/447700900123",
+    ] {
+        let response = admin(gateway.admin, "GET", path, None, "").await;
+        assert_eq!(response.status, 401, "{path} without a token");
+        assert!(
+            json(&response)["error"]
+                .as_str()
+                .unwrap()
+                .contains("Bearer")
+        );
+        let response = admin(gateway.admin, "GET", path, Some("not-the-token-at-all"), "").await;
+        assert_eq!(response.status, 401, "{path} with a wrong token");
+    }
+    let policy = admin(gateway.admin, "GET", "/v1/policy", Some(&token), "").await;
+    assert_eq!(policy.status, 200);
+    let policy = json(&policy);
+    assert_eq!(policy["partners"][0]["name"], "agecheck");
+    assert_eq!(policy["enrichment_enabled"], true);
+    let missing = admin(gateway.admin, "GET", "/v1/nothing", Some(&token), "").await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn sessions_metrics_audit_and_kill_switch() {
+    let agecheck = origin(2).await;
+    let website = origin(3).await;
+    let text_config = config(agecheck.addr().port()).replace(
+        "\"verify.agecheck.test\" = \"127.0.0.2\"",
+        "\"verify.agecheck.test\" = \"127.0.0.2\"\n\"news.example.test\" = \"127.0.0.3\"",
+    );
+    let gateway = ServeProcess::start(binary(), &text_config);
+    let token = token(&gateway);
+    let radius = gateway.radius.expect("radius listener");
+    assert!(radclient(radius, SECRET, &accounting("Start", "s1")));
+
+    // Who is on 127.0.0.5: bound, number masked to its last three digits.
+    let session = admin(
+        gateway.admin,
+        "GET",
+        "/v1/sessions/127.0.0.5",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(session.status, 200);
+    let session = json(&session);
+    assert_eq!(session["state"], "bound");
+    assert_eq!(session["session_id"], "s1");
+    assert!(session["msisdn"].as_str().unwrap().ends_with("123"));
+    assert!(!session.to_string().contains("7700900123"));
+    let unbound = admin(
+        gateway.admin,
+        "GET",
+        "/v1/sessions/127.0.0.6",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(unbound.status, 404);
+    let bad = admin(
+        gateway.admin,
+        "GET",
+        "/v1/sessions/not-an-ip",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+
+    // Traffic: one disclosure, one ordinary website visit with a spoof.
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    let url = format!("http://news.example.test:{}/", website.addr().port());
+    send_raw(
+        gateway.explicit,
+        Some(headwall_testkit::loopback(5)),
+        &headwall_testkit::proxy_get(&url, &[("X-MSISDN", "447700900123")]),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(website.take().len(), 1);
+
+    let metrics = admin(gateway.admin, "GET", "/metrics", None, "").await;
+    assert_eq!(metrics.status, 200);
+    let metrics = text(&metrics);
+    for expected in [
+        "headwall_requests_total{listener=\"explicit\",outcome=\"enriched\"} 1",
+        "headwall_requests_total{listener=\"explicit\",outcome=\"forwarded\"} 1",
+        "headwall_disclosures_total{partner=\"agecheck\",purpose=\"age_verification\",kind=\"pseudonym\"} 1",
+        "headwall_stripped_headers_total 1",
+        "headwall_pinning_mismatches_total 0",
+        "headwall_sessions_active 1",
+        "headwall_radius_packets_total{status=\"start\",result=\"accepted\"} 1",
+        "headwall_audit_write_failures_total 0",
+        "headwall_enrichment_enabled 1",
+        "headwall_request_duration_seconds_count 2",
+        "# TYPE headwall_request_duration_seconds histogram",
+        "# HELP headwall_requests_total ",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("headwall_policy_info{hash=\""));
+    // Label values are fixed sets and partner names: no request hosts, no numbers.
+    assert!(!metrics.contains("news.example.test"));
+    assert!(!metrics.contains("7700900123"));
+
+    // The audit endpoints answer from the record.
+    let answer = admin(
+        gateway.admin,
+        "GET",
+        "/v1/audit/subscriber/07700900123",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", text(&answer));
+    let answer = json(&answer);
+    assert_eq!(answer["disclosures"].as_array().unwrap().len(), 1);
+    assert_eq!(answer["disclosures"][0]["partner"], "agecheck");
+    let exposure = admin(
+        gateway.admin,
+        "GET",
+        "/v1/audit/exposure?partner=agecheck&from=2000-01-01",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(json(&exposure)["exposure"][0]["subscribers"], 1);
+    let bad_time = admin(
+        gateway.admin,
+        "GET",
+        "/v1/audit/exposure?from=yesterday",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(bad_time.status, 400);
+
+    // The kill switch: off by the operator, it stays off across a restart.
+    let bad_body = admin(gateway.admin, "POST", "/v1/enrichment", Some(&token), "{}").await;
+    assert_eq!(bad_body.status, 400);
+    let off = admin(
+        gateway.admin,
+        "POST",
+        "/v1/enrichment",
+        Some(&token),
+        "{\"enabled\":false}",
+    )
+    .await;
+    assert_eq!(json(&off)["enabled"], false);
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let gateway = ServeProcess::start_in(binary(), &text_config, dir);
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty(),
+        "the kill switch must survive a restart"
+    );
+    let metrics = text(&admin(gateway.admin, "GET", "/metrics", None, "").await);
+    assert!(metrics.contains("headwall_enrichment_enabled 0"));
+    let on = admin(
+        gateway.admin,
+        "POST",
+        "/v1/enrichment",
+        Some(&token),
+        "{\"enabled\":true}",
+    )
+    .await;
+    assert_eq!(json(&on)["enabled"], true);
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+}
+
+#[tokio::test]
+async fn reload_by_api_and_sighup_and_a_bad_file_changes_nothing() {
+    let agecheck = origin(2).await;
+    let original = config(agecheck.addr().port());
+    let gateway = ServeProcess::start(binary(), &original);
+    let token = token(&gateway);
+    let radius = gateway.radius.expect("radius listener");
+    assert!(radclient(radius, SECRET, &accounting("Start", "s1")));
+    let config_path = gateway.path("headwall.toml");
+    let policy_hash = |policy: serde_json::Value| policy["hash"].as_str().unwrap().to_owned();
+    let before = policy_hash(json(
+        &admin(gateway.admin, "GET", "/v1/policy", Some(&token), "").await,
+    ));
+
+    // An invalid file: 422 with file:line:col, the running policy stays.
+    std::fs::write(
+        &config_path,
+        original.replace("purpose = \"age_verification\"", "purpose = \"everything\""),
+    )
+    .unwrap();
+    let refused = admin(gateway.admin, "POST", "/v1/policy/reload", Some(&token), "").await;
+    assert_eq!(refused.status, 422);
+    let reason = json(&refused)["error"].as_str().unwrap().to_owned();
+    assert!(reason.contains("headwall.toml:"), "{reason}");
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+
+    // A valid change by API: the partner now also gets the age flag header name changed.
+    std::fs::write(
+        &config_path,
+        original.replace(
+            "\"X-Subscriber-Id\" = \"pseudonym\"",
+            "\"X-Partner-Subscriber\" = \"pseudonym\"",
+        ),
+    )
+    .unwrap();
+    let applied = admin(gateway.admin, "POST", "/v1/policy/reload", Some(&token), "").await;
+    assert_eq!(applied.status, 200, "{}", text(&applied));
+    let applied = json(&applied);
+    assert_eq!(applied["changed"], true);
+    assert_ne!(applied["policy_hash"].as_str().unwrap(), before);
+    let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
+    let request = headwall_testkit::proxy_get(&url, &[]);
+    send_raw(
+        gateway.explicit,
+        Some(headwall_testkit::loopback(5)),
+        &request,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let got = agecheck.take();
+    assert_eq!(got[0].header_values("x-partner-subscriber").len(), 1);
+    assert!(got[0].header("x-subscriber-id").is_none());
+
+    // SIGHUP: back to the original.
+    std::fs::write(&config_path, &original).unwrap();
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -HUP {}", gateway.pid()))
+        .status()
+        .unwrap();
+    let back = headwall_testkit::eventually(Duration::from_secs(10), || {
+        gateway
+            .log()
+            .iter()
+            .any(|line| line.contains("configuration reloaded") && line.contains(&before))
+    })
+    .await;
+    assert!(back, "SIGHUP reload not seen in the log");
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    let now = policy_hash(json(
+        &admin(gateway.admin, "GET", "/v1/policy", Some(&token), "").await,
+    ));
+    assert_eq!(now, before);
+}
