@@ -34,7 +34,7 @@ pub struct ReloadReport {
     pub changed: bool,
     /// The hash of the policy now in force.
     pub policy_hash: String,
-    /// What changed, in words (the exposure summary once `plan` exists).
+    /// What changed, in words: the hashes and `headwall plan`'s summary line.
     pub summary: String,
     /// Settings that differ from the running ones but take effect only after a restart.
     pub restart_needed: Vec<String>,

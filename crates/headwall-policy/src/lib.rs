@@ -14,6 +14,7 @@ mod fasthash;
 mod header;
 mod host;
 mod load;
+mod plan;
 mod policy;
 
 pub use config::{
@@ -25,4 +26,8 @@ pub use error::{ConfigError, ConfigErrors, HostError};
 pub use header::{StripSet, builtin_identity_headers, is_field_name, normalize_header_name};
 pub use host::{HostPattern, HostPatternError, normalize_host};
 pub use load::{load, load_policy};
+pub use plan::{
+    Change, Grant, HostPlan, JustificationChange, KIND_ORDER, PairChange, PartnerPlan, Plan,
+    StripPlan, Widening, plan,
+};
 pub use policy::{Decision, Partner, PartnerHeader, Policy, Purpose, ValueKind, WithholdReason};

@@ -191,18 +191,21 @@ impl Gateway {
     }
 
     /// Activates a new policy atomically; requests in flight finish under the old one. Records
-    /// a `policy_change` security event naming both hashes.
-    pub fn set_policy(&self, policy: Policy) {
-        let previous = self.policy.load();
-        self.audit.event(
-            EventKind::PolicyChange,
-            &policy_event("reload", &policy, Some(previous.policy.hash())),
-        );
+    /// a `policy_change` security event naming both hashes and the exposure plan's summary, and
+    /// returns the plan.
+    pub fn set_policy(&self, policy: Policy) -> headwall_policy::Plan {
+        let previous = self.policy.load_full();
+        let plan = headwall_policy::plan(&previous.policy, &policy);
+        let mut detail = policy_event("reload", &policy, Some(previous.policy.hash()));
+        detail["plan"] = serde_json::json!(plan.summary());
+        detail["widens"] = serde_json::json!(plan.widens());
+        self.audit.event(EventKind::PolicyChange, &detail);
         self.policy.store(Arc::new(ActivePolicy::new(
             policy,
             &self.keys,
             &self.metrics,
         )));
+        plan
     }
 
     /// The policy in force.

@@ -36,6 +36,21 @@ pub(crate) enum Command {
         #[arg(long, default_value = "headwall.toml")]
         config: PathBuf,
     },
+    /// Show which destinations gain or lose which attributes between two configurations.
+    Plan {
+        /// The current configuration (only its [[partner]] and [strip] tables are compared).
+        #[arg(long)]
+        from: PathBuf,
+        /// The proposed configuration.
+        #[arg(long)]
+        to: PathBuf,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Exit 3 when the proposed configuration widens exposure.
+        #[arg(long)]
+        fail_on_widen: bool,
+    },
     /// Query and verify the audit log (the only place subscriber numbers are shown).
     Audit {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod demo;
 mod keygen;
+mod plan;
 mod serve;
 
 use std::process::ExitCode;
@@ -19,6 +20,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::run(&config),
         Command::Demo { keep_running, .. } => demo::run(keep_running),
         Command::Check { config } => Ok(check::run(&config)),
+        Command::Plan {
+            from,
+            to,
+            json,
+            fail_on_widen,
+        } => Ok(plan::run(&from, &to, json, fail_on_widen)),
         Command::Audit { command } => audit::run(command),
         Command::Keygen { out } => keygen::run(&out),
         Command::Leakcheck { .. } => {
@@ -32,10 +39,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub(crate) fn load_config(path: &std::path::Path) -> Result<headwall_policy::Config, ExitCode> {
     crate::config::load(path).map_err(|error| {
         eprintln!("{error}");
-        match error {
-            crate::config::LoadError::Invalid(_) => ExitCode::from(1),
-            crate::config::LoadError::Unreadable(..) => ExitCode::from(EXIT_CANNOT_RUN),
-        }
+        ExitCode::from(error.exit_code())
     })
 }
 

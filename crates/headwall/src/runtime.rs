@@ -317,16 +317,14 @@ fn reload(path: &Path, running: &Config, gateway: &Gateway) -> Result<ReloadRepo
         let changed = old_hash != config.policy.hash();
         let new_hash = config.policy.hash().to_owned();
         let summary = if changed {
+            let plan = gateway.set_policy(config.policy.clone());
             format!(
-                "policy {old_hash} replaced by {new_hash} ({} partners)",
-                config.policy.partners().len()
+                "policy {old_hash} replaced by {new_hash}: {}",
+                plan.summary()
             )
         } else {
             "policy unchanged".to_owned()
         };
-        if changed {
-            gateway.set_policy(config.policy.clone());
-        }
         gateway.set_profiles(profiles);
         Ok(ReloadReport {
             changed,

@@ -174,6 +174,9 @@ async fn policy_swap_applies_to_the_next_request() {
     assert_eq!(events[1].0, "policy_change");
     assert_eq!(events[1].1["previous_hash"], before.as_str());
     assert_eq!(events[1].1["partners"], serde_json::json!([]));
+    // Removing every partner narrows: the plan summary is on record, not widening.
+    assert_eq!(events[1].1["widens"], false);
+    assert!(events[1].1["plan"].as_str().unwrap().contains("change"));
 }
 
 #[tokio::test]

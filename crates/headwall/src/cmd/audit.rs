@@ -186,15 +186,11 @@ fn open(config: &Config) -> anyhow::Result<AuditReader> {
     AuditReader::open(embedded_path(config)?).map_err(anyhow::Error::msg)
 }
 
-/// A whole config file as a policy (only its `[[partner]]` tables matter).
+/// A whole config file as a policy (only its `[[partner]]` tables matter); prints why not.
 fn load_policy(path: &Path) -> Result<headwall_policy::Policy, ExitCode> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        eprintln!("{}: cannot read policy: {error}", path.display());
-        ExitCode::from(super::EXIT_CANNOT_RUN)
-    })?;
-    headwall_policy::load_policy(&path.display().to_string(), &text).map_err(|errors| {
-        eprintln!("{errors}");
-        ExitCode::from(1)
+    crate::config::load_policy(path).map_err(|error| {
+        eprintln!("{error}");
+        ExitCode::from(error.exit_code())
     })
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{self, LoadError};
+use crate::config;
 
 pub(crate) fn run(path: &Path) -> ExitCode {
     match config::load(path) {
@@ -16,13 +16,9 @@ pub(crate) fn run(path: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(error @ LoadError::Invalid(_)) => {
+        Err(error) => {
             eprintln!("{error}");
-            ExitCode::from(1)
-        }
-        Err(error @ LoadError::Unreadable(..)) => {
-            eprintln!("{error}");
-            ExitCode::from(super::EXIT_CANNOT_RUN)
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -1,18 +1,12 @@
-//! `headwall serve`: run the gateway until SIGTERM or Ctrl-C.
+//! `headwall serve`: run the gateway; SIGHUP reloads, SIGTERM or Ctrl-C drains and stops.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{self, LoadError};
-
 pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = match config::load(path) {
+    let config = match super::load_config(path) {
         Ok(config) => config,
-        Err(error @ LoadError::Invalid(_)) => {
-            eprintln!("{error}");
-            return Ok(ExitCode::from(1));
-        }
-        Err(error) => return Err(error.into()),
+        Err(code) => return Ok(code),
     };
     super::runtime()?.block_on(async {
         let running = crate::runtime::start(&config, path).await?;

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod cli;
+mod plan;
 mod radius;
 mod serve;
 
