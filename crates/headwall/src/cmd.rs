@@ -43,9 +43,16 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<headwall_policy::Con
     })
 }
 
-/// The runtime every command that serves uses.
+/// The runtime every command that serves uses. `HEADWALL_WORKER_THREADS=N` sets the number of
+/// worker threads (default: one per CPU); benchmarks pin the gateway to one CPU with `1`.
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Ok(value) = std::env::var("HEADWALL_WORKER_THREADS") {
+        let threads: usize =
+            value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                anyhow::anyhow!("HEADWALL_WORKER_THREADS must be a positive number")
+            })?;
+        builder.worker_threads(threads);
+    }
+    Ok(builder.enable_all().build()?)
 }
