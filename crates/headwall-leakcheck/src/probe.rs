@@ -65,6 +65,35 @@ pub fn proxy_get(url: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     request.into_bytes()
 }
 
+/// Sends one `GET check_url` through the gateway at `proxy` (from `source` when given) and reads
+/// the leak-check API's verdict: the canary's and `headwall probe`'s one mechanism. `check_url`
+/// is an `http://` URL of a `headwall leakcheck` API endpoint (`…/api/v1/check`). Errors say
+/// what went wrong without echoing any header value.
+pub async fn check_through(
+    proxy: SocketAddr,
+    source: Option<IpAddr>,
+    check_url: &str,
+    deadline: Duration,
+) -> Result<crate::Report, String> {
+    if !check_url.starts_with("http://") {
+        return Err(format!(
+            "{check_url}: the check URL must be http:// (plain HTTP is what gets enriched)"
+        ));
+    }
+    let response = send_raw(proxy, source, &proxy_get(check_url, &[]), deadline)
+        .await
+        .map_err(|error| format!("no answer through the gateway at {proxy}: {error}"))?;
+    if response.status != 200 {
+        return Err(format!(
+            "{check_url} answered {} through the gateway (expected 200 from a leak-check API)",
+            response.status
+        ));
+    }
+    serde_json::from_slice(&response.body).map_err(|_| {
+        format!("{check_url} did not answer with a leak-check report; point it at …/api/v1/check")
+    })
+}
+
 fn parse_response(raw: &[u8]) -> std::io::Result<ProbeResponse> {
     let invalid =
         |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
