@@ -174,6 +174,19 @@ impl Collector for HeadwallCollector {
             i64::from(self.gateway.enrichment_enabled()),
         )?;
 
+        counter(
+            &mut encoder,
+            "headwall_canary_leaks",
+            "Canary runs that found identity at the non-partner leak-check endpoint.",
+            metrics.canary_leaks(),
+        )?;
+        gauge(
+            &mut encoder,
+            "headwall_canary_last_success_timestamp_seconds",
+            "Unix time of the last canary run that found nothing (0: none yet).",
+            i64::try_from(metrics.canary_last_success()).unwrap_or(i64::MAX),
+        )?;
+
         let active = self.gateway.policy();
         let mut family = encoder.encode_descriptor(
             "headwall_policy_info",

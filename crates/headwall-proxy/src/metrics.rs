@@ -97,6 +97,8 @@ pub struct Metrics {
     duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
     duration_count: AtomicU64,
     duration_sum_nanos: AtomicU64,
+    canary_leaks: AtomicU64,
+    canary_last_success: AtomicU64,
 }
 
 impl Metrics {
@@ -152,6 +154,26 @@ impl Metrics {
         let count = self.duration_count.load(Ordering::Relaxed);
         let sum = self.duration_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         (buckets, count, sum)
+    }
+
+    /// Canary runs that found identity at the non-partner endpoint.
+    pub fn canary_leaks(&self) -> u64 {
+        self.canary_leaks.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds of the last canary run that found nothing (0: none yet).
+    pub fn canary_last_success(&self) -> u64 {
+        self.canary_last_success.load(Ordering::Relaxed)
+    }
+
+    /// Records one completed canary run.
+    pub fn record_canary(&self, leaked: bool, at_unix_secs: u64) {
+        if leaked {
+            self.canary_leaks.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.canary_last_success
+                .store(at_unix_secs, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn disclosure_counter(&self, labels: DisclosureLabels) -> Arc<AtomicU64> {

@@ -62,11 +62,20 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Reserved: the leak-check page (a later issue).
-    #[command(hide = true)]
+    /// Serve the public leak-check page (GET /) and API (GET /api/v1/check).
     Leakcheck {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
+    /// Send one request through a gateway to a leak-check endpoint; exit 1 on a leak.
+    Probe {
+        /// The gateway, as http://HOST:PORT.
         #[arg(long)]
-        listen: Option<SocketAddr>,
+        proxy: String,
+        /// The leak-check API, e.g. http://leakcheck.example:8090/api/v1/check.
+        #[arg(long)]
+        check_url: String,
     },
 }
 

@@ -5,7 +5,9 @@ mod audit;
 mod check;
 mod demo;
 mod keygen;
+mod leakcheck;
 mod plan;
+mod probe;
 mod serve;
 
 use std::process::ExitCode;
@@ -28,9 +30,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => Ok(plan::run(&from, &to, json, fail_on_widen)),
         Command::Audit { command } => audit::run(command),
         Command::Keygen { out } => keygen::run(&out),
-        Command::Leakcheck { .. } => {
-            anyhow::bail!("`headwall leakcheck` is not built yet")
-        }
+        Command::Leakcheck { listen } => leakcheck::run(listen),
+        Command::Probe { proxy, check_url } => probe::run(&proxy, &check_url),
     }
 }
 
@@ -55,4 +56,20 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         builder.worker_threads(threads);
     }
     Ok(builder.enable_all().build()?)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn terminated() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }

@@ -1,5 +1,6 @@
 //! `headwall`: the header-enrichment gateway that cannot leak. See README.md and DESIGN.
 
+mod canary;
 mod cli;
 mod cmd;
 mod config;

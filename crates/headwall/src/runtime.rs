@@ -122,7 +122,13 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             .serve_explicit(explicit, stopped(watcher.clone())),
     ));
     let readiness = Arc::new(Readiness::default());
-    let reload = reloader(config_path.to_owned(), config.clone(), gateway.clone());
+    let policy_loaded = Arc::new(tokio::sync::Notify::new());
+    let reload = reloader(
+        config_path.to_owned(),
+        config.clone(),
+        gateway.clone(),
+        policy_loaded.clone(),
+    );
     let admin_state = headwall_admin::AdminState {
         gateway: gateway.clone(),
         radius: radius_metrics.clone(),
@@ -157,6 +163,15 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         config.sessions.stale_after,
         stopped(watcher.clone()),
     )));
+    if let Some(canary) = &config.canary {
+        tasks.push(tokio::spawn(crate::canary::run(
+            gateway.clone(),
+            canary.clone(),
+            explicit_addr,
+            policy_loaded,
+            stopped(watcher.clone()),
+        )));
+    }
     tasks.push(tokio::spawn(retention(
         audit.clone(),
         config.audit.retention,
@@ -292,15 +307,25 @@ async fn retention(
     }
 }
 
-/// The one reload path, shared by SIGHUP and the admin API.
-fn reloader(path: PathBuf, running: Config, gateway: Arc<Gateway>) -> Reloader {
+/// The one reload path, shared by SIGHUP and the admin API. A changed policy wakes the canary.
+fn reloader(
+    path: PathBuf,
+    running: Config,
+    gateway: Arc<Gateway>,
+    policy_loaded: Arc<tokio::sync::Notify>,
+) -> Reloader {
     let running = Arc::new(running);
     Arc::new(move || {
         let (path, running, gateway) = (path.clone(), running.clone(), gateway.clone());
+        let policy_loaded = policy_loaded.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || reload(&path, &running, &gateway))
+            let outcome = tokio::task::spawn_blocking(move || reload(&path, &running, &gateway))
                 .await
-                .unwrap_or_else(|_| Err("reload failed".to_owned()))
+                .unwrap_or_else(|_| Err("reload failed".to_owned()));
+            if outcome.as_ref().is_ok_and(|report| report.changed) {
+                policy_loaded.notify_one();
+            }
+            outcome
         })
     })
 }

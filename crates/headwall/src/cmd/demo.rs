@@ -22,6 +22,7 @@ const UNBOUND_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 const AGECHECK_HOST: &str = "verify.agecheck.test";
 const BILLING_HOST: &str = "pay.carrierbilling.test";
 const WEBSITE_HOST: &str = "news.example.test";
+const CHECK_HOST: &str = "leakcheck.example.test";
 /// The shared secret of the simulated packet gateway.
 const RADIUS_SECRET: &[u8] = b"demo-secret";
 
@@ -41,11 +42,21 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         .await
         .context("billing origin on 127.0.0.4")?;
 
+    // The public leak-check page, on the website's address: the canary's non-partner target.
+    let check_listener = tokio::net::TcpListener::bind(origin(3))
+        .await
+        .context("leak-check page on 127.0.0.3")?;
+    let check = check_listener.local_addr()?;
+    tokio::spawn(headwall_leakcheck::serve(
+        check_listener,
+        std::future::pending(),
+    ));
+
     let state = tempfile::tempdir().context("temporary folder for the demo state")?;
     let config_path = state.path().join("headwall.toml");
     std::fs::write(
         &config_path,
-        config_text(agecheck.addr().port(), billing.addr().port()),
+        config_text(agecheck.addr().port(), billing.addr().port(), check.port()),
     )?;
     std::fs::write(
         state.path().join("subscribers.csv"),
@@ -167,6 +178,26 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         !has_identity_header(&got),
     );
 
+    // 6. The canary: the gateway probed the leak-check page as a synthetic subscriber at start.
+    let canary_ran = wait_until(Duration::from_secs(10), || {
+        running.gateway.metrics().canary_last_success() > 0
+            || running.gateway.metrics().canary_leaks() > 0
+    })
+    .await;
+    let leaks = running.gateway.metrics().canary_leaks();
+    println!(
+        "6. canary -> http://{CHECK_HOST}/api/v1/check as synthetic subscriber 447700900000: {}\n",
+        match (canary_ran, leaks) {
+            (false, _) => "did not complete",
+            (true, 0) => "clean (no identity seen by a non-partner)",
+            (true, _) => "LEAK (enrichment switched off)",
+        }
+    );
+    checks.expect(
+        "the canary proved a non-partner sees nothing",
+        canary_ran && leaks == 0,
+    );
+
     let metrics = running.gateway.metrics();
     println!(
         "gateway counters: {} identity headers stripped, {} inserted, {} pinning mismatches",
@@ -221,7 +252,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn config_text(agecheck_port: u16, billing_port: u16) -> String {
+fn config_text(agecheck_port: u16, billing_port: u16, check_port: u16) -> String {
     format!(
         r#"# Written by `headwall demo`.
 [gateway]
@@ -230,6 +261,7 @@ listen = "127.0.0.1:0"
 "{AGECHECK_HOST}" = "127.0.0.2"
 "{BILLING_HOST}" = "127.0.0.4"
 "{WEBSITE_HOST}" = "127.0.0.3"
+"{CHECK_HOST}" = "127.0.0.3"
 
 [admin]
 listen = "127.0.0.1:0"
@@ -242,6 +274,12 @@ secret = "demo-secret"
 
 [subscribers]
 file = "subscribers.csv"
+
+[canary]
+url = "http://{CHECK_HOST}:{check_port}/api/v1/check"
+interval = "30s"
+msisdn = "447700900000"
+kill_switch = true
 
 [identity]
 issuer = "headwall.demo"
@@ -388,4 +426,15 @@ impl Checks {
         }
         failed == 0
     }
+}
+
+async fn wait_until(limit: Duration, check: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }

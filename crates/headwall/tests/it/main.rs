@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod canary;
 mod cli;
 mod plan;
 mod radius;

@@ -1,0 +1,134 @@
+//! The canary (DESIGN, Leak check and canary): proof, after every policy load and every
+//! `[canary].interval`, that a non-partner sees nothing.
+//!
+//! Each run binds the gateway's own address to the synthetic subscriber `[canary].msisdn` in
+//! the in-memory table (never in the durable store), sends one request through the gateway's
+//! real explicit listener to `[canary].url` (a `headwall leakcheck` API), then removes the
+//! binding. Any finding is a `canary_leak` security event, counts in
+//! `headwall_canary_leaks_total`, and with `kill_switch` turns enrichment off until an operator
+//! turns it on. A clean run sets `headwall_canary_last_success_timestamp_seconds`; a run that
+//! cannot complete sets nothing, so alert on that timestamp growing old.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use headwall_audit::EventKind;
+use headwall_identity::Msisdn;
+use headwall_leakcheck::Verdict;
+use headwall_policy::Canary;
+use headwall_proxy::Gateway;
+use headwall_sessions::Binding;
+use tokio::sync::Notify;
+
+const SESSION_ID: &str = "headwall-canary";
+
+/// Runs the canary until `shutdown`: once at start, after every `reloaded` notification, and
+/// every `interval`.
+pub(crate) async fn run(
+    gateway: Arc<Gateway>,
+    canary: Canary,
+    listener: SocketAddr,
+    reloaded: Arc<Notify>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let Ok(msisdn) = Msisdn::parse(&canary.msisdn) else {
+        // The policy crate validated it; fail loudly rather than probe as nobody.
+        tracing::error!("[canary].msisdn is not a valid number; canary disabled");
+        return;
+    };
+    // Connect to the listener's own address (loopback when it listens on all addresses) and
+    // send from that same address: it is the gateway's, never a subscriber's.
+    let target = SocketAddr::new(own_address(listener.ip()), listener.port());
+    tokio::pin!(shutdown);
+    loop {
+        once(&gateway, &canary, &msisdn, target).await;
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = reloaded.notified() => {}
+            () = tokio::time::sleep(canary.interval) => {}
+        }
+    }
+}
+
+fn own_address(listen: IpAddr) -> IpAddr {
+    match listen {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// One canary run; returns whether it found a leak (`None`: it could not complete).
+pub(crate) async fn once(
+    gateway: &Gateway,
+    canary: &Canary,
+    msisdn: &Msisdn,
+    target: SocketAddr,
+) -> Option<bool> {
+    let source = target.ip();
+    let network = ipnet::IpNet::from(source);
+    gateway.sessions().bind(
+        network,
+        Binding {
+            msisdn: msisdn.clone(),
+            imsi: None,
+            session_id: SESSION_ID.to_owned(),
+            nas: SESSION_ID.to_owned(),
+            updated_at: unix_now(),
+        },
+    );
+    let result = headwall_leakcheck::check_through(
+        target,
+        Some(source),
+        &canary.url,
+        Duration::from_secs(10),
+    )
+    .await;
+    gateway.sessions().unbind(network, SESSION_ID);
+    let report = match result {
+        Ok(report) => report,
+        Err(reason) => {
+            tracing::warn!(%reason, "canary run could not complete");
+            return None;
+        }
+    };
+    let leaked = report.verdict == Verdict::Leak;
+    gateway.metrics().record_canary(leaked, unix_now());
+    if !leaked {
+        tracing::debug!(headers = report.headers_seen, "canary: no identity seen");
+        return Some(false);
+    }
+    let findings: Vec<serde_json::Value> = report
+        .findings
+        .iter()
+        .map(|finding| {
+            serde_json::json!({ "header": finding.header, "reason": finding.reason.as_str() })
+        })
+        .collect();
+    tracing::error!(
+        url = %canary.url,
+        findings = findings.len(),
+        kill_switch = canary.kill_switch,
+        "CANARY LEAK: a non-partner endpoint received subscriber identity"
+    );
+    gateway.audit().event(
+        EventKind::CanaryLeak,
+        &serde_json::json!({
+            "url": canary.url,
+            "findings": findings,
+            "policy_hash": gateway.policy().policy.hash(),
+            "kill_switch": canary.kill_switch,
+        }),
+    );
+    if canary.kill_switch {
+        gateway.set_enrichment(false, "canary_leak");
+    }
+    Some(true)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
