@@ -23,20 +23,45 @@ use crate::upstream::{self, UpstreamError};
 
 static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Which door a request came in by, and what that door knows about its destination.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Front {
+    /// `[gateway].listen`: the destination is the absolute-form request target.
+    Explicit,
+    /// `[gateway].transparent_listen`: the destination is the address the client actually
+    /// connected to before interception (`SO_ORIGINAL_DST`, or the PROXY header's destination);
+    /// the `Host` header only names it, and is never resolved.
+    Transparent {
+        /// The original destination.
+        original: SocketAddr,
+    },
+}
+
+impl Front {
+    pub(crate) fn listener(self) -> Listener {
+        match self {
+            Front::Explicit => Listener::Explicit,
+            Front::Transparent { .. } => Listener::Transparent,
+        }
+    }
+}
+
 /// Handles one client request end to end and counts its outcome.
 pub(crate) async fn handle(
     gateway: Arc<Gateway>,
     client: SocketAddr,
-    listener: Listener,
+    front: Front,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let (response, outcome) = if request.method() == Method::CONNECT {
-        crate::connect::tunnel(&gateway, request).await
-    } else {
-        forward(&gateway, client, request).await
+    let (response, outcome) = match (request.method() == Method::CONNECT, front) {
+        (true, Front::Explicit) => crate::connect::tunnel(&gateway, request).await,
+        (true, Front::Transparent { .. }) => bad_request(
+            "headwall: CONNECT is for the explicit proxy listener, not intercepted traffic\n",
+        ),
+        (false, _) => forward(&gateway, client, front, request).await,
     };
-    gateway.metrics.count_request(listener, outcome);
+    gateway.metrics.count_request(front.listener(), outcome);
     // Until the response head is ready: streaming the body is the client's and origin's time.
     gateway.metrics.observe_duration(started.elapsed());
     tracing::debug!(
@@ -47,35 +72,102 @@ pub(crate) async fn handle(
     response
 }
 
-async fn forward(
-    gateway: &Arc<Gateway>,
-    client: SocketAddr,
-    mut request: Request<Incoming>,
-) -> (Response<ProxyBody>, Outcome) {
-    // Explicit mode: the destination is the absolute-form request target (RFC 9112 §3.2.2).
+/// Where a request goes: the name the policy matches, the port, the `Host` value to send, the
+/// path, and — for intercepted traffic — the one address to connect to.
+struct Target {
+    host: String,
+    port: u16,
+    host_header: Option<HeaderValue>,
+    path: PathAndQuery,
+    pinned: Option<SocketAddr>,
+}
+
+fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static str> {
     let uri = request.uri();
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        let reason = if uri.scheme().is_none() {
-            "headwall: this is an HTTP proxy; send absolute-form requests (GET http://host/path)\n"
-        } else {
-            "headwall: only http:// targets are proxied; use CONNECT for TLS\n"
-        };
-        return (
-            respond::text(StatusCode::BAD_REQUEST, reason),
-            Outcome::BadRequest,
-        );
-    }
-    let Some(authority) = uri.authority().cloned() else {
-        return bad_request("headwall: request target has no host\n");
-    };
-    let Ok(host) = headwall_policy::normalize_host(authority.host()) else {
-        return bad_request("headwall: request target host is not a valid name\n");
-    };
-    let port = authority.port_u16().unwrap_or(80);
     let path = uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    match front {
+        // Explicit mode: the destination is the absolute-form request target (RFC 9112 §3.2.2),
+        // and Host follows it, whatever the client sent.
+        Front::Explicit => {
+            if uri.scheme() != Some(&Scheme::HTTP) {
+                return Err(if uri.scheme().is_none() {
+                    "headwall: this is an HTTP proxy; send absolute-form requests (GET http://host/path)\n"
+                } else {
+                    "headwall: only http:// targets are proxied; use CONNECT for TLS\n"
+                });
+            }
+            let authority = uri
+                .authority()
+                .ok_or("headwall: request target has no host\n")?;
+            let host = headwall_policy::normalize_host(authority.host())
+                .map_err(|_| "headwall: request target host is not a valid name\n")?;
+            let host_header = HeaderValue::from_str(authority.as_str())
+                .map_err(|_| "headwall: request target host is not a valid header value\n")?;
+            Ok(Target {
+                host,
+                port: authority.port_u16().unwrap_or(80),
+                host_header: Some(host_header),
+                path,
+                pinned: None,
+            })
+        }
+        // Transparent mode: the client connected to `original`; the name comes from the target
+        // (if absolute-form) or Host, and is only used to match the policy. The port is the one
+        // actually connected to.
+        Front::Transparent { original } => {
+            let name = match uri.authority() {
+                Some(authority) => authority.host().to_owned(),
+                None => {
+                    let value = request
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|value| value.to_str().ok())
+                        .ok_or("headwall: request has no Host header\n")?;
+                    let authority: http::uri::Authority = value
+                        .parse()
+                        .map_err(|_| "headwall: Host header is not a valid host\n")?;
+                    authority.host().to_owned()
+                }
+            };
+            let host = headwall_policy::normalize_host(&name)
+                .map_err(|_| "headwall: Host header is not a valid name\n")?;
+            let host_header =
+                match uri.authority() {
+                    Some(authority) => Some(HeaderValue::from_str(authority.as_str()).map_err(
+                        |_| "headwall: request target host is not a valid header value\n",
+                    )?),
+                    None => None,
+                };
+            Ok(Target {
+                host,
+                port: original.port(),
+                host_header,
+                path,
+                pinned: Some(original),
+            })
+        }
+    }
+}
+
+async fn forward(
+    gateway: &Arc<Gateway>,
+    client: SocketAddr,
+    front: Front,
+    mut request: Request<Incoming>,
+) -> (Response<ProxyBody>, Outcome) {
+    let Target {
+        host,
+        port,
+        host_header,
+        path,
+        pinned,
+    } = match target(front, &request) {
+        Ok(target) => target,
+        Err(reason) => return bad_request(reason),
+    };
 
     // The policy is pinned for the whole request: a reload in flight never mixes two policies.
     let active = gateway.policy.load_full();
@@ -100,9 +192,13 @@ async fn forward(
     let upgrade = stripped.upgrade;
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
 
-    let addrs = match gateway.upstreams.resolve(&host, port).await {
-        Ok(addrs) => addrs,
-        Err(error) => return upstream_failure(error),
+    // Intercepted traffic goes where the client was going; a name is never resolved for it.
+    let addrs = match pinned {
+        Some(original) => vec![original],
+        None => match gateway.upstreams.resolve(&host, port).await {
+            Ok(addrs) => addrs,
+            Err(error) => return upstream_failure(error),
+        },
     };
     let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
         Ok(upstream) => upstream,
@@ -175,14 +271,8 @@ async fn forward(
     gateway.metrics.count_disclosures(inserted);
 
     let headers = request.headers_mut();
-    // The Host header follows the request target, whatever the client sent.
-    match HeaderValue::from_str(authority.as_str()) {
-        Ok(value) => {
-            headers.insert(header::HOST, value);
-        }
-        Err(_) => {
-            return bad_request("headwall: request target host is not a valid header value\n");
-        }
+    if let Some(value) = host_header {
+        headers.insert(header::HOST, value);
     }
     if let Some(protocol) = &upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -241,7 +331,7 @@ async fn forward(
     (response, outcome)
 }
 
-fn bad_request(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
+pub(crate) fn bad_request(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
     (
         respond::text(StatusCode::BAD_REQUEST, reason),
         Outcome::BadRequest,

@@ -34,6 +34,10 @@ pub struct GatewaySettings {
     pub max_connections: usize,
     /// Static name -> address overrides, consulted before DNS.
     pub hosts: HashMap<String, IpAddr>,
+    /// Expect a PROXY protocol v2 header on every client connection.
+    pub proxy_protocol: bool,
+    /// Load balancers allowed to send it; connections from elsewhere are closed.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 impl GatewaySettings {
@@ -46,6 +50,8 @@ impl GatewaySettings {
             idle_timeout: gateway.idle_timeout,
             max_connections: gateway.max_connections,
             hosts: gateway.hosts.clone(),
+            proxy_protocol: gateway.proxy_protocol,
+            proxy_protocol_from: gateway.proxy_protocol_from.clone(),
         }
     }
 }
@@ -259,6 +265,16 @@ impl Gateway {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         crate::listener::serve(self, listener, Listener::Explicit, shutdown).await;
+    }
+
+    /// Serves the transparent listener (intercepted traffic, redirected to it by the kernel)
+    /// until `shutdown` resolves.
+    pub async fn serve_transparent(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        crate::listener::serve(self, listener, Listener::Transparent, shutdown).await;
     }
 
     /// Begins draining: every client connection finishes the request it is serving and closes;

@@ -13,6 +13,7 @@
 mod connect;
 mod enrich;
 mod forward;
+mod front;
 mod gateway;
 mod idle;
 mod listener;

@@ -61,12 +61,24 @@ pub(crate) async fn serve(
 
 async fn serve_connection(
     gateway: Arc<Gateway>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     kind: Listener,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let (client, front) = match crate::front::identify(&gateway.settings, &mut stream, peer, kind)
+        .await
+    {
+        Ok(identified) => identified,
+        Err(refusal) => {
+            gateway.metrics.count_request(kind, Outcome::Refused);
+            warn_limited(&REFUSED_CONNECTIONS, || {
+                tracing::warn!(client.addr = %peer, reason = refusal.as_str(), "connection closed");
+            });
+            return;
+        }
+    };
     let activity = Activity::new();
     let io = TokioIo::new(Tracked::new(stream, activity.clone()));
     let service_gateway = gateway.clone();
@@ -74,7 +86,7 @@ async fn serve_connection(
         let gateway = service_gateway.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
-                crate::forward::handle(gateway, peer, kind, request).await,
+                crate::forward::handle(gateway, client, front, request).await,
             )
         }
     });
@@ -113,6 +125,7 @@ async fn serve_connection(
 static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
 static LIMIT_REACHED: AtomicU64 = AtomicU64::new(0);
 static MALFORMED: AtomicU64 = AtomicU64::new(0);
+static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `log` at most once per 10 seconds per `last` slot: malformed input is counted on every
 /// occurrence but logged rarely, so a flood cannot fill the disk.

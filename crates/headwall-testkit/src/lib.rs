@@ -52,6 +52,8 @@ pub struct ServeProcess {
     pub admin: SocketAddr,
     /// The RADIUS listener's address, when `[radius]` is configured.
     pub radius: Option<SocketAddr>,
+    /// The transparent listener's address, when `[gateway].transparent_listen` is set.
+    pub transparent: Option<SocketAddr>,
     /// The folder holding `headwall.toml` and its state.
     pub dir: tempfile::TempDir,
 }
@@ -66,9 +68,20 @@ impl ServeProcess {
 
     /// Like [`ServeProcess::start`] in a given folder (which may hold subscribers.csv etc.).
     pub fn start_in(binary: &Path, config: &str, dir: tempfile::TempDir) -> ServeProcess {
+        Self::start_with(Command::new(binary), config, dir)
+    }
+
+    /// Like [`ServeProcess::start`] inside network namespace `netns` (`ip netns exec`).
+    pub fn start_in_netns(binary: &Path, config: &str, netns: &str) -> ServeProcess {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(binary);
+        Self::start_with(command, config, temp_dir())
+    }
+
+    fn start_with(mut command: Command, config: &str, dir: tempfile::TempDir) -> ServeProcess {
         let config_path = dir.path().join("headwall.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut child = Command::new(binary)
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -106,8 +119,8 @@ impl ServeProcess {
             log,
             explicit: field_addr(&line, "explicit="),
             admin: field_addr(&line, "admin="),
-            radius: (line.contains("radius=") && !line.contains("radius=off"))
-                .then(|| field_addr(&line, "radius=")),
+            radius: optional_addr(&line, "radius="),
+            transparent: optional_addr(&line, "transparent="),
             dir,
         }
     }
@@ -190,6 +203,12 @@ pub fn radclient(server: SocketAddr, secret: &str, attributes: &str) -> bool {
         let _ = stdin.write_all(attributes.as_bytes());
     }
     child.wait().is_ok_and(|status| status.success())
+}
+
+/// `field=ADDR` of the start-up line, or `None` for `field=off` or no such field.
+fn optional_addr(line: &str, field: &str) -> Option<SocketAddr> {
+    (line.contains(field) && !line.contains(&format!("{field}off")))
+        .then(|| field_addr(line, field))
 }
 
 fn field_addr(line: &str, field: &str) -> SocketAddr {

@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 pub(crate) struct Running {
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) explicit_addr: SocketAddr,
+    /// The transparent listener, when `[gateway].transparent_listen` is set.
+    pub(crate) transparent_addr: Option<SocketAddr>,
     pub(crate) admin_addr: SocketAddr,
     /// The RADIUS accounting listener, when `[radius]` is configured.
     pub(crate) radius_addr: Option<SocketAddr>,
@@ -98,6 +100,16 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         .await
         .with_context(|| format!("cannot listen on {} ([admin].listen)", config.admin.listen))?;
     let explicit_addr = explicit.local_addr()?;
+    let transparent = match config.gateway.transparent_listen {
+        Some(listen) => Some(TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen} ([gateway].transparent_listen)")
+        })?),
+        None => None,
+    };
+    let transparent_addr = match &transparent {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     let admin_addr = admin.local_addr()?;
     let radius = match &config.radius {
         Some(radius) => {
@@ -121,6 +133,13 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             .clone()
             .serve_explicit(explicit, stopped(watcher.clone())),
     ));
+    if let Some(listener) = transparent {
+        tasks.push(tokio::spawn(
+            gateway
+                .clone()
+                .serve_transparent(listener, stopped(watcher.clone())),
+        ));
+    }
     let readiness = Arc::new(Readiness::default());
     let policy_loaded = Arc::new(tokio::sync::Notify::new());
     let reload = reloader(
@@ -186,6 +205,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         audit,
         gateway,
         explicit_addr,
+        transparent_addr,
         admin_addr,
         radius_addr,
         radius_metrics,

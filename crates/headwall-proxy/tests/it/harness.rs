@@ -27,6 +27,8 @@ pub(crate) fn unbound_ip() -> IpAddr {
 pub(crate) struct Harness {
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) proxy: SocketAddr,
+    /// The transparent listener (loopback: only PROXY-protocol destinations reach it here).
+    pub(crate) transparent: SocketAddr,
     /// agecheck (age_verification) on 127.0.0.2
     pub(crate) agecheck: EchoOrigin,
     /// an ordinary website on 127.0.0.3
@@ -37,6 +39,7 @@ pub(crate) struct Harness {
     pub(crate) audit_path: std::path::PathBuf,
     _state: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
+    _stop_transparent: oneshot::Sender<()>,
 }
 
 /// Starts origins and a gateway with the standard two-partner policy; `gateway_extra` is TOML
@@ -113,19 +116,31 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
     bind(&gateway, subscriber_ip(), SUBSCRIBER, now());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
+    let transparent_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let transparent = transparent_listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    let (stop_transparent, transparent_stopped) = oneshot::channel::<()>();
     tokio::spawn(gateway.clone().serve_explicit(listener, async {
         let _ = stopped.await;
     }));
+    tokio::spawn(
+        gateway
+            .clone()
+            .serve_transparent(transparent_listener, async {
+                let _ = transparent_stopped.await;
+            }),
+    );
     Harness {
         gateway,
         proxy,
+        transparent,
         agecheck,
         website,
         billing,
         audit_path,
         _state: state,
         _stop: stop,
+        _stop_transparent: stop_transparent,
     }
 }
 

@@ -9,5 +9,6 @@ mod harness;
 mod connect;
 mod enrich;
 mod forward;
+mod front;
 mod limits;
 mod strip;

@@ -10,11 +10,14 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
     };
     super::runtime()?.block_on(async {
         let running = crate::runtime::start(&config, path).await?;
-        let radius = running
-            .radius_addr
-            .map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        let off_or = |addr: Option<std::net::SocketAddr>| {
+            addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string())
+        };
+        let radius = off_or(running.radius_addr);
+        let transparent = off_or(running.transparent_addr);
         tracing::info!(
             explicit = %running.explicit_addr,
+            transparent = %transparent,
             admin = %running.admin_addr,
             radius = %radius,
             "headwall ready"

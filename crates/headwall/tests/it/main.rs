@@ -9,6 +9,7 @@ mod cli;
 mod plan;
 mod radius;
 mod serve;
+mod transparent;
 
 use std::path::Path;
 
