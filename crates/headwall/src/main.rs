@@ -29,13 +29,19 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; the filter comes from `HEADWALL_LOG` (default `info`; `warn` for demo).
+/// `HEADWALL_LOG_FORMAT=json` writes one JSON object per line (for journald or a collector).
 fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEADWALL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if std::env::var("HEADWALL_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 }

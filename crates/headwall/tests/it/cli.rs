@@ -116,3 +116,38 @@ fn demo_runs_and_all_its_checks_pass() {
     assert!(stdout.contains("checks passed"), "{stdout}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
 }
+
+#[test]
+fn the_systemd_unit_verifies_and_keeps_its_hardening() {
+    let unit = std::fs::read_to_string(repo_root().join("deploy/headwall.service")).unwrap();
+    for required in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=headwall",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(
+            unit.contains(required),
+            "deploy/headwall.service lost {required}"
+        );
+    }
+    let dir = headwall_testkit::temp_dir();
+    let path = dir.path().join("headwall.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/headwall", &binary().display().to_string()),
+    )
+    .unwrap();
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian package systemd; scripts/test installs it)");
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -104,3 +104,51 @@ fn serve_refuses_a_key_file_readable_by_others() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+#[test]
+fn json_logs_name_every_bound_address_one_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    let dir = headwall_testkit::temp_dir();
+    std::fs::write(dir.path().join("headwall.toml"), config(1)).unwrap();
+    let mut child = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("headwall.toml"))
+        .env("HEADWALL_LOG_FORMAT", "json")
+        .env("HEADWALL_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let ready = line.contains("headwall ready");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let ready = objects.last().expect("a ready line");
+    assert_eq!(ready["message"], "headwall ready");
+    assert!(
+        ready["explicit"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(ready["admin"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(ready["radius"], "off");
+    assert_eq!(ready["level"], "INFO");
+    assert_eq!(ready["transparent"], "off");
+    // Nothing but JSON objects, each with a level and a message.
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["level"].is_string() && o["message"].is_string())
+    );
+}
