@@ -144,12 +144,23 @@ impl ServeProcess {
 
     /// Stops the process with SIGTERM (a graceful shutdown: in-flight work finishes, state is
     /// flushed), waits for it to exit, and returns its exit code and its folder.
-    pub fn terminate(mut self) -> (Option<i32>, tempfile::TempDir) {
+    pub fn terminate(self) -> (Option<i32>, tempfile::TempDir) {
+        self.signal("TERM");
+        self.wait()
+    }
+
+    /// Sends signal `name` (`TERM`, `HUP`, …) without waiting.
+    pub fn signal(&self, name: &str) {
         // The shell's built-in `kill`: no procps package needed.
         let _ = Command::new("sh")
             .arg("-c")
-            .arg(format!("kill -TERM {}", self.child.id()))
+            .arg(format!("kill -{name} {}", self.child.id()))
             .status();
+    }
+
+    /// Waits (up to 20 s, stretched by patience) for the process to exit; returns its exit code
+    /// (`None` if it had to be killed) and its folder.
+    pub fn wait(mut self) -> (Option<i32>, tempfile::TempDir) {
         let deadline = Instant::now() + patience(Duration::from_secs(20));
         let code = loop {
             match self.child.try_wait() {

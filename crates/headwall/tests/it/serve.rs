@@ -152,3 +152,57 @@ fn json_logs_name_every_bound_address_one_object_per_line() {
             .all(|o| o["level"].is_string() && o["message"].is_string())
     );
 }
+
+#[tokio::test]
+async fn sigterm_drains_the_request_in_flight_and_readyz_turns_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: usize = 32 * 1024 * 1024;
+    let website = origin(3).await;
+    let gateway = ServeProcess::start(binary(), &config(website.addr().port()));
+    let admin = gateway.admin;
+    let readyz = || async move {
+        headwall_testkit::send_raw(
+            admin,
+            None,
+            b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .map(|response| response.status)
+    };
+    assert_eq!(readyz().await.unwrap(), 200);
+
+    // A large streamed response, of which only the start has been read.
+    let mut client = tokio::net::TcpStream::connect(gateway.explicit)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET http://news.example.test:{}/bytes/{BODY} HTTP/1.1\r\nHost: news.example.test\r\nConnection: close\r\n\r\n",
+        website.addr().port()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut received = vec![0u8; 64 * 1024];
+    let mut total = client.read(&mut received).await.unwrap();
+    assert!(total > 0);
+
+    gateway.signal("TERM");
+    // Draining: not ready any more, while the admin listener still answers.
+    let mut draining = false;
+    for _ in 0..200 {
+        if readyz().await.ok() == Some(503) {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(draining, "/readyz did not turn 503 while draining");
+
+    // The request in flight still completes, to the last byte.
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    total += rest.len();
+    assert!(total > BODY, "only {total} bytes arrived");
+    assert!(rest.ends_with(b"0\r\n\r\n"), "the chunked body did not end");
+    let (code, _) = gateway.wait();
+    assert_eq!(code, Some(0));
+}
