@@ -59,8 +59,9 @@ pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<Stri
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    match state.gateway.sessions().lookup(ip, now) {
-        Lookup::Bound(binding) => Json(json!({
+    match state.gateway.sessions().lookup(ip, now).await {
+        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
+        Ok(Lookup::Bound(binding)) => Json(json!({
             "ip": ip.to_string(),
             "state": "bound",
             "msisdn": binding.msisdn.to_string(),
@@ -72,13 +73,13 @@ pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<Stri
             ),
         }))
         .into_response(),
-        Lookup::Stale => Json(json!({
+        Ok(Lookup::Stale) => Json(json!({
             "ip": ip.to_string(),
             "state": "stale",
             "note": "no accounting for longer than [sessions].stale_after; never used",
         }))
         .into_response(),
-        Lookup::Unbound => (
+        Ok(Lookup::Unbound) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "ip": ip.to_string(), "state": "unbound" })),
         )

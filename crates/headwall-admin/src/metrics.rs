@@ -137,11 +137,20 @@ impl Collector for HeadwallCollector {
             "Partner-host requests that connected outside the partner's destinations.",
             metrics.pinning_mismatches(),
         )?;
-        gauge(
+        let sessions = self.gateway.sessions();
+        if let Some(held) = sessions.local_len() {
+            gauge(
+                &mut encoder,
+                "headwall_sessions_active",
+                "Subscriber bindings held in this node's memory (stale ones until swept).",
+                i64::try_from(held).unwrap_or(i64::MAX),
+            )?;
+        }
+        counter(
             &mut encoder,
-            "headwall_sessions_active",
-            "Subscriber bindings held (stale ones until swept).",
-            i64::try_from(self.gateway.sessions().len()).unwrap_or(i64::MAX),
+            "headwall_session_store_errors",
+            "Shared session store (Redis) calls that failed or timed out; identity withheld.",
+            sessions.errors(),
         )?;
 
         let mut family = encoder.encode_descriptor(

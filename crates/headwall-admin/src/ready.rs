@@ -47,10 +47,12 @@ impl Readiness {
 }
 
 pub(crate) async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    let status = if state.readiness.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, state.readiness.describe())
+    if !state.readiness.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, state.readiness.describe());
+    }
+    // A degraded shared store keeps the node in service: traffic flows, without identity.
+    if state.gateway.sessions().degraded() {
+        return (StatusCode::OK, "ready (session store degraded: identity withheld)\n");
+    }
+    (StatusCode::OK, state.readiness.describe())
 }

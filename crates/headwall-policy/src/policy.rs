@@ -181,19 +181,22 @@ pub enum WithholdReason {
     EnrichmentDisabled,
     /// The audit log cannot take the disclosure record.
     AuditUnavailable,
+    /// The shared session store did not answer in time.
+    SessionStoreUnavailable,
     /// No valid policy is loaded.
     PolicyUnavailable,
 }
 
 impl WithholdReason {
     /// Every reason.
-    pub const ALL: [WithholdReason; 7] = [
+    pub const ALL: [WithholdReason; 8] = [
         WithholdReason::NoPartner,
         WithholdReason::PinningMismatch,
         WithholdReason::NoBinding,
         WithholdReason::StaleBinding,
         WithholdReason::EnrichmentDisabled,
         WithholdReason::AuditUnavailable,
+        WithholdReason::SessionStoreUnavailable,
         WithholdReason::PolicyUnavailable,
     ];
 
@@ -206,6 +209,7 @@ impl WithholdReason {
             WithholdReason::StaleBinding => "stale_binding",
             WithholdReason::EnrichmentDisabled => "enrichment_disabled",
             WithholdReason::AuditUnavailable => "audit_unavailable",
+            WithholdReason::SessionStoreUnavailable => "session_store_unavailable",
             WithholdReason::PolicyUnavailable => "policy_unavailable",
         }
     }
@@ -427,6 +431,7 @@ mod tests {
                 "stale_binding",
                 "enrichment_disabled",
                 "audit_unavailable",
+                "session_store_unavailable",
                 "policy_unavailable"
             ]
         );

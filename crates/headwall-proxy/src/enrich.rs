@@ -38,7 +38,7 @@ impl Prepared<'_> {
 
 /// Computes `partner`'s values for the subscriber behind `client_ip`, or says why there are
 /// none. Any failure yields no values at all.
-pub(crate) fn prepare<'a>(
+pub(crate) async fn prepare<'a>(
     gateway: &Gateway,
     active: &'a ActivePolicy,
     partner: &Partner,
@@ -51,10 +51,12 @@ pub(crate) fn prepare<'a>(
         return Err(WithholdReason::PolicyUnavailable);
     };
     let now = unix_now();
-    let binding = match gateway.sessions.lookup(client_ip, now) {
-        Lookup::Bound(binding) => binding,
-        Lookup::Unbound => return Err(WithholdReason::NoBinding),
-        Lookup::Stale => return Err(WithholdReason::StaleBinding),
+    let binding = match gateway.sessions.lookup(client_ip, now).await {
+        Ok(Lookup::Bound(binding)) => binding,
+        Ok(Lookup::Unbound) => return Err(WithholdReason::NoBinding),
+        Ok(Lookup::Stale) => return Err(WithholdReason::StaleBinding),
+        // The shared store did not answer in time: no identity (fail closed), counted by it.
+        Err(_) => return Err(WithholdReason::SessionStoreUnavailable),
     };
     let msisdn = &binding.msisdn;
     let profiles = gateway.profiles.load();

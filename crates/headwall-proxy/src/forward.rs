@@ -210,7 +210,7 @@ async fn forward(
     let mut inserted = 0;
     match decision {
         Decision::Disclose(partner) => {
-            match crate::enrich::prepare(gateway, &active, partner, client.ip()) {
+            match crate::enrich::prepare(gateway, &active, partner, client.ip()).await {
                 Ok(prepared) if prepared.values.is_empty() => {}
                 Ok(prepared) => {
                     let record = Disclosure {

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
 use headwall_policy::{Policy, ValueKind};
-use headwall_sessions::{Profiles, SessionTable};
+use headwall_sessions::{Profiles, Sessions};
 use http::HeaderName;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -129,7 +129,7 @@ impl ActivePolicy {
 pub struct Gateway {
     pub(crate) settings: GatewaySettings,
     pub(crate) policy: ArcSwap<ActivePolicy>,
-    pub(crate) sessions: Arc<SessionTable>,
+    pub(crate) sessions: Sessions,
     pub(crate) profiles: ArcSwap<Profiles>,
     pub(crate) keys: Arc<IdentityKeys>,
     pub(crate) enrichment_enabled: AtomicBool,
@@ -153,7 +153,7 @@ impl Gateway {
     pub fn new(
         settings: GatewaySettings,
         policy: Policy,
-        sessions: Arc<SessionTable>,
+        sessions: Sessions,
         profiles: Profiles,
         keys: IdentityKeys,
         audit: AuditLog,
@@ -243,7 +243,7 @@ impl Gateway {
     }
 
     /// The subscriber bindings this gateway reads.
-    pub fn sessions(&self) -> &Arc<SessionTable> {
+    pub fn sessions(&self) -> &Sessions {
         &self.sessions
     }
 

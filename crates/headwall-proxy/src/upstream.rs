@@ -131,8 +131,14 @@ impl Upstreams {
                     let _ = stream.set_nodelay(true);
                     return Ok((stream, addr));
                 }
-                Ok(Err(_)) => error = UpstreamError::ConnectFailed,
-                Err(_) => error = UpstreamError::ConnectTimeout,
+                Ok(Err(failure)) => {
+                    tracing::debug!(upstream.addr = %addr, error = %failure, "upstream connect failed");
+                    error = UpstreamError::ConnectFailed;
+                }
+                Err(_) => {
+                    tracing::debug!(upstream.addr = %addr, "upstream connect timed out");
+                    error = UpstreamError::ConnectTimeout;
+                }
             }
         }
         Err(error)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{Imsi, Msisdn};
-use headwall_sessions::{Binding, Change, SessionStore};
+use headwall_sessions::{Binding, Change, Sessions};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
@@ -58,7 +58,7 @@ const DUPLICATE_PURGE_AT: usize = 4096;
 pub async fn serve(
     socket: UdpSocket,
     settings: RadiusSettings,
-    store: SessionStore,
+    store: Sessions,
     metrics: Arc<RadiusMetrics>,
     audit: AuditLog,
     shutdown: impl std::future::Future<Output = ()>,
@@ -340,7 +340,10 @@ mod tests {
     async fn retransmission_is_answered_again_but_applied_once() {
         let dir = tempfile::tempdir().unwrap();
         let table = Arc::new(headwall_sessions::SessionTable::new(7200));
-        let store = SessionStore::open(dir.path(), table.clone()).unwrap();
+        let store = Sessions::Embedded {
+            table: table.clone(),
+            store: Some(headwall_sessions::SessionStore::open(dir.path(), table.clone()).unwrap()),
+        };
         let audit = headwall_audit::AuditLog::open(
             &dir.path().join("audit.db"),
             headwall_audit::AuditOptions {

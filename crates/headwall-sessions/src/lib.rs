@@ -5,12 +5,19 @@
 //! guard held across `.await`). RADIUS accounting feeds it through [`SessionStore::apply`], which
 //! commits each [`Change`] to SQLite before applying it to the table.
 //!
+//! A fleet shares bindings in Redis instead ([`RedisSessions`]); [`Sessions`] is the one handle
+//! every user holds, whichever backend is configured.
+//!
 //! Not here: RADIUS parsing (`headwall-radius`), what to disclose (`headwall-policy`).
 
 mod profiles;
+mod redis;
+mod sessions;
 mod store;
 mod table;
 
 pub use profiles::{ProfileError, Profiles};
+pub use redis::{REDIS_DEADLINE, RedisSessions};
+pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError};
 pub use table::{Binding, Lookup, SessionTable};

@@ -46,6 +46,8 @@ pub enum StoreError {
     WriterStopped,
     /// A commit failed; the change was not applied.
     Commit(String),
+    /// The shared store did not answer in time or refused (Redis): nothing was read or written.
+    Unreachable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -60,6 +62,7 @@ impl std::fmt::Display for StoreError {
             }
             StoreError::WriterStopped => write!(f, "the session store writer has stopped"),
             StoreError::Commit(error) => write!(f, "session store commit failed: {error}"),
+            StoreError::Unreachable(error) => write!(f, "session store unreachable: {error}"),
         }
     }
 }
@@ -257,7 +260,7 @@ fn row<'a>(network: &IpNet, binding: &'a Binding) -> BindingRow<'a> {
 
 type BindingRow<'a> = (String, &'a str, Option<&'a str>, &'a str, &'a str, i64);
 
-fn apply_to_table(table: &SessionTable, change: Change) -> bool {
+pub(crate) fn apply_to_table(table: &SessionTable, change: Change) -> bool {
     match change {
         Change::Bind(network, binding) => {
             table.bind(network, binding);

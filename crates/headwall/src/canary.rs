@@ -1,8 +1,8 @@
 //! The canary (DESIGN, Leak check and canary): proof, after every policy load and every
 //! `[canary].interval`, that a non-partner sees nothing.
 //!
-//! Each run binds the gateway's own address to the synthetic subscriber `[canary].msisdn` in
-//! the in-memory table (never in the durable store), sends one request through the gateway's
+//! Each run binds the gateway's own address to the synthetic subscriber `[canary].msisdn` (in
+//! memory, never in the durable store; in Redis for a fleet, expiring within a minute), sends one request through the gateway's
 //! real explicit listener to `[canary].url` (a `headwall leakcheck` API), then removes the
 //! binding. Any finding is a `canary_leak` security event, counts in
 //! `headwall_canary_leaks_total`, and with `kill_switch` turns enrichment off until an operator
@@ -68,16 +68,23 @@ pub(crate) async fn once(
 ) -> Option<bool> {
     let source = target.ip();
     let network = ipnet::IpNet::from(source);
-    gateway.sessions().bind(
-        network,
-        Binding {
-            msisdn: msisdn.clone(),
-            imsi: None,
-            session_id: SESSION_ID.to_owned(),
-            nas: SESSION_ID.to_owned(),
-            updated_at: unix_now(),
-        },
-    );
+    let bound = gateway
+        .sessions()
+        .bind_ephemeral(
+            network,
+            Binding {
+                msisdn: msisdn.clone(),
+                imsi: None,
+                session_id: SESSION_ID.to_owned(),
+                nas: SESSION_ID.to_owned(),
+                updated_at: unix_now(),
+            },
+        )
+        .await;
+    if let Err(error) = bound {
+        tracing::warn!(%error, "canary could not bind its synthetic subscriber");
+        return None;
+    }
     let result = headwall_leakcheck::check_through(
         target,
         Some(source),
@@ -85,7 +92,13 @@ pub(crate) async fn once(
         Duration::from_secs(10),
     )
     .await;
-    gateway.sessions().unbind(network, SESSION_ID);
+    if let Err(error) = gateway
+        .sessions()
+        .unbind_ephemeral(network, SESSION_ID)
+        .await
+    {
+        tracing::warn!(%error, "canary could not remove its binding (it expires by itself)");
+    }
     let report = match result {
         Ok(report) => report,
         Err(reason) => {

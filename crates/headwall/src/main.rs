@@ -33,10 +33,13 @@ fn main() -> ExitCode {
 fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEADWALL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // A closed stderr (a dead pipe, a restarted journal) must never stop the gateway: by
+    // default the subscriber reports write errors with eprintln!, which panics then.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     if std::env::var("HEADWALL_LOG_FORMAT").is_ok_and(|format| format == "json") {
         builder.json().flatten_event(true).init();
     } else {

@@ -12,7 +12,7 @@ use headwall_audit::{AuditLog, AuditOptions};
 use headwall_policy::{AuditBackend, Config, RadiusSecret, SessionsBackend};
 use headwall_proxy::{Gateway, GatewaySettings};
 use headwall_radius::{RadiusClient, RadiusMetrics, RadiusSettings};
-use headwall_sessions::{Change, Profiles, SessionStore, SessionTable};
+use headwall_sessions::{Change, Profiles, RedisSessions, SessionStore, SessionTable, Sessions};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -59,18 +59,26 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         Some(subscribers) => load_profiles(&subscribers.file)?,
         None => Profiles::default(),
     };
-    let sessions = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
-    let store = match &config.sessions.backend {
-        SessionsBackend::Embedded { path } => SessionStore::open(path, sessions.clone())?,
-        SessionsBackend::Redis { .. } => {
-            anyhow::bail!("[sessions] backend = \"redis\" is not available yet; use \"embedded\"")
+    let sessions = match &config.sessions.backend {
+        SessionsBackend::Embedded { path } => {
+            let table = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+            let store = SessionStore::open(path, table.clone())?;
+            Sessions::Embedded {
+                table,
+                store: Some(store),
+            }
+        }
+        // Several comma-separated URLs: the seed nodes of a Redis Cluster.
+        SessionsBackend::Redis { url } => {
+            let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+            Sessions::Redis(RedisSessions::connect(&urls, config.sessions.stale_after)?)
         }
     };
     let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
     let gateway = Gateway::new(
         GatewaySettings::from_config(&config.gateway),
         config.policy.clone(),
-        sessions,
+        sessions.clone(),
         profiles,
         keys,
         audit.clone(),
@@ -171,14 +179,14 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         tasks.push(tokio::spawn(headwall_radius::serve(
             socket,
             settings,
-            store.clone(),
+            sessions.clone(),
             radius_metrics.clone(),
             audit.clone(),
             stopped(watcher.clone()),
         )));
     }
     tasks.push(tokio::spawn(sweep_stale(
-        store,
+        sessions,
         config.sessions.stale_after,
         stopped(watcher.clone()),
     )));
@@ -277,9 +285,9 @@ fn radius_settings(radius: &headwall_policy::Radius) -> anyhow::Result<RadiusSet
 
 /// Removes stale bindings from disk and memory, at most every minute (and more often when
 /// `stale_after` is shorter). Lookups never use a stale binding anyway; this keeps the table
-/// from growing.
+/// from growing. (Redis keys expire by themselves; the sweep is a no-op there.)
 async fn sweep_stale(
-    store: SessionStore,
+    store: Sessions,
     stale_after: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use headwall_audit::{AuditLog, AuditOptions};
 use headwall_identity::{Msisdn, PseudonymKey, SigningKey, TokenIssuer};
 use headwall_proxy::{Gateway, GatewaySettings, IdentityKeys};
-use headwall_sessions::{Binding, Profiles, SessionTable};
+use headwall_sessions::{Binding, Profiles, Sessions};
 use headwall_testkit::{EchoOrigin, ProbeResponse, ReceivedRequest, loopback, origin, send_raw};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -94,7 +94,7 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
         &format!("msisdn,age_verified\n{SUBSCRIBER},true\n"),
     )
     .unwrap();
-    let sessions = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+    let sessions = Sessions::memory(config.sessions.stale_after.as_secs());
     let state = tempfile::tempdir().unwrap();
     let audit_path = state.path().join("audit.db");
     let audit = AuditLog::open(
@@ -145,7 +145,7 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
 }
 
 pub(crate) fn bind(gateway: &Gateway, ip: IpAddr, msisdn: &str, updated_at: u64) {
-    gateway.sessions().bind(
+    gateway.sessions().table().expect("embedded").bind(
         ipnet::IpNet::from(ip),
         Binding {
             msisdn: Msisdn::parse(msisdn).unwrap(),

@@ -151,3 +151,39 @@ fn the_systemd_unit_verifies_and_keeps_its_hardening() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_closed_stderr_never_stops_a_server() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(binary())
+        .args(["leakcheck", "--listen", "127.0.0.1:0"])
+        .env("HEADWALL_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line}"));
+    // The reader goes away (a dead pipe); the server logs again on every request.
+    drop(reader);
+    for _ in 0..3 {
+        let response = headwall_testkit::send_raw(
+            addr,
+            None,
+            b"GET /api/v1/check HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("still serving after its stderr closed");
+        assert_eq!(response.status, 200);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the process exited");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod canary;
 mod cli;
+mod fleet;
 mod plan;
 mod radius;
 mod serve;

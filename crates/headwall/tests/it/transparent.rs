@@ -162,16 +162,42 @@ fn leakcheck(web: &str) -> Running {
 /// An origin-form request from the subscriber namespace straight to `address` (as a handset
 /// sends it, knowing nothing of the gateway); the leak-check report of what arrived.
 fn request_from_subscriber(sub: &str, address: &str, host: &str) -> serde_json::Value {
+    try_request(sub, address, host).unwrap_or_else(|text| panic!("{text}"))
+}
+
+fn try_request(sub: &str, address: &str, host: &str) -> Result<serde_json::Value, String> {
     let script = format!(
         "exec 3<>/dev/tcp/{address}/80 && printf 'GET /api/v1/check HTTP/1.1\\r\\nHost: {host}\\r\\nX-MSISDN: 447700900999\\r\\nConnection: close\\r\\n\\r\\n' >&3 && timeout 10 cat <&3"
     );
-    let output = in_ns(sub, &["bash", "-c", &script]);
+    let output = Command::new("ip")
+        .args(["netns", "exec", sub, "bash", "-c", &script])
+        .output()
+        .map_err(|error| error.to_string())?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, body)| body)
-        .unwrap_or_else(|| panic!("no HTTP response from {address}: {text}"));
-    serde_json::from_str(body).unwrap_or_else(|_| panic!("not a report from {address}: {text}"))
+        .ok_or_else(|| format!("no HTTP response from {address}: {text}"))?;
+    serde_json::from_str(body).map_err(|_| format!("not a report from {address}: {text}"))
+}
+
+/// Waits until the path subscriber -> gateway -> web answers (veth links come up
+/// asynchronously): a warm-up request to the non-partner address, retried for a while.
+fn wait_for_path(sub: &str, address: &str, gateway: &ServeProcess) {
+    let deadline =
+        std::time::Instant::now() + headwall_testkit::patience(std::time::Duration::from_secs(10));
+    loop {
+        match try_request(sub, address, "warmup.test") {
+            Ok(_) => return,
+            Err(error) if std::time::Instant::now() > deadline => {
+                panic!(
+                    "the namespace path never worked: {error}\ngateway log:\n{}",
+                    gateway.log().join("\n")
+                )
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
 }
 
 fn config(transparent_listen: &str) -> String {
@@ -236,6 +262,7 @@ fn check_family(t: &Topology, listen: &str, framed: &str, partner: &str, other: 
         "transparent listener not reported"
     );
     bind_subscriber(&t.gw, gateway.radius.unwrap(), framed);
+    wait_for_path(&t.sub, other, &gateway);
 
     // To the partner's own address, naming it: exactly one X-MSISDN, the subscriber's.
     let report = request_from_subscriber(&t.sub, partner, "partner.test");

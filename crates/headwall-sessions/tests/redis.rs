@@ -1,0 +1,208 @@
+//! The Redis backend against a real `redis-server`: the accounting rules, expiry, IPv6 prefixes,
+//! and an outage that fails closed and recovers.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use headwall_identity::Msisdn;
+use headwall_sessions::{Binding, Change, Lookup, RedisSessions, Sessions};
+use headwall_testkit::RedisServer;
+use ipnet::IpNet;
+
+fn binding(msisdn: &str, session: &str, nas: &str, at: u64) -> Binding {
+    Binding {
+        msisdn: Msisdn::parse(msisdn).unwrap(),
+        imsi: None,
+        session_id: session.into(),
+        nas: nas.into(),
+        updated_at: at,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+async fn who(sessions: &Sessions, address: &str) -> Option<String> {
+    match sessions.lookup(ip(address), now()).await.unwrap() {
+        Lookup::Bound(binding) => Some(binding.msisdn.expose_digits().to_owned()),
+        Lookup::Unbound | Lookup::Stale => None,
+    }
+}
+
+fn sessions(server: &RedisServer, stale_after: Duration) -> Sessions {
+    Sessions::Redis(RedisSessions::connect(&[server.url()], stale_after).unwrap())
+}
+
+#[tokio::test]
+async fn accounting_rules_hold_in_redis() {
+    let server = RedisServer::start();
+    let s = sessions(&server, Duration::from_secs(3600));
+    let t = now();
+    s.apply(Change::Bind(
+        net("10.0.0.1/32"),
+        binding("447700900001", "a", "pgw-1", t),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(who(&s, "10.0.0.1").await.as_deref(), Some("447700900001"));
+
+    // The newest session wins the address; a late Stop of the old one leaves it.
+    s.apply(Change::Bind(
+        net("10.0.0.1/32"),
+        binding("447700900002", "b", "pgw-1", t),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        !s.apply(Change::Unbind(net("10.0.0.1/32"), "a".into()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(who(&s, "10.0.0.1").await.as_deref(), Some("447700900002"));
+    // An Interim of an old session never takes the address back.
+    assert!(
+        !s.apply(Change::Refresh(
+            net("10.0.0.1/32"),
+            binding("447700900001", "a", "pgw-1", t)
+        ))
+        .await
+        .unwrap()
+    );
+    assert_eq!(who(&s, "10.0.0.1").await.as_deref(), Some("447700900002"));
+    // The right Stop ends it.
+    assert!(
+        s.apply(Change::Unbind(net("10.0.0.1/32"), "b".into()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(who(&s, "10.0.0.1").await, None);
+
+    // Accounting-On/Off removes that NAS's bindings only.
+    s.apply(Change::Bind(
+        net("10.0.1.1/32"),
+        binding("447700900011", "x", "pgw-1", t),
+    ))
+    .await
+    .unwrap();
+    s.apply(Change::Bind(
+        net("10.0.1.2/32"),
+        binding("447700900012", "y", "pgw-2", t),
+    ))
+    .await
+    .unwrap();
+    assert!(s.apply(Change::UnbindNas("pgw-1".into())).await.unwrap());
+    assert_eq!(who(&s, "10.0.1.1").await, None);
+    assert_eq!(who(&s, "10.0.1.2").await.as_deref(), Some("447700900012"));
+
+    // IPv6: bound by prefix, looked up by the longest one.
+    s.apply(Change::Bind(
+        net("2001:db8:1::/48"),
+        binding("447700900021", "p48", "pgw-1", t),
+    ))
+    .await
+    .unwrap();
+    s.apply(Change::Bind(
+        net("2001:db8:1:2::/64"),
+        binding("447700900022", "p64", "pgw-1", t),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        who(&s, "2001:db8:1:2::99").await.as_deref(),
+        Some("447700900022")
+    );
+    assert_eq!(
+        who(&s, "2001:db8:1:3::1").await.as_deref(),
+        Some("447700900021")
+    );
+    assert_eq!(who(&s, "2001:db8:2::1").await, None);
+}
+
+#[tokio::test]
+async fn bindings_expire_at_stale_after() {
+    let server = RedisServer::start();
+    let s = sessions(&server, Duration::from_secs(1));
+    s.apply(Change::Bind(
+        net("10.0.0.9/32"),
+        binding("447700900009", "s", "pgw-1", now()),
+    ))
+    .await
+    .unwrap();
+    assert!(who(&s, "10.0.0.9").await.is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        who(&s, "10.0.0.9").await,
+        None,
+        "expired with no accounting"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_fails_closed_quickly_and_recovers() {
+    let mut server = RedisServer::start();
+    let s = sessions(&server, Duration::from_secs(3600));
+    s.apply(Change::Bind(
+        net("10.0.0.7/32"),
+        binding("447700900007", "s", "pgw-1", now()),
+    ))
+    .await
+    .unwrap();
+    assert!(!s.degraded());
+
+    server.stop();
+    let started = Instant::now();
+    let lookup = s.lookup(ip("10.0.0.7"), now()).await;
+    assert!(
+        lookup.is_err(),
+        "a lookup during an outage must fail, not guess"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let write = s
+        .apply(Change::Bind(
+            net("10.0.0.8/32"),
+            binding("447700900008", "t", "pgw-1", now()),
+        ))
+        .await;
+    assert!(
+        write.is_err(),
+        "a write during an outage is not acknowledged"
+    );
+    assert!(s.degraded());
+    assert!(s.errors() >= 2);
+    // The error says what failed, never which subscriber.
+    let message = lookup.err().unwrap().to_string();
+    assert!(
+        !message.contains("7700900007") && !message.contains("10.0.0.7"),
+        "{message}"
+    );
+
+    // Back: the connection manager reconnects (the data was not persisted: empty now).
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if s.lookup(ip("10.0.0.7"), now()).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!s.degraded());
+}

@@ -1,0 +1,126 @@
+//! Two gateways sharing their bindings through a real Redis: accounting sent to either node
+//! serves both, and a Redis outage fails closed (traffic flows without identity, RADIUS is not
+//! acknowledged, /readyz says degraded) and recovers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use headwall_testkit::{RedisServer, ServeProcess, origin, radclient, send_raw};
+
+use crate::binary;
+use crate::radius::{SECRET, accounting, config, pseudonyms_seen};
+
+/// Both nodes share Redis and the identity keys (as a fleet must: the same subscriber gets the
+/// same pseudonym from every node).
+fn fleet_config(agecheck_port: u16, redis: &RedisServer, keys: &std::path::Path) -> String {
+    format!(
+        "{}\n[sessions]\nbackend = \"redis\"\nredis_url = \"{}\"\n[identity]\npseudonym_key_file = \"{}\"\nsigning_key_file = \"{}\"\n",
+        config(agecheck_port),
+        redis.url(),
+        keys.join("pseudonym.key").display(),
+        keys.join("signing.key").display(),
+    )
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    let response = send_raw(addr, None, request.as_bytes(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn two_nodes_share_bindings_and_an_outage_fails_closed() {
+    let agecheck = origin(2).await;
+    let mut redis = RedisServer::start();
+    let keys = headwall_testkit::temp_dir();
+    let keygen = std::process::Command::new(binary())
+        .args(["keygen", "--out"])
+        .arg(keys.path())
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let text = fleet_config(agecheck.addr().port(), &redis, keys.path());
+    let a = ServeProcess::start(binary(), &text);
+    let b = ServeProcess::start(binary(), &text);
+
+    // Accounting to A; traffic through B is enriched, with the same pseudonym as through A.
+    assert!(radclient(
+        a.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    let through_b = pseudonyms_seen(b.explicit, &agecheck).await;
+    assert_eq!(through_b.len(), 1);
+    assert_eq!(pseudonyms_seen(a.explicit, &agecheck).await, through_b);
+
+    // A late Stop of another session via B leaves it; the right Stop via B ends it on A too.
+    assert!(radclient(
+        b.radius.unwrap(),
+        SECRET,
+        &accounting("Stop", "old")
+    ));
+    assert_eq!(pseudonyms_seen(a.explicit, &agecheck).await.len(), 1);
+    assert!(radclient(
+        b.radius.unwrap(),
+        SECRET,
+        &accounting("Stop", "s1")
+    ));
+    assert!(pseudonyms_seen(a.explicit, &agecheck).await.is_empty());
+
+    // Outage: no acknowledgement, traffic flows without identity, counted, degraded not down.
+    assert!(radclient(
+        a.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s2")
+    ));
+    redis.stop();
+    assert!(
+        !radclient(a.radius.unwrap(), SECRET, &accounting("Start", "s3")),
+        "accounting acknowledged while Redis is down"
+    );
+    assert!(pseudonyms_seen(a.explicit, &agecheck).await.is_empty());
+    let (status, body) = get(a.admin, "/readyz").await;
+    assert_eq!(status, 200, "a degraded store keeps the node in service");
+    assert!(body.contains("degraded"), "{body}");
+    let (_, metrics) = get(a.admin, "/metrics").await;
+    let errors = metrics
+        .lines()
+        .find(|line| line.starts_with("headwall_session_store_errors_total "))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "{metrics}");
+
+    // Back (empty: the test server keeps nothing): accounting works again, then enrichment.
+    redis.restart();
+    let mut acknowledged = false;
+    for _ in 0..50 {
+        if radclient(a.radius.unwrap(), SECRET, &accounting("Start", "s4")) {
+            acknowledged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(acknowledged, "never recovered");
+    // B notices the outage ended on its next call (fail closed until it has reconnected).
+    let mut enriched = false;
+    for _ in 0..50 {
+        if pseudonyms_seen(b.explicit, &agecheck).await.len() == 1 {
+            enriched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(enriched, "node B never used the shared binding again");
+    let (_, body) = get(a.admin, "/readyz").await;
+    assert_eq!(body.trim(), "ready");
+    // No subscriber number in either node's log.
+    for node in [&a, &b] {
+        assert!(!node.log().join("\n").contains("7700900123"));
+    }
+}
