@@ -52,7 +52,10 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> impl IntoResponse
     }
     // A degraded shared store keeps the node in service: traffic flows, without identity.
     if state.gateway.sessions().degraded() {
-        return (StatusCode::OK, "ready (session store degraded: identity withheld)\n");
+        return (
+            StatusCode::OK,
+            "ready (session store degraded: identity withheld)\n",
+        );
     }
     (StatusCode::OK, state.readiness.describe())
 }
