@@ -1,6 +1,6 @@
 //! The disclosure log: no audit, no disclosure (DESIGN principle 4, "Audit log").
 //!
-//! - [`AuditLog`] is the writing side. One thread owns the SQLite connection (WAL,
+//! - [`AuditLog`] is the writing side. Embedded (SQLite, one node): one thread owns the SQLite connection (WAL,
 //!   `synchronous = FULL`); every record queued while a commit runs shares the next transaction
 //!   and fsync (group commit). [`AuditLog::disclose`] resolves only once the record is durable;
 //!   a full queue, a failed commit or [`WRITE_DEADLINE`] makes it fail, and the caller then
@@ -16,21 +16,39 @@
 //!   chains reach the latest checkpoint.
 //! - [`AuditReader`] answers the regulator's questions with indexed SQL.
 //!
+//! ## PostgreSQL (a fleet)
+//!
+//! [`AuditLog::open_postgres`] gives the same [`AuditLog`] over a database the whole fleet
+//! shares (`[audit] backend = "postgres"`; schema in `migrations/postgres/`, applied at open
+//! and tracked in `schema_migrations`). Each node appends to its own two chains — rows keyed
+//! by `(node, id)`, the node's name hashed into each record — so nodes never contend on one
+//! chain head. The writer is a tokio task with the same bounded queue, group commit (one
+//! transaction per batch, answered after `COMMIT`), [`WRITE_DEADLINE`] and fail-fast on a
+//! full queue. Checkpoints are rows of `checkpoints`, signed as in the file. Differences:
+//! [`AuditLog::prune`] prunes every node's chains (a departed node's records still expire);
+//! [`AuditLog::enrichment_switched_off`] is the fleet's state (the newest `kill_switch` event
+//! of any node: a leak anywhere means off everywhere), refreshed every
+//! [`KILL_SWITCH_REFRESH`]. [`PgAuditReader`] and [`verify_postgres`] answer across every
+//! node. No TLS: see `docs/operations.md`, "PostgreSQL audit backend".
+//!
 //! MSISDNs live in this database and in what the `audit` commands print, nowhere else: record
-//! types redact them in `Debug`, and errors never carry record content.
+//! types redact them in `Debug`, and errors never carry record content (PostgreSQL errors keep
+//! the server's message and SQLSTATE, never its DETAIL, which can quote a row).
 
+mod postgres;
 mod query;
 pub mod record;
 pub mod time;
 mod verify;
 mod writer;
 
+pub use postgres::{KILL_SWITCH_REFRESH, PgAuditReader, QueryError, verify_postgres};
 pub use query::{
     AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
     exposure_json, subscriber_json,
 };
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
-pub use verify::{VerifyFailure, VerifyReport, verify};
+pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
 pub use writer::{
     AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
     checkpoint_path,

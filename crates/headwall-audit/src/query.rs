@@ -65,7 +65,11 @@ pub struct Unallowed {
 /// MSISDN.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct DisclosureView {
-    /// Record id.
+    /// The node that wrote it (PostgreSQL, where ids count per node); absent for the embedded
+    /// log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Record id (within its node's chain, for PostgreSQL).
     pub id: i64,
     /// When it was written (RFC 3339).
     pub time: String,
@@ -96,6 +100,7 @@ pub struct DisclosureView {
 impl std::fmt::Debug for DisclosureView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisclosureView")
+            .field("node", &self.node)
             .field("id", &self.id)
             .field("partner", &self.partner)
             .field("msisdn", &"<redacted>")
@@ -113,6 +118,7 @@ impl From<DisclosureRow> for DisclosureView {
                 .collect()
         };
         DisclosureView {
+            node: None,
             id: row.id,
             time: format_rfc3339(row.ts),
             headers: split(&row.headers),

@@ -141,9 +141,34 @@ impl DisclosureRow {
         row
     }
 
+    /// Like [`DisclosureRow::new`] for a PostgreSQL row of `node`'s chain: the node's name is
+    /// hashed too ([`DisclosureRow::computed_hash_on`]).
+    pub(crate) fn new_on(
+        node: &str,
+        id: i64,
+        ts: i64,
+        disclosure: &Disclosure,
+        prev_hash: &str,
+    ) -> DisclosureRow {
+        let mut row = DisclosureRow::new(id, ts, disclosure, prev_hash);
+        row.hash = row.computed_hash_on(node);
+        row
+    }
+
     /// The hash this row's content and `prev_hash` give (what `hash` must be).
     pub fn computed_hash(&self) -> String {
+        self.hash_with(None)
+    }
+
+    /// The hash of a PostgreSQL row of `node`'s chain: the node's name is hashed before the
+    /// other fields, so a row whose `node` column was changed no longer matches its hash.
+    pub fn computed_hash_on(&self, node: &str) -> String {
+        self.hash_with(Some(node))
+    }
+
+    fn hash_with(&self, node: Option<&str>) -> String {
         chain_hash(
+            node,
             &self.prev_hash,
             &[
                 &self.id.to_string(),
@@ -207,9 +232,34 @@ impl EventRow {
         row
     }
 
+    /// Like [`EventRow::new`] for a PostgreSQL row of `node`'s chain.
+    pub(crate) fn new_on(
+        node: &str,
+        id: i64,
+        ts: i64,
+        kind: EventKind,
+        detail: String,
+        prev: &str,
+    ) -> EventRow {
+        let mut row = EventRow::new(id, ts, kind, detail, prev);
+        row.hash = row.computed_hash_on(node);
+        row
+    }
+
     /// The hash this row's content and `prev_hash` give.
     pub fn computed_hash(&self) -> String {
+        self.hash_with(None)
+    }
+
+    /// The hash of a PostgreSQL row of `node`'s chain: the node's name is hashed before the
+    /// other fields.
+    pub fn computed_hash_on(&self, node: &str) -> String {
+        self.hash_with(Some(node))
+    }
+
+    fn hash_with(&self, node: Option<&str>) -> String {
         chain_hash(
+            node,
             &self.prev_hash,
             &[
                 &self.id.to_string(),
@@ -223,11 +273,13 @@ impl EventRow {
 
 /// SHA-256 over the previous hash (as its 64 hex characters) and each field as an 8-byte
 /// big-endian length followed by its UTF-8 bytes, as lowercase hex. Length prefixes make the
-/// encoding unambiguous: no two different rows share an input.
-pub(crate) fn chain_hash(prev_hash: &str, fields: &[&str]) -> String {
+/// encoding unambiguous: no two different rows share an input. A PostgreSQL row's `node` is
+/// one more field, before the others, so a row moved to another node's chain, or a node
+/// renamed, no longer matches its hash.
+pub(crate) fn chain_hash(node: Option<&str>, prev_hash: &str, fields: &[&str]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    for field in fields {
+    for field in node.iter().chain(fields) {
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
     }
@@ -251,14 +303,33 @@ mod tests {
     #[test]
     fn field_boundaries_change_the_hash() {
         assert_ne!(
-            chain_hash(GENESIS_HASH, &["ab", "c"]),
-            chain_hash(GENESIS_HASH, &["a", "bc"])
+            chain_hash(None, GENESIS_HASH, &["ab", "c"]),
+            chain_hash(None, GENESIS_HASH, &["a", "bc"])
         );
         assert_ne!(
-            chain_hash(GENESIS_HASH, &["a"]),
-            chain_hash(&chain_hash(GENESIS_HASH, &[]), &["a"])
+            chain_hash(None, GENESIS_HASH, &["a"]),
+            chain_hash(None, &chain_hash(None, GENESIS_HASH, &[]), &["a"])
         );
-        assert_eq!(chain_hash(GENESIS_HASH, &["a"]).len(), 64);
+        assert_eq!(chain_hash(None, GENESIS_HASH, &["a"]).len(), 64);
+    }
+
+    #[test]
+    fn the_node_is_hashed_for_postgres_rows() {
+        let row = EventRow::new_on(
+            "a",
+            1,
+            0,
+            EventKind::PolicyChange,
+            "{}".into(),
+            GENESIS_HASH,
+        );
+        assert_eq!(row.hash, row.computed_hash_on("a"));
+        assert_ne!(row.hash, row.computed_hash_on("b"));
+        assert_ne!(row.hash, row.computed_hash());
+        assert_eq!(
+            chain_hash(Some("a"), GENESIS_HASH, &["b"]),
+            chain_hash(None, GENESIS_HASH, &["a", "b"])
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -23,12 +23,12 @@ use crate::time::now_ms;
 /// identity) rather than waiting for a slow disk.
 pub const QUEUE_DEPTH: usize = 8192;
 /// Records folded into one transaction at most.
-const MAX_BATCH: usize = 4096;
+pub(crate) const MAX_BATCH: usize = 4096;
 /// A disclosure not durable within this time fails closed: its request goes out without
 /// identity. The record may still land later (over-recording is the safe direction).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 /// Rows removed by one retention step at most, so appends are never held up for long.
-const PRUNE_STEP: i64 = 50_000;
+pub(crate) const PRUNE_STEP: i64 = 50_000;
 
 /// Why the log could not be opened or a record made durable. Never carries record content.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,20 @@ pub enum AuditError {
     /// The record was not durable within [`WRITE_DEADLINE`].
     #[error("the audit write did not complete within {0:?}")]
     Timeout(Duration),
+    /// The PostgreSQL log could not be reached, migrated or read at open. `target` is the URL
+    /// without its password.
+    #[error("{target}: cannot open the PostgreSQL audit log: {reason}")]
+    Connect {
+        /// `postgres://user@host:port/database`, never the password.
+        target: String,
+        /// What failed (the server's SQLSTATE and message, or the connection error).
+        reason: String,
+    },
+    /// The node name given to [`AuditLog::open_postgres`] is unusable.
+    #[error(
+        "audit node name {0:?}: give 1 to 64 characters of ASCII letters, digits, `.`, `-` or `_`"
+    )]
+    InvalidNode(String),
 }
 
 /// What the writer needs besides the path.
@@ -63,7 +77,7 @@ pub struct AuditOptions {
     pub checkpoint_every: Duration,
 }
 
-enum Job {
+pub(crate) enum Job {
     Disclose(Box<Disclosure>, oneshot::Sender<Result<(), AuditError>>),
     Event(EventKind, String),
     Prune(i64, oneshot::Sender<Result<u64, AuditError>>),
@@ -78,11 +92,30 @@ pub struct AuditLog {
 }
 
 struct Inner {
-    queue: mpsc::SyncSender<Job>,
+    queue: Queue,
     dropped_events: AtomicU64,
     commits: Arc<AtomicU64>,
-    enrichment_off: bool,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    enrichment_off: Arc<AtomicBool>,
+    worker: Mutex<Option<Worker>>,
+}
+
+/// The writer's inbox: a bounded channel to the SQLite thread or to the PostgreSQL task.
+enum Queue {
+    Sqlite(mpsc::SyncSender<Job>),
+    Postgres(tokio::sync::mpsc::Sender<Job>),
+}
+
+enum Worker {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// What a started writer hands back to [`AuditLog`].
+pub(crate) struct Started {
+    pub(crate) queue: tokio::sync::mpsc::Sender<Job>,
+    pub(crate) commits: Arc<AtomicU64>,
+    pub(crate) enrichment_off: Arc<AtomicBool>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 /// The file beside the database that holds the signed checkpoints (`audit.db` ->
@@ -92,7 +125,8 @@ pub fn checkpoint_path(database: &Path) -> PathBuf {
 }
 
 impl AuditLog {
-    /// Opens (creating when missing) the log at `path` and starts the writer thread.
+    /// Opens (creating when missing) the embedded SQLite log at `path` and starts the writer
+    /// thread.
     pub fn open(path: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let open_error = |reason: &dyn std::fmt::Display| AuditError::Open {
             path: path.to_owned(),
@@ -132,11 +166,34 @@ impl AuditLog {
             .map_err(|e| open_error(&e))?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
-                queue,
+                queue: Queue::Sqlite(queue),
                 dropped_events: AtomicU64::new(0),
                 commits,
-                enrichment_off,
-                thread: Mutex::new(Some(thread)),
+                enrichment_off: Arc::new(AtomicBool::new(enrichment_off)),
+                worker: Mutex::new(Some(Worker::Thread(thread))),
+            }),
+        })
+    }
+
+    /// Opens the shared PostgreSQL log at `url` as fleet member `node` and starts the writer
+    /// task on the current tokio runtime. Applies the migrations in
+    /// `migrations/postgres/` first (idempotent, serialized across nodes by an advisory
+    /// lock). `node` names this gateway's own chains (1–64 ASCII letters, digits, `.`, `-`,
+    /// `_`; stable across restarts, unique in the fleet: two live processes with one name make
+    /// each other's commits fail). See the crate documentation, "PostgreSQL".
+    pub async fn open_postgres(
+        url: &str,
+        node: &str,
+        options: AuditOptions,
+    ) -> Result<AuditLog, AuditError> {
+        let started = crate::postgres::writer::start(url, node, options).await?;
+        Ok(AuditLog {
+            inner: Arc::new(Inner {
+                queue: Queue::Postgres(started.queue),
+                dropped_events: AtomicU64::new(0),
+                commits: started.commits,
+                enrichment_off: started.enrichment_off,
+                worker: Mutex::new(Some(Worker::Task(started.task))),
             }),
         })
     }
@@ -147,11 +204,7 @@ impl AuditLog {
         let (done, outcome) = oneshot::channel();
         self.inner
             .queue
-            .try_send(Job::Disclose(Box::new(disclosure), done))
-            .map_err(|error| match error {
-                mpsc::TrySendError::Full(_) => AuditError::QueueFull,
-                mpsc::TrySendError::Disconnected(_) => AuditError::WriterStopped,
-            })?;
+            .try_send(Job::Disclose(Box::new(disclosure), done))?;
         match tokio::time::timeout(WRITE_DEADLINE, outcome).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AuditError::WriterStopped),
@@ -180,8 +233,13 @@ impl AuditLog {
 
     /// Whether the last `kill_switch` event on record turned enrichment off: the kill switch is
     /// state, and it stays off across restarts until an operator turns it on.
+    ///
+    /// Embedded log: this node's last event, read at open. PostgreSQL: the last `kill_switch`
+    /// event of the whole fleet (a leak seen anywhere means off everywhere), read at open and
+    /// refreshed by the writer every [`KILL_SWITCH_REFRESH`](crate::KILL_SWITCH_REFRESH), so a gateway that polls this
+    /// follows an operator's or another node's switch.
     pub fn enrichment_switched_off(&self) -> bool {
-        self.inner.enrichment_off
+        self.inner.enrichment_off.load(Ordering::Relaxed)
     }
 
     /// Transactions committed since open: with group commit, far fewer than records.
@@ -192,6 +250,9 @@ impl AuditLog {
     /// Removes the oldest records written before `cutoff_ms` (Unix ms), at most a bounded step
     /// per call in each table, keeping the hash of the last removed record as the chain's
     /// anchor. Returns how many rows went; call again until it returns 0.
+    ///
+    /// PostgreSQL: every node's chains are pruned (each keeps its own anchor), so the records
+    /// of a node that left the fleet still expire; give every node the same retention.
     pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, AuditError> {
         let (done, outcome) = oneshot::channel();
         self.send(Job::Prune(cutoff_ms, done)).await?;
@@ -211,35 +272,63 @@ impl AuditLog {
         if self.send(Job::Shutdown(done)).await.is_ok() {
             let _ = outcome.await;
         }
-        let thread = self
+        let worker = self
             .inner
-            .thread
+            .worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match worker {
+            Some(Worker::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(Worker::Task(task)) => {
+                let _ = task.await;
+            }
+            None => {}
         }
     }
 
-    /// Sends a control job, waiting for queue space (from the blocking pool).
+    /// Sends a control job, waiting for queue space.
     async fn send(&self, job: Job) -> Result<(), AuditError> {
-        let queue = self.inner.queue.clone();
-        match tokio::task::spawn_blocking(move || queue.send(job).is_ok()).await {
-            Ok(true) => Ok(()),
-            _ => Err(AuditError::WriterStopped),
+        match &self.inner.queue {
+            Queue::Sqlite(queue) => {
+                // The std channel blocks: wait for space on the blocking pool.
+                let queue = queue.clone();
+                match tokio::task::spawn_blocking(move || queue.send(job).is_ok()).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(AuditError::WriterStopped),
+                }
+            }
+            Queue::Postgres(queue) => queue.send(job).await.map_err(|_| AuditError::WriterStopped),
+        }
+    }
+}
+
+impl Queue {
+    /// Queues `job` without waiting: [`AuditError::QueueFull`] when there is no room.
+    fn try_send(&self, job: Job) -> Result<(), AuditError> {
+        match self {
+            Queue::Sqlite(queue) => queue.try_send(job).map_err(|error| match error {
+                mpsc::TrySendError::Full(_) => AuditError::QueueFull,
+                mpsc::TrySendError::Disconnected(_) => AuditError::WriterStopped,
+            }),
+            Queue::Postgres(queue) => queue.try_send(job).map_err(|error| match error {
+                tokio::sync::mpsc::error::TrySendError::Full(_) => AuditError::QueueFull,
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => AuditError::WriterStopped,
+            }),
         }
     }
 }
 
 #[derive(Clone, Copy)]
-enum Chain {
+pub(crate) enum Chain {
     Disclosures,
     Events,
 }
 
 impl Chain {
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             Chain::Disclosures => "disclosures",
             Chain::Events => "security_events",
@@ -249,12 +338,12 @@ impl Chain {
 
 /// The end of one chain: what the next record links to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Head {
-    next_id: i64,
-    last_hash: String,
-    last_ts: i64,
+pub(crate) struct Head {
+    pub(crate) next_id: i64,
+    pub(crate) last_hash: String,
+    pub(crate) last_ts: i64,
     /// Records up to this id were removed by retention (0: none).
-    removed_through: i64,
+    pub(crate) removed_through: i64,
 }
 
 impl Head {
@@ -294,7 +383,7 @@ impl Head {
     }
 
     /// A timestamp for the next record: the clock, but never before the previous record's.
-    fn next_ts(&self, now: i64) -> i64 {
+    pub(crate) fn next_ts(&self, now: i64) -> i64 {
         now.max(self.last_ts)
     }
 }
@@ -307,10 +396,15 @@ fn last_switched_off(connection: &Connection) -> rusqlite::Result<bool> {
             |row| row.get(0),
         )
         .optional()?;
-    Ok(detail
-        .and_then(|detail| serde_json::from_str::<serde_json::Value>(&detail).ok())
+    Ok(switched_off(detail.as_deref()))
+}
+
+/// Whether a `kill_switch` event's detail turned enrichment off (`{"enabled": false}`).
+pub(crate) fn switched_off(detail: Option<&str>) -> bool {
+    detail
+        .and_then(|detail| serde_json::from_str::<serde_json::Value>(detail).ok())
         .and_then(|detail| detail["enabled"].as_bool())
-        .is_some_and(|enabled| !enabled))
+        .is_some_and(|enabled| !enabled)
 }
 
 /// One signed checkpoint: where both chains ended at `ts`.
@@ -336,7 +430,7 @@ pub struct ChainEnd {
 }
 
 impl ChainEnd {
-    fn of(head: &Head) -> ChainEnd {
+    pub(crate) fn of(head: &Head) -> ChainEnd {
         ChainEnd {
             rows: head.next_id - 1 - head.removed_through,
             last_id: head.next_id - 1,
@@ -350,8 +444,13 @@ impl ChainEnd {
 pub(crate) fn encode_checkpoint_line(checkpoint: &Checkpoint, key: &SigningKey) -> String {
     // A struct of integers and strings always serializes.
     let body = serde_json::to_string(checkpoint).unwrap_or_default();
-    let signature = URL_SAFE_NO_PAD.encode(key.sign_detached(body.as_bytes()));
+    let signature = sign_checkpoint(&body, key);
     format!("{body}\t{signature}\t{}\n", key.key_id())
+}
+
+/// The base64url Ed25519 signature of a checkpoint body, as stored.
+pub(crate) fn sign_checkpoint(body: &str, key: &SigningKey) -> String {
+    URL_SAFE_NO_PAD.encode(key.sign_detached(body.as_bytes()))
 }
 
 struct Writer {

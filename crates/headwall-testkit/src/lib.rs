@@ -5,6 +5,8 @@
 //! Addresses: partners listen on 127.0.0.2 and 127.0.0.4, ordinary websites on 127.0.0.3,
 //! subscribers connect from 127.0.0.5, unbound clients from 127.0.0.6.
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
