@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use headwall_audit::{AuditReader, ExposureFilter, TimeRange};
+use headwall_audit::{ExposureFilter, TimeRange};
 use headwall_sessions::Lookup;
 use serde::Deserialize;
 use serde_json::json;
@@ -168,26 +168,11 @@ impl AuditQuery {
     }
 }
 
-/// Runs a read-only audit query off the async threads.
-async fn with_reader(
-    state: &AdminState,
-    query: impl FnOnce(AuditReader) -> Result<serde_json::Value, String> + Send + 'static,
-) -> Response {
-    let Some(path) = state.audit_path.clone() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no embedded audit log on this node",
-        );
-    };
-    let answer = tokio::task::spawn_blocking(move || {
-        let reader = AuditReader::open(&path)?;
-        query(reader)
-    })
-    .await;
-    match answer {
-        Ok(Ok(value)) => Json(value).into_response(),
-        Ok(Err(reason)) => error(StatusCode::INTERNAL_SERVER_ERROR, &reason),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "audit query failed"),
+/// The answer of an audit query, or a 500 with its reason.
+fn answer(result: Result<serde_json::Value, String>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, &reason),
     }
 }
 
@@ -209,13 +194,13 @@ pub(crate) async fn audit_subscriber(
             "not a subscriber number; give international digits, +CC..., 00CC..., or 0... with [radius].country_code",
         );
     };
-    with_reader(&state, move |reader| {
-        let records = reader
+    answer(
+        state
+            .audit
             .subscriber(&msisdn, range)
-            .map_err(|e| e.to_string())?;
-        Ok(headwall_audit::subscriber_json(&msisdn, range, &records))
-    })
-    .await
+            .await
+            .map(|records| headwall_audit::subscriber_json(&msisdn, range, &records)),
+    )
 }
 
 /// `GET /v1/audit/exposure?host=&partner=&from=&to=`.
@@ -241,9 +226,11 @@ pub(crate) async fn audit_exposure(
         partner: query.partner,
         range,
     };
-    with_reader(&state, move |reader| {
-        let rows = reader.exposure(&filter).map_err(|e| e.to_string())?;
-        Ok(headwall_audit::exposure_json(&filter, &rows))
-    })
-    .await
+    answer(
+        state
+            .audit
+            .exposure(&filter)
+            .await
+            .map(|rows| headwall_audit::exposure_json(&filter, &rows)),
+    )
 }

@@ -13,7 +13,6 @@ mod metrics;
 mod ready;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -52,8 +51,8 @@ pub struct AdminState {
     pub gateway: Arc<Gateway>,
     /// RADIUS packet counters.
     pub radius: Arc<RadiusMetrics>,
-    /// The embedded audit database, for the audit endpoints (`None`: not available).
-    pub audit_path: Option<PathBuf>,
+    /// The audit log the audit endpoints read.
+    pub audit: headwall_audit::AuditSource,
     /// `[radius].country_code`, for national-format numbers in audit queries.
     pub country_code: Option<String>,
     /// The bearer token for `/v1/*`.

@@ -38,6 +38,7 @@
 mod postgres;
 mod query;
 pub mod record;
+mod source;
 pub mod time;
 mod verify;
 mod writer;
@@ -47,6 +48,7 @@ pub use query::{
     AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
     exposure_json, subscriber_json,
 };
+pub use source::AuditSource;
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
 pub use writer::{

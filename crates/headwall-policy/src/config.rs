@@ -179,6 +179,9 @@ pub enum AuditBackend {
     Postgres {
         /// `postgres://` or `postgresql://` URL.
         url: String,
+        /// `node`: this gateway's name in the shared log (its own hash chain). Default: the
+        /// host name.
+        node: Option<String>,
     },
 }
 

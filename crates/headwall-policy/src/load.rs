@@ -97,6 +97,7 @@ struct RawAudit {
     backend: Option<Str>,
     path: Option<Str>,
     url: Option<Str>,
+    node: Option<Str>,
     retention: Option<Str>,
 }
 
@@ -867,6 +868,7 @@ impl Cx<'_> {
             backend: None,
             path: None,
             url: None,
+            node: None,
             retention: None,
         });
         let retention = self.duration(
@@ -887,6 +889,12 @@ impl Cx<'_> {
                          backend = \"postgres\"",
                     );
                 }
+                if let Some(node) = &raw.node {
+                    self.error(
+                        node.span().start,
+                        "`node` is only used with backend = \"postgres\"; remove it",
+                    );
+                }
                 AuditBackend::Embedded {
                     path: self.path(raw.path.as_ref(), "`path` in [audit]", "state/audit.db"),
                 }
@@ -898,9 +906,25 @@ impl Cx<'_> {
                         "`path` is only used with backend = \"embedded\"; remove it",
                     );
                 }
+                let node = raw.node.as_ref().map(|node| {
+                    let name = node.get_ref();
+                    let valid = (1..=64).contains(&name.len())
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+                    if !valid {
+                        self.error(
+                            node.span().start,
+                            "`node` in [audit] must be 1 to 64 letters, digits, `.`, `-` or `_` \
+                             (a name unique in the fleet, e.g. node = \"gw-1\")",
+                        );
+                    }
+                    name.clone()
+                });
                 match &raw.url {
                     Some(url) => AuditBackend::Postgres {
                         url: self.url(url, "`url` in [audit]", &["postgres", "postgresql"]),
+                        node,
                     },
                     None => {
                         self.error(
@@ -908,7 +932,10 @@ impl Cx<'_> {
                             "backend = \"postgres\" needs `url` in [audit]; add e.g. \
                              url = \"postgres://headwall@127.0.0.1:5432/headwall\"",
                         );
-                        AuditBackend::Postgres { url: String::new() }
+                        AuditBackend::Postgres {
+                            url: String::new(),
+                            node,
+                        }
                     }
                 }
             }
@@ -2148,8 +2175,34 @@ mod tests {
         assert_eq!(
             config.audit.backend,
             AuditBackend::Postgres {
-                url: "postgres://h@db:5432/h".into()
+                url: "postgres://h@db:5432/h".into(),
+                node: None,
             }
+        );
+        let config = load(
+            "t.toml",
+            &format!(
+                "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://db/h\"\nnode = \"gw-1\"\n"
+            ),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(matches!(
+            config.audit.backend,
+            AuditBackend::Postgres { node: Some(ref node), .. } if node == "gw-1"
+        ));
+        assert_eq!(
+            errors(&format!(
+                "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://db/h\"\nnode = \"gw 1/x\"\n"
+            )),
+            [
+                "t.toml:6:8: `node` in [audit] must be 1 to 64 letters, digits, `.`, `-` or `_` \
+                 (a name unique in the fleet, e.g. node = \"gw-1\")"
+            ]
+        );
+        assert_eq!(
+            errors(&format!("{GW}[audit]\nnode = \"gw-1\"\n")),
+            ["t.toml:4:8: `node` is only used with backend = \"postgres\"; remove it"]
         );
     }
 

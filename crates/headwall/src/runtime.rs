@@ -51,8 +51,20 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
                 checkpoint_every: Duration::from_secs(60),
             },
         )?,
-        AuditBackend::Postgres { .. } => {
-            anyhow::bail!("[audit] backend = \"postgres\" is not available yet; use \"embedded\"")
+        AuditBackend::Postgres { url, node } => {
+            let node = match node {
+                Some(node) => node.clone(),
+                None => host_name()?,
+            };
+            AuditLog::open_postgres(
+                url,
+                &node,
+                AuditOptions {
+                    signing_key: crate::keys::signing_key(&config.identity)?,
+                    checkpoint_every: Duration::from_secs(60),
+                },
+            )
+            .await?
         }
     };
     let profiles = match &config.subscribers {
@@ -159,10 +171,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
     let admin_state = headwall_admin::AdminState {
         gateway: gateway.clone(),
         radius: radius_metrics.clone(),
-        audit_path: match &config.audit.backend {
-            AuditBackend::Embedded { path } => Some(path.clone()),
-            AuditBackend::Postgres { .. } => None,
-        },
+        audit: audit_source(&config.audit.backend),
         country_code: config.radius.as_ref().and_then(|r| r.country_code.clone()),
         token: admin_token.into_bytes().into(),
         readiness: readiness.clone(),
@@ -415,4 +424,27 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     differs("[identity]", running.identity == new.identity);
     differs("[canary]", running.canary == new.canary);
     tables
+}
+
+/// Where the audit record is read from, for the admin API and the `audit` commands.
+pub(crate) fn audit_source(backend: &AuditBackend) -> headwall_audit::AuditSource {
+    match backend {
+        AuditBackend::Embedded { path } => headwall_audit::AuditSource::Embedded(path.clone()),
+        AuditBackend::Postgres { url, .. } => headwall_audit::AuditSource::Postgres(url.clone()),
+    }
+}
+
+/// The default `[audit].node`: this machine's host name.
+fn host_name() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot read the host name; set [audit].node")?;
+    let name = name.trim().to_owned();
+    anyhow::ensure!(
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')),
+        "the host name is not a usable audit node name; set [audit].node"
+    );
+    Ok(name)
 }

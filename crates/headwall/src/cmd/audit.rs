@@ -6,9 +6,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use headwall_audit::{
-    AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed,
+    AuditSource, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed,
 };
-use headwall_policy::{AuditBackend, Config};
 use serde_json::json;
 
 use crate::cli::AuditCommand;
@@ -41,8 +40,11 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             let range = TimeRange { from, to };
-            let reader = open(&config)?;
-            let records = reader.subscriber(&msisdn, range)?;
+            let source = crate::runtime::audit_source(&config.audit.backend);
+            let records = match query(source.subscriber(&msisdn, range))? {
+                Ok(records) => records,
+                Err(code) => return Ok(code),
+            };
             if json {
                 print_json(&headwall_audit::subscriber_json(&msisdn, range, &records));
             } else {
@@ -78,10 +80,13 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 partner,
                 range: TimeRange { from, to },
             };
-            let reader = open(&config)?;
+            let source = crate::runtime::audit_source(&config.audit.backend);
             match against {
                 None => {
-                    let rows = reader.exposure(&filter)?;
+                    let rows = match query(source.exposure(&filter))? {
+                        Ok(rows) => rows,
+                        Err(code) => return Ok(code),
+                    };
                     if json {
                         print_json(&headwall_audit::exposure_json(&filter, &rows));
                     } else {
@@ -94,7 +99,10 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                         Ok(policy) => policy,
                         Err(code) => return Ok(code),
                     };
-                    let found = reader.against(&policy, &filter)?;
+                    let found = match query(source.against(&policy, &filter))? {
+                        Ok(found) => found,
+                        Err(code) => return Ok(code),
+                    };
                     if json {
                         print_json(&json!({
                             "policy": policy_path.display().to_string(),
@@ -117,41 +125,59 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Ok(config) => config,
                 Err(code) => return Ok(code),
             };
-            let path = embedded_path(&config)?;
+            let source = crate::runtime::audit_source(&config.audit.backend);
+            let place = match &source {
+                AuditSource::Embedded(path) => path.display().to_string(),
+                AuditSource::Postgres(_) => "PostgreSQL audit log".to_owned(),
+            };
             let seed = crate::keys::read_key(&config.identity.signing_key_file)?;
             let public_key = headwall_identity::SigningKey::from_seed(&seed)
                 .map_err(|error| anyhow::anyhow!("signing key: {error}"))?
                 .public_key_bytes();
-            match headwall_audit::verify(path, &public_key) {
-                Err(error) => {
-                    eprintln!("{error}");
-                    Ok(ExitCode::from(super::EXIT_CANNOT_RUN))
-                }
+            match query(source.verify(&public_key))? {
+                Err(code) => Ok(code),
                 Ok(Err(failure)) => {
-                    println!("{}: audit log damaged: {failure}", path.display());
+                    println!("{place}: audit log damaged: {failure}");
                     Ok(ExitCode::from(1))
                 }
                 Ok(Ok(report)) => {
-                    let reaches = match &report.checkpoint {
-                        Some(checkpoint) => format!(
+                    let reaches = match (&report.checkpoint, report.nodes.len()) {
+                        (Some(checkpoint), _) => format!(
                             "; reaches the signed checkpoint of {}",
                             headwall_audit::time::format_rfc3339(checkpoint.ts)
                         ),
-                        None => "; no checkpoint yet (written every minute while records \
-                                 arrive, and at shutdown)"
+                        (None, 0) => "; no checkpoint yet (written every minute while records \
+                                      arrive, and at shutdown)"
                             .to_owned(),
+                        (None, nodes) => {
+                            format!("; {nodes} nodes, each checked to its latest checkpoint")
+                        }
                     };
                     println!(
-                        "{}: audit log intact: {} disclosures, {} security events{reaches}",
-                        path.display(),
-                        report.disclosures,
-                        report.security_events
+                        "{place}: audit log intact: {} disclosures, {} security events{reaches}",
+                        report.disclosures, report.security_events
                     );
+                    for node in &report.nodes {
+                        println!(
+                            "  node {}: {} disclosures, {} security events",
+                            node.node, node.disclosures, node.security_events
+                        );
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
             }
         }
     }
+}
+
+/// Runs one audit query; an unreachable or unreadable log prints why and exits 2.
+fn query<T>(
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> anyhow::Result<Result<T, ExitCode>> {
+    Ok(super::runtime()?.block_on(work).map_err(|reason| {
+        eprintln!("{reason}");
+        ExitCode::from(super::EXIT_CANNOT_RUN)
+    }))
 }
 
 /// The human answer of `audit subscriber` (also shown by `demo`).
@@ -171,19 +197,6 @@ pub(super) fn subscriber_text(
         out.push_str(&disclosure_table(records, None));
     }
     out
-}
-
-fn embedded_path(config: &Config) -> anyhow::Result<&Path> {
-    match &config.audit.backend {
-        AuditBackend::Embedded { path } => Ok(path),
-        AuditBackend::Postgres { .. } => {
-            anyhow::bail!("[audit] backend = \"postgres\" is not available yet; use \"embedded\"")
-        }
-    }
-}
-
-fn open(config: &Config) -> anyhow::Result<AuditReader> {
-    AuditReader::open(embedded_path(config)?).map_err(anyhow::Error::msg)
 }
 
 /// A whole config file as a policy (only its `[[partner]]` tables matter); prints why not.

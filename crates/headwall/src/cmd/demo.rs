@@ -220,14 +220,12 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     running.stop().await;
 
     // The regulator's first question, answered from the record the gateway just wrote.
-    let audit_path = match &config.audit.backend {
-        headwall_policy::AuditBackend::Embedded { path } => path.clone(),
-        headwall_policy::AuditBackend::Postgres { .. } => anyhow::bail!("demo uses embedded"),
-    };
+    let source = crate::runtime::audit_source(&config.audit.backend);
     let msisdn = headwall_identity::Msisdn::parse(SUBSCRIBER)?;
-    let records = headwall_audit::AuditReader::open(&audit_path)
-        .map_err(anyhow::Error::msg)?
-        .subscriber(&msisdn, headwall_audit::TimeRange::default())?;
+    let records = source
+        .subscriber(&msisdn, headwall_audit::TimeRange::default())
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("\n$ headwall audit subscriber {SUBSCRIBER}");
     print!(
         "{}",
@@ -239,7 +237,10 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         partners == ["agecheck", "carrierpay"],
     );
     let public_key = crate::keys::signing_key(&config.identity)?.public_key_bytes();
-    let verified = headwall_audit::verify(&audit_path, &public_key).map_err(anyhow::Error::msg)?;
+    let verified = source
+        .verify(&public_key)
+        .await
+        .map_err(anyhow::Error::msg)?;
     checks.expect(
         "the audit hash chain verifies and reaches its signed checkpoint",
         verified.is_ok_and(|report| report.checkpoint.is_some()),

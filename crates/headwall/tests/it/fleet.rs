@@ -124,3 +124,74 @@ async fn two_nodes_share_bindings_and_an_outage_fails_closed() {
         assert!(!node.log().join("\n").contains("7700900123"));
     }
 }
+
+/// A fleet's full shape: bindings in Redis and one audit log in PostgreSQL, each node with its
+/// own chain; the `audit` commands answer across the fleet.
+#[tokio::test]
+async fn a_fleet_shares_one_postgres_audit_log() {
+    use std::process::Command;
+    let agecheck = origin(2).await;
+    let redis = RedisServer::start();
+    let postgres = headwall_testkit::postgres::TestPostgres::start();
+    let url = postgres.url(&postgres.fresh_database());
+    let keys = headwall_testkit::temp_dir();
+    assert!(
+        Command::new(binary())
+            .args(["keygen", "--out"])
+            .arg(keys.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let node = |name: &str| {
+        format!(
+            "{}[audit]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode = \"{name}\"\n",
+            fleet_config(agecheck.addr().port(), &redis, keys.path())
+        )
+    };
+    let a = ServeProcess::start(binary(), &node("gw-a"));
+    let b = ServeProcess::start(binary(), &node("gw-b"));
+    assert!(radclient(
+        a.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    assert_eq!(pseudonyms_seen(a.explicit, &agecheck).await.len(), 1);
+    assert_eq!(pseudonyms_seen(b.explicit, &agecheck).await.len(), 1);
+
+    let config_path = a.path("headwall.toml");
+    let audit = |args: &[&str]| {
+        Command::new(binary())
+            .arg("audit")
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    };
+    // Both disclosures, one from each node, from either node's configuration.
+    let output = audit(&["subscriber", "07700900123", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut nodes: Vec<&str> = json["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["node"].as_str().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, ["gw-a", "gw-b"]);
+
+    // Stop both gracefully (final checkpoints), then verify every node's chain.
+    let (code_a, _dir_a) = a.terminate();
+    let (code_b, _dir_b) = b.terminate();
+    assert_eq!((code_a, code_b), (Some(0), Some(0)));
+    let output = audit(&["verify"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stdout}{output:?}");
+    assert!(stdout.contains("2 disclosures"), "{stdout}");
+    assert!(
+        stdout.contains("node gw-a") && stdout.contains("node gw-b"),
+        "{stdout}"
+    );
+}
