@@ -18,8 +18,13 @@ use tokio::net::UdpSocket;
 /// A number from Ofcom's range reserved for drama: never a real subscriber.
 const SUBSCRIBER: &str = "447700900123";
 const SUBSCRIBER_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+/// A second subscriber, from the same reserved range.
+const SECOND: &str = "447700900456";
+const SECOND_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 7);
 const UNBOUND_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 const AGECHECK_HOST: &str = "verify.agecheck.test";
+/// A name in agecheck's contract that resolves outside its contracted addresses.
+const CDN_HOST: &str = "cdn.agecheck.test";
 const BILLING_HOST: &str = "pay.carrierbilling.test";
 const WEBSITE_HOST: &str = "news.example.test";
 const CHECK_HOST: &str = "leakcheck.example.test";
@@ -52,19 +57,24 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         std::future::pending(),
     ));
 
+    let ports = Ports {
+        agecheck: agecheck.addr().port(),
+        billing: billing.addr().port(),
+        website: website.addr().port(),
+        check: check.port(),
+    };
     let state = tempfile::tempdir().context("temporary folder for the demo state")?;
     let config_path = state.path().join("headwall.toml");
-    std::fs::write(
-        &config_path,
-        config_text(agecheck.addr().port(), billing.addr().port(), check.port()),
-    )?;
+    let good = config_text(&ports, false);
+    std::fs::write(&config_path, &good)?;
     std::fs::write(
         state.path().join("subscribers.csv"),
-        format!("msisdn,age_verified\n{SUBSCRIBER},true\n"),
+        format!("msisdn,age_verified\n{SUBSCRIBER},true\n{SECOND},false\n"),
     )?;
     let config = crate::config::load(&config_path)?;
     let running = crate::runtime::start(&config, &config_path).await?;
     let proxy = running.explicit_addr;
+    let started = std::time::Instant::now();
 
     println!(
         "headwall demo: gateway on {proxy}, admin on {}",
@@ -82,16 +92,35 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         "  website  (no contract)                  {WEBSITE_HOST} -> {}",
         website.addr()
     );
+    println!("  leak-check page (no contract)           {CHECK_HOST} -> {check}");
 
-    // A simulated packet gateway announces the subscriber's session over real RADIUS.
+    // A simulated packet gateway announces two sessions over real RADIUS.
     let radius = running.radius_addr.context("demo config has [radius]")?;
-    accounting(radius, AcctStatusType::Start, 1).await?;
+    accounting(
+        radius,
+        AcctStatusType::Start,
+        1,
+        SUBSCRIBER_ADDR,
+        SUBSCRIBER,
+        "demo-1",
+    )
+    .await?;
+    accounting(
+        radius,
+        AcctStatusType::Start,
+        2,
+        SECOND_ADDR,
+        SECOND,
+        "demo-2",
+    )
+    .await?;
     println!(
-        "\nRADIUS Accounting-Start acknowledged: subscriber {SUBSCRIBER} is on {SUBSCRIBER_ADDR}\n"
+        "\nRADIUS Accounting-Start acknowledged: {SUBSCRIBER} is on {SUBSCRIBER_ADDR}, \
+         {SECOND} on {SECOND_ADDR}\n"
     );
 
     let mut checks = Checks::default();
-    let url = |host: &str, origin: &EchoOrigin| format!("http://{host}:{}/", origin.addr().port());
+    let url = |host: &str, port: u16| format!("http://{host}:{port}/");
 
     // 1. Age-verification partner, with a spoofed number the gateway must strip.
     let spoof = [
@@ -101,13 +130,13 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     request(
         proxy,
         SUBSCRIBER_ADDR,
-        &url(AGECHECK_HOST, &agecheck),
+        &url(AGECHECK_HOST, ports.agecheck),
         &spoof,
     )
     .await?;
     let got = last(&agecheck, "agecheck")?;
     show(
-        "1. subscriber -> agecheck (sent a spoofed X-MSISDN and x_up_calling_line_id)",
+        "1. subscriber A -> agecheck (sent a spoofed X-MSISDN and x_up_calling_line_id)",
         &got,
     );
     checks.expect(
@@ -128,11 +157,17 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     );
 
     // 2. Billing partner: the raw number and a signed token.
-    request(proxy, SUBSCRIBER_ADDR, &url(BILLING_HOST, &billing), &[]).await?;
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(BILLING_HOST, ports.billing),
+        &[],
+    )
+    .await?;
     let got = last(&billing, "carrierpay")?;
-    show("2. subscriber -> carrierpay (billing)", &got);
+    show("2. subscriber A -> carrierpay (billing)", &got);
     checks.expect(
-        "carrierpay got X-MSISDN",
+        "carrierpay got A's X-MSISDN",
         got.header("x-msisdn") == Some(SUBSCRIBER),
     );
     checks.expect(
@@ -141,12 +176,27 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
             .is_some_and(|v| v.split('.').count() == 3),
     );
 
-    // 3. An ordinary website, with a spoof attempt: it must see no identity at all.
+    // 3. The second subscriber is told apart: its own number, never A's.
+    request(proxy, SECOND_ADDR, &url(BILLING_HOST, ports.billing), &[]).await?;
+    let got = last(&billing, "carrierpay")?;
+    show("3. subscriber B -> carrierpay", &got);
+    checks.expect(
+        "carrierpay got B's number, not A's",
+        got.header("x-msisdn") == Some(SECOND),
+    );
+
+    // 4. An ordinary website, with a spoof attempt: it must see no identity at all.
     let spoof = [("x_msisdn", SUBSCRIBER), ("X-Subscriber-Id", "forged")];
-    request(proxy, SUBSCRIBER_ADDR, &url(WEBSITE_HOST, &website), &spoof).await?;
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(WEBSITE_HOST, ports.website),
+        &spoof,
+    )
+    .await?;
     let got = last(&website, "website")?;
     show(
-        "3. subscriber -> news.example.test (no contract; sent x_msisdn and X-Subscriber-Id)",
+        "4. subscriber A -> news.example.test (no contract; sent x_msisdn and X-Subscriber-Id)",
         &got,
     );
     checks.expect(
@@ -158,60 +208,187 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         !carries_number(&got, SUBSCRIBER),
     );
 
-    // 4. A client with no session binding gets nothing, even to a partner.
-    request(proxy, UNBOUND_ADDR, &url(AGECHECK_HOST, &agecheck), &[]).await?;
+    // 5. A partner name that resolves outside the partner's contracted addresses.
+    request(proxy, SUBSCRIBER_ADDR, &url(CDN_HOST, ports.website), &[]).await?;
+    let got = last(&website, "website")?;
+    show(
+        "5. subscriber A -> cdn.agecheck.test (agecheck's name, but it resolves to 127.0.0.3)",
+        &got,
+    );
+    checks.expect(
+        "pinning mismatch: the address outside the contract got nothing",
+        !has_identity_header(&got) && running.gateway.metrics().pinning_mismatches() == 1,
+    );
+
+    // 6. A client with no session binding gets nothing, even to a partner.
+    request(
+        proxy,
+        UNBOUND_ADDR,
+        &url(AGECHECK_HOST, ports.agecheck),
+        &[],
+    )
+    .await?;
     let got = last(&agecheck, "agecheck")?;
-    show("4. unbound client 127.0.0.6 -> agecheck", &got);
+    show("6. unbound client 127.0.0.6 -> agecheck", &got);
     checks.expect(
         "unbound client: partner got no identity",
         !has_identity_header(&got),
     );
 
-    // 5. The session ends: after the acknowledged Stop, the partner gets nothing.
-    accounting(radius, AcctStatusType::Stop, 2).await?;
-    println!("RADIUS Accounting-Stop acknowledged: the session on {SUBSCRIBER_ADDR} ended\n");
-    request(proxy, SUBSCRIBER_ADDR, &url(AGECHECK_HOST, &agecheck), &[]).await?;
-    let got = last(&agecheck, "agecheck")?;
-    show("5. subscriber -> agecheck after Stop", &got);
-    checks.expect(
-        "after Stop: partner got no identity",
-        !has_identity_header(&got),
-    );
-
-    // 6. The canary: the gateway probed the leak-check page as a synthetic subscriber at start.
+    // 7. The canary: the gateway probed the leak-check page as a synthetic subscriber at start.
     let canary_ran = wait_until(Duration::from_secs(10), || {
         running.gateway.metrics().canary_last_success() > 0
             || running.gateway.metrics().canary_leaks() > 0
     })
     .await;
-    let leaks = running.gateway.metrics().canary_leaks();
+    let clean = canary_ran && running.gateway.metrics().canary_leaks() == 0;
     println!(
-        "6. canary -> http://{CHECK_HOST}/api/v1/check as synthetic subscriber 447700900000: {}\n",
-        match (canary_ran, leaks) {
-            (false, _) => "did not complete",
-            (true, 0) => "clean (no identity seen by a non-partner)",
-            (true, _) => "LEAK (enrichment switched off)",
+        "7. canary -> http://{CHECK_HOST}/api/v1/check as synthetic subscriber 447700900000: {}\n",
+        if clean {
+            "clean (a non-partner sees nothing)"
+        } else {
+            "NOT CLEAN"
+        }
+    );
+    checks.expect("the canary proved a non-partner sees nothing", clean);
+
+    // 8. The 2012 mistake: a routine change widens carrierpay to the whole domain.
+    println!(
+        "8. a routine change: carrierpay's hosts gain \"*.example.test\" and its destinations \
+         127.0.0.0/24"
+    );
+    let bad = config_text(&ports, true);
+    let plan = headwall_policy::plan(
+        &config.policy,
+        &headwall_policy::load_policy("proposed.toml", &bad)
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?,
+    );
+    println!("   $ headwall plan --from running.toml --to proposed.toml --fail-on-widen");
+    // The hash lines are for the review record; the changes are what a reviewer reads.
+    for line in plan.to_text().lines().skip(3) {
+        println!("   {line}");
+    }
+    println!("   (exit 3: a reviewer would stop it here)");
+    checks.expect(
+        "plan flagged the change as widening exposure",
+        plan.widens(),
+    );
+
+    // Applied anyway: the canary runs right after the reload and trips the kill switch.
+    std::fs::write(&config_path, &bad)?;
+    let reloaded = std::time::Instant::now();
+    running
+        .reload()
+        .await
+        .map_err(|reason| anyhow::anyhow!("reload: {reason}"))?;
+    let tripped = wait_until(Duration::from_secs(10), || {
+        running.gateway.metrics().canary_leaks() > 0 && !running.gateway.enrichment_enabled()
+    })
+    .await;
+    println!(
+        "   applied anyway: the canary saw the number at the leak-check page {} ms after the \
+         reload; kill switch: enrichment {}",
+        reloaded.elapsed().as_millis(),
+        if running.gateway.enrichment_enabled() {
+            "still ON"
+        } else {
+            "OFF"
         }
     );
     checks.expect(
-        "the canary proved a non-partner sees nothing",
-        canary_ran && leaks == 0,
+        "the canary caught the bad change within seconds and switched enrichment off",
+        tripped,
+    );
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(BILLING_HOST, ports.billing),
+        &[],
+    )
+    .await?;
+    let got = last(&billing, "carrierpay")?;
+    checks.expect(
+        "with the kill switch on, even the partner got no identity",
+        !has_identity_header(&got),
+    );
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(WEBSITE_HOST, ports.website),
+        &[],
+    )
+    .await?;
+    let got = last(&website, "website")?;
+    checks.expect(
+        "and the websites the bad rule covered got nothing",
+        !has_identity_header(&got) && !carries_number(&got, SUBSCRIBER),
+    );
+
+    // The operator reverts the change, then turns enrichment back on (POST /v1/enrichment).
+    std::fs::write(&config_path, &good)?;
+    running
+        .reload()
+        .await
+        .map_err(|reason| anyhow::anyhow!("reload: {reason}"))?;
+    running.gateway.set_enrichment(true, "operator");
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(BILLING_HOST, ports.billing),
+        &[],
+    )
+    .await?;
+    let got = last(&billing, "carrierpay")?;
+    println!(
+        "   reverted and re-enabled by the operator: carrierpay gets X-MSISDN again: {}\n",
+        got.header("x-msisdn").unwrap_or("(none)")
+    );
+    checks.expect(
+        "after the revert and re-enable, the partner is served again",
+        got.header("x-msisdn") == Some(SUBSCRIBER),
+    );
+
+    // 9. The session ends: after the acknowledged Stop, the partner gets nothing.
+    accounting(
+        radius,
+        AcctStatusType::Stop,
+        3,
+        SUBSCRIBER_ADDR,
+        SUBSCRIBER,
+        "demo-1",
+    )
+    .await?;
+    println!("RADIUS Accounting-Stop acknowledged: A's session on {SUBSCRIBER_ADDR} ended");
+    request(
+        proxy,
+        SUBSCRIBER_ADDR,
+        &url(AGECHECK_HOST, ports.agecheck),
+        &[],
+    )
+    .await?;
+    let got = last(&agecheck, "agecheck")?;
+    show("9. subscriber A -> agecheck after Stop", &got);
+    checks.expect(
+        "after Stop: partner got no identity",
+        !has_identity_header(&got),
     );
 
     let metrics = running.gateway.metrics();
     println!(
-        "gateway counters: {} identity headers stripped, {} inserted, {} pinning mismatches",
+        "gateway counters: {} identity headers stripped, {} inserted, {} pinning mismatches, \
+         {} canary leaks",
         metrics.stripped_headers(),
         metrics.disclosures(),
-        metrics.pinning_mismatches()
+        metrics.pinning_mismatches(),
+        metrics.canary_leaks()
     );
     let radius_metrics = &running.radius_metrics;
     let accepted = radius_metrics.packets("start", PacketResult::Accepted)
         + radius_metrics.packets("stop", PacketResult::Accepted);
     println!("RADIUS counters: {accepted} accounting packets accepted");
     checks.expect(
-        "both RADIUS packets were accepted and applied",
-        accepted == 2,
+        "all three RADIUS packets were accepted and applied",
+        accepted == 3,
     );
     if keep_running {
         println!("\n--keep-running: gateway on {proxy}; Ctrl-C to stop");
@@ -219,22 +396,23 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     }
     running.stop().await;
 
-    // The regulator's first question, answered from the record the gateway just wrote.
+    // The regulator's questions, answered from the record the gateway just wrote.
     let source = crate::runtime::audit_source(&config.audit.backend);
     let msisdn = headwall_identity::Msisdn::parse(SUBSCRIBER)?;
+    let range = headwall_audit::TimeRange::default();
     let records = source
-        .subscriber(&msisdn, headwall_audit::TimeRange::default())
+        .subscriber(&msisdn, range)
         .await
         .map_err(anyhow::Error::msg)?;
     println!("\n$ headwall audit subscriber {SUBSCRIBER}");
     print!(
         "{}",
-        super::audit::subscriber_text(&msisdn, headwall_audit::TimeRange::default(), &records)
+        super::audit::subscriber_text(&msisdn, range, &records)
     );
     let partners: Vec<&str> = records.iter().map(|r| r.partner.as_str()).collect();
     checks.expect(
-        "the audit log holds exactly the two disclosures the partners received",
-        partners == ["agecheck", "carrierpay"],
+        "the audit log holds exactly A's three disclosures the partners received",
+        partners == ["agecheck", "carrierpay", "carrierpay"],
     );
     let public_key = crate::keys::signing_key(&config.identity)?.public_key_bytes();
     let verified = source
@@ -245,6 +423,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         "the audit hash chain verifies and reaches its signed checkpoint",
         verified.is_ok_and(|report| report.checkpoint.is_some()),
     );
+    println!("\n(whole tour: {:.1} s)", started.elapsed().as_secs_f64());
     let ok = checks.report();
     Ok(if ok {
         ExitCode::SUCCESS
@@ -253,13 +432,43 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn config_text(agecheck_port: u16, billing_port: u16, check_port: u16) -> String {
+/// The origins' ports, for the configuration.
+struct Ports {
+    agecheck: u16,
+    billing: u16,
+    website: u16,
+    check: u16,
+}
+
+/// The demo's configuration; `widened` is the bad change: carrierpay's rule covering every
+/// `*.example.test` host on 127.0.0.0/24 (the leak-check page and the website among them).
+fn config_text(ports: &Ports, widened: bool) -> String {
+    let Ports {
+        agecheck: agecheck_port,
+        billing: billing_port,
+        website: website_port,
+        check: check_port,
+    } = *ports;
+    let (billing_hosts, billing_ports, billing_destinations) = if widened {
+        (
+            format!("[\"{BILLING_HOST}\", \"*.example.test\"]"),
+            format!("[{billing_port}, {website_port}, {check_port}]"),
+            "[\"127.0.0.4/32\", \"127.0.0.0/24\"]".to_owned(),
+        )
+    } else {
+        (
+            format!("[\"{BILLING_HOST}\"]"),
+            format!("[{billing_port}]"),
+            "[\"127.0.0.4/32\"]".to_owned(),
+        )
+    };
     format!(
         r#"# Written by `headwall demo`.
 [gateway]
 listen = "127.0.0.1:0"
 [gateway.hosts]
 "{AGECHECK_HOST}" = "127.0.0.2"
+"{CDN_HOST}" = "127.0.0.3"
 "{BILLING_HOST}" = "127.0.0.4"
 "{WEBSITE_HOST}" = "127.0.0.3"
 "{CHECK_HOST}" = "127.0.0.3"
@@ -288,17 +497,17 @@ issuer = "headwall.demo"
 [[partner]]
 name = "agecheck"
 purpose = "age_verification"
-hosts = ["{AGECHECK_HOST}"]
-ports = [{agecheck_port}]
+hosts = ["{AGECHECK_HOST}", "{CDN_HOST}"]
+ports = [{agecheck_port}, {website_port}]
 destinations = ["127.0.0.2/32"]
 headers = {{ "X-Age-Verified" = "age_verified", "X-Subscriber-Id" = "pseudonym" }}
 
 [[partner]]
 name = "carrierpay"
 purpose = "billing"
-hosts = ["{BILLING_HOST}"]
-ports = [{billing_port}]
-destinations = ["127.0.0.4/32"]
+hosts = {billing_hosts}
+ports = {billing_ports}
+destinations = {billing_destinations}
 headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
 "#
     )
@@ -367,20 +576,23 @@ fn carries_number(request: &ReceivedRequest, number: &str) -> bool {
         .any(|(_, value)| value.contains(number))
 }
 
-/// Sends one Accounting-Request for the demo subscriber and waits for a valid response.
+/// Sends one Accounting-Request for a demo subscriber and waits for a valid response.
 async fn accounting(
     radius: SocketAddr,
     status: AcctStatusType,
     identifier: u8,
+    address: Ipv4Addr,
+    msisdn: &str,
+    session: &str,
 ) -> anyhow::Result<()> {
     let request = AccountingRequest {
         identifier,
         authenticator: [0; 16],
         status,
-        framed_ip: Some(SUBSCRIBER_ADDR),
+        framed_ip: Some(address),
         framed_ipv6_prefix: None,
-        calling_station_id: Some(SUBSCRIBER.into()),
-        session_id: Some("demo-session-1".into()),
+        calling_station_id: Some(msisdn.into()),
+        session_id: Some(session.into()),
         nas_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         nas_identifier: Some("demo-pgw".into()),
         imsi: None,
