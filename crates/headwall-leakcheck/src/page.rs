@@ -24,6 +24,19 @@ pub(crate) fn render(headers: &[(String, String)]) -> String {
         escape(headline),
         escape(explanation),
     );
+    // On a phone the table may start below the fold: name the evidence in the verdict itself.
+    if !report.findings.is_empty() {
+        html.push_str("<ul class=\"evidence\">\n");
+        for finding in &report.findings {
+            let _ = writeln!(
+                html,
+                "<li><code>{}</code>: {}</li>",
+                escape(&finding.header),
+                escape(&finding.redacted)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
     let _ = writeln!(
         html,
         "<h2>Headers this page received ({})</h2>",
@@ -33,7 +46,10 @@ pub(crate) fn render(headers: &[(String, String)]) -> String {
         "<table>\n<thead><tr><th scope=\"col\">Header</th><th scope=\"col\">Value (redacted)</th>\
          <th scope=\"col\">Finding</th></tr></thead>\n<tbody>\n",
     );
-    for ((name, value), reasons) in headers.iter().zip(&reasons) {
+    // Flagged headers first, then the rest, each in arrival order.
+    let mut rows: Vec<_> = headers.iter().zip(&reasons).collect();
+    rows.sort_by_key(|(_, reasons)| reasons.is_empty());
+    for ((name, value), reasons) in rows {
         let flagged = !reasons.is_empty();
         let finding = reasons
             .iter()
@@ -49,7 +65,7 @@ pub(crate) fn render(headers: &[(String, String)]) -> String {
             if flagged {
                 escape(&finding)
             } else {
-                String::from("&ndash;")
+                String::new()
             },
         );
     }
@@ -130,6 +146,8 @@ main { max-width: 48rem; margin: 0 auto; padding: 1rem; }
 .verdict { border-radius: .6rem; padding: 1rem 1.1rem; margin-bottom: 1.5rem; color: #fff; }
 .verdict h1 { font-size: 1.6rem; line-height: 1.2; margin: 0 0 .5rem; }
 .verdict p { margin: 0; font-size: 1.05rem; }
+.evidence { margin: -0.8rem 0 1.5rem; padding-left: 1.2rem; font-size: 1.05rem; }
+.evidence code { font-weight: bold; }
 .leak { background: #b3261e; }
 .clean { background: #1e6b34; }
 h2 { font-size: 1.1rem; margin: 0 0 .5rem; }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod browser;
 mod canary;
 mod cli;
 mod fleet;
