@@ -48,8 +48,8 @@ pub use query::{
     AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
     exposure_json, subscriber_json,
 };
-pub use source::AuditSource;
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
+pub use source::AuditSource;
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
 pub use writer::{
     AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
