@@ -180,6 +180,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn truncated_and_wrongly_signed_headers_are_refused() {
+        let valid = header("10.0.0.5:40000", "192.0.2.7:80");
+        let mut wrong_signature = valid.clone();
+        wrong_signature[3] ^= 0xff;
+        let mut wrong_version = valid.clone();
+        wrong_version[12] = 0x11; // version 1 in the v2 framing
+        let truncated = valid[..valid.len() - 4].to_vec();
+        let mut overlong = valid.clone();
+        overlong[14..16].copy_from_slice(&2000u16.to_be_bytes());
+        for sent in [wrong_signature, wrong_version, truncated, overlong] {
+            let (mut client, mut server) = pair().await;
+            client.write_all(&sent).await.unwrap();
+            assert_eq!(read_v2(&mut server, Duration::from_millis(200)).await, None);
+        }
+    }
+
+    #[tokio::test]
     async fn v1_garbage_and_silence_are_refused() {
         for sent in [
             b"PROXY TCP4 10.0.0.5 192.0.2.7 40000 80\r\n".to_vec(),

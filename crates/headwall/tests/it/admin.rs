@@ -246,6 +246,21 @@ async fn sessions_metrics_audit_and_kill_switch() {
     );
     let metrics = text(&admin(gateway.admin, "GET", "/metrics", None, "").await);
     assert!(metrics.contains("headwall_enrichment_enabled 0"));
+    // Turning it back on needs the token.
+    let anonymous = admin(
+        gateway.admin,
+        "POST",
+        "/v1/enrichment",
+        None,
+        "{\"enabled\":true}",
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
     let on = admin(
         gateway.admin,
         "POST",

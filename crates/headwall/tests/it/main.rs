@@ -8,6 +8,7 @@ mod browser;
 mod canary;
 mod cli;
 mod fleet;
+mod load;
 mod plan;
 mod radius;
 mod serve;
