@@ -141,8 +141,7 @@ pub struct AuditReader {
     connection: Connection,
 }
 
-const COLUMNS: &str = "id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port, \
-                       upstream_ip, client_ip, policy_hash, prev_hash, hash";
+const COLUMNS: &str = DisclosureRow::SQLITE_COLUMNS;
 
 impl AuditReader {
     /// Opens the log at `path` read-only.
@@ -244,23 +243,7 @@ impl AuditReader {
         let mut statement = self.connection.prepare(&sql)?;
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
         while let Some(row) = rows.next()? {
-            visit(DisclosureRow {
-                id: row.get(0)?,
-                ts: row.get(1)?,
-                request_id: row.get(2)?,
-                partner: row.get(3)?,
-                purpose: row.get(4)?,
-                msisdn: row.get(5)?,
-                kinds: row.get(6)?,
-                headers: row.get(7)?,
-                host: row.get(8)?,
-                port: row.get(9)?,
-                upstream_ip: row.get(10)?,
-                client_ip: row.get(11)?,
-                policy_hash: row.get(12)?,
-                prev_hash: row.get(13)?,
-                hash: row.get(14)?,
-            });
+            visit(DisclosureRow::from_sqlite(row)?);
         }
         Ok(())
     }

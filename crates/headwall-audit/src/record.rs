@@ -189,6 +189,33 @@ impl DisclosureRow {
     }
 }
 
+impl DisclosureRow {
+    /// The SQLite columns, in the order [`DisclosureRow::from_sqlite`] reads them.
+    pub const SQLITE_COLUMNS: &'static str = "id, ts, request_id, partner, purpose, msisdn, \
+        kinds, headers, host, port, upstream_ip, client_ip, policy_hash, prev_hash, hash";
+
+    /// A row selected with [`DisclosureRow::SQLITE_COLUMNS`].
+    pub fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<DisclosureRow> {
+        Ok(DisclosureRow {
+            id: row.get(0)?,
+            ts: row.get(1)?,
+            request_id: row.get(2)?,
+            partner: row.get(3)?,
+            purpose: row.get(4)?,
+            msisdn: row.get(5)?,
+            kinds: row.get(6)?,
+            headers: row.get(7)?,
+            host: row.get(8)?,
+            port: row.get(9)?,
+            upstream_ip: row.get(10)?,
+            client_ip: row.get(11)?,
+            policy_hash: row.get(12)?,
+            prev_hash: row.get(13)?,
+            hash: row.get(14)?,
+        })
+    }
+}
+
 impl fmt::Debug for DisclosureRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DisclosureRow")

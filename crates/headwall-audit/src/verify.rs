@@ -74,30 +74,11 @@ pub fn verify(
         .map_err(|error| format!("{}: cannot open the audit log: {error}", path.display()))?;
     let read_error = |error: rusqlite::Error| format!("{}: {error}", path.display());
 
-    let disclosures = match walk(&connection, "disclosures", |row| {
-        Ok(DisclosureRow {
-            id: row.get(0)?,
-            ts: row.get(1)?,
-            request_id: row.get(2)?,
-            partner: row.get(3)?,
-            purpose: row.get(4)?,
-            msisdn: row.get(5)?,
-            kinds: row.get(6)?,
-            headers: row.get(7)?,
-            host: row.get(8)?,
-            port: row.get(9)?,
-            upstream_ip: row.get(10)?,
-            client_ip: row.get(11)?,
-            policy_hash: row.get(12)?,
-            prev_hash: row.get(13)?,
-            hash: row.get(14)?,
-        })
-    })
-    .map_err(read_error)?
-    {
-        Ok(walked) => walked,
-        Err(failure) => return Ok(Err(failure)),
-    };
+    let disclosures =
+        match walk(&connection, "disclosures", DisclosureRow::from_sqlite).map_err(read_error)? {
+            Ok(walked) => walked,
+            Err(failure) => return Ok(Err(failure)),
+        };
     let events = match walk(&connection, "security_events", |row| {
         Ok(EventRow {
             id: row.get(0)?,
@@ -243,8 +224,7 @@ fn walk<R: Chained>(
         .optional()?;
     let (removed_through, anchor_hash) = anchor.unwrap_or_else(|| (0, GENESIS_HASH.to_owned()));
     let columns = if table == "disclosures" {
-        "id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port, upstream_ip, \
-         client_ip, policy_hash, prev_hash, hash"
+        DisclosureRow::SQLITE_COLUMNS
     } else {
         "id, ts, kind, detail, prev_hash, hash"
     };

@@ -206,29 +206,12 @@ async fn altered_removed_and_cut_off_records_are_named() {
 fn raw_row(connection: &Connection, id: i64) -> headwall_audit::DisclosureRow {
     connection
         .query_row(
-            "SELECT id, ts, request_id, partner, purpose, msisdn, kinds, headers, host, port,
-                    upstream_ip, client_ip, policy_hash, prev_hash, hash
-             FROM disclosures WHERE id = ?1",
+            &format!(
+                "SELECT {} FROM disclosures WHERE id = ?1",
+                headwall_audit::DisclosureRow::SQLITE_COLUMNS
+            ),
             [id],
-            |row| {
-                Ok(headwall_audit::DisclosureRow {
-                    id: row.get(0)?,
-                    ts: row.get(1)?,
-                    request_id: row.get(2)?,
-                    partner: row.get(3)?,
-                    purpose: row.get(4)?,
-                    msisdn: row.get(5)?,
-                    kinds: row.get(6)?,
-                    headers: row.get(7)?,
-                    host: row.get(8)?,
-                    port: row.get(9)?,
-                    upstream_ip: row.get(10)?,
-                    client_ip: row.get(11)?,
-                    policy_hash: row.get(12)?,
-                    prev_hash: row.get(13)?,
-                    hash: row.get(14)?,
-                })
-            },
+            headwall_audit::DisclosureRow::from_sqlite,
         )
         .unwrap()
 }
