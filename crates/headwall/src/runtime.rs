@@ -208,6 +208,13 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             stopped(watcher.clone()),
         )));
     }
+    if matches!(config.audit.backend, AuditBackend::Postgres { .. }) {
+        tasks.push(tokio::spawn(follow_fleet_kill_switch(
+            gateway.clone(),
+            audit.clone(),
+            stopped(watcher.clone()),
+        )));
+    }
     tasks.push(tokio::spawn(retention(
         audit.clone(),
         config.audit.retention,
@@ -447,4 +454,28 @@ fn host_name() -> anyhow::Result<String> {
         "the host name is not a usable audit node name; set [audit].node"
     );
     Ok(name)
+}
+
+/// With the shared PostgreSQL log the kill switch is fleet-wide: when the newest `kill_switch`
+/// event of any node changes the state, this node follows (edge-triggered, so this node's own
+/// switch and an operator's later one are never undone by an older fleet state).
+async fn follow_fleet_kill_switch(
+    gateway: Arc<Gateway>,
+    audit: AuditLog,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut last = audit.enrichment_switched_off();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(headwall_audit::KILL_SWITCH_REFRESH) => {}
+        }
+        let off = audit.enrichment_switched_off();
+        if off != last {
+            last = off;
+            gateway.set_enrichment(!off, "fleet kill switch");
+            tracing::warn!(enabled = !off, "enrichment follows the fleet's kill switch");
+        }
+    }
 }

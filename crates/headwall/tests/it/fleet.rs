@@ -182,6 +182,30 @@ async fn a_fleet_shares_one_postgres_audit_log() {
     nodes.sort_unstable();
     assert_eq!(nodes, ["gw-a", "gw-b"]);
 
+    // The kill switch is fleet-wide: switched off on A, B follows within seconds.
+    let token = std::fs::read_to_string(a.path("state/admin.token")).unwrap();
+    let body = "{\"enabled\":false}";
+    let request = format!(
+        "POST /v1/enrichment HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    );
+    let answer = send_raw(a.admin, None, request.as_bytes(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let mut followed = false;
+    for _ in 0..100 {
+        let (_, metrics) = get(b.admin, "/metrics").await;
+        if metrics.contains("headwall_enrichment_enabled 0") {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(followed, "node B did not follow the fleet's kill switch");
+    assert!(pseudonyms_seen(b.explicit, &agecheck).await.is_empty());
+
     // Stop both gracefully (final checkpoints), then verify every node's chain.
     let (code_a, _dir_a) = a.terminate();
     let (code_b, _dir_b) = b.terminate();
