@@ -107,11 +107,17 @@ impl SessionStore {
     /// (a Stop for another session, an Interim for a re-bound address).
     pub async fn apply(&self, change: Change) -> Result<bool, StoreError> {
         let (done, outcome) = oneshot::channel();
-        let queue = self.queue.clone();
-        // The queue is bounded: a full one blocks, so send from the blocking pool.
-        let sent = tokio::task::spawn_blocking(move || queue.send((change, done)).is_ok()).await;
-        if !matches!(sent, Ok(true)) {
-            return Err(StoreError::WriterStopped);
+        // The queue is bounded. Usually there is room; only a full one needs the blocking pool.
+        match self.queue.try_send((change, done)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::WriterStopped),
+            Err(mpsc::TrySendError::Full(pending)) => {
+                let queue = self.queue.clone();
+                let sent = tokio::task::spawn_blocking(move || queue.send(pending).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
+                    return Err(StoreError::WriterStopped);
+                }
+            }
         }
         outcome.await.unwrap_or(Err(StoreError::WriterStopped))
     }
@@ -133,6 +139,11 @@ CREATE INDEX IF NOT EXISTS bindings_updated_at ON bindings (updated_at);
 ";
 
 fn load(connection: &Connection, table: &SessionTable) -> rusqlite::Result<usize> {
+    // Size the table once instead of resizing at every doubling (measured at 10 M bindings
+    // with max(rowid): 16 s -> 9.5 s to start). COUNT(*), not max(rowid): rowids only grow
+    // with churn, and reserving by them would over-allocate more every year.
+    let rows: i64 = connection.query_row("SELECT COUNT(*) FROM bindings", [], |row| row.get(0))?;
+    table.reserve(usize::try_from(rows).unwrap_or(0));
     let mut statement = connection
         .prepare("SELECT network, msisdn, imsi, session_id, nas, updated_at FROM bindings")?;
     let mut rows = statement.query([])?;
@@ -206,30 +217,32 @@ fn commit(
     for (change, _) in batch {
         match change {
             Change::Bind(network, binding) => {
-                transaction.execute(
-                    "INSERT INTO bindings (network, msisdn, imsi, session_id, nas, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (network) DO UPDATE SET msisdn = excluded.msisdn,
-                       imsi = excluded.imsi, session_id = excluded.session_id,
-                       nas = excluded.nas, updated_at = excluded.updated_at",
-                    row(network, binding),
-                )?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO bindings (network, msisdn, imsi, session_id, nas, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (network) DO UPDATE SET msisdn = excluded.msisdn,
+                           imsi = excluded.imsi, session_id = excluded.session_id,
+                           nas = excluded.nas, updated_at = excluded.updated_at",
+                    )?
+                    .execute(row(network, binding))?;
             }
             Change::Refresh(network, binding) => {
-                transaction.execute(
-                    "INSERT INTO bindings (network, msisdn, imsi, session_id, nas, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (network) DO UPDATE SET msisdn = excluded.msisdn,
-                       imsi = excluded.imsi, nas = excluded.nas, updated_at = excluded.updated_at
-                     WHERE bindings.session_id = excluded.session_id",
-                    row(network, binding),
-                )?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO bindings (network, msisdn, imsi, session_id, nas, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (network) DO UPDATE SET msisdn = excluded.msisdn,
+                           imsi = excluded.imsi, nas = excluded.nas,
+                           updated_at = excluded.updated_at
+                         WHERE bindings.session_id = excluded.session_id",
+                    )?
+                    .execute(row(network, binding))?;
             }
             Change::Unbind(network, session_id) => {
-                transaction.execute(
-                    "DELETE FROM bindings WHERE network = ?1 AND session_id = ?2",
-                    params![network.trunc().to_string(), session_id],
-                )?;
+                transaction
+                    .prepare_cached("DELETE FROM bindings WHERE network = ?1 AND session_id = ?2")?
+                    .execute(params![network.trunc().to_string(), session_id])?;
             }
             Change::UnbindNas(nas) => {
                 transaction.execute("DELETE FROM bindings WHERE nas = ?1", params![nas])?;

@@ -36,6 +36,9 @@ pub(crate) struct Running {
     admin_task: JoinHandle<()>,
 }
 
+/// Requested receive buffer of the RADIUS socket.
+const RADIUS_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 /// In-flight requests get this long to finish after SIGTERM.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -136,6 +139,9 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             let socket = UdpSocket::bind(radius.listen)
                 .await
                 .with_context(|| format!("cannot listen on {} ([radius].listen)", radius.listen))?;
+            // Bursts of accounting (a packet gateway restarting) must not overflow the default
+            // ~200 KiB buffer; the kernel caps this at net.core.rmem_max.
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RADIUS_RECEIVE_BUFFER);
             Some((socket, radius_settings(radius)?))
         }
         None => None,
