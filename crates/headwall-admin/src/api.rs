@@ -56,10 +56,12 @@ pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<Stri
     let Ok(ip) = ip.parse::<IpAddr>() else {
         return error(StatusCode::BAD_REQUEST, "not an IP address");
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    match state.gateway.sessions().lookup(ip, now).await {
+    match state
+        .gateway
+        .sessions()
+        .lookup(ip, headwall_sessions::unix_now())
+        .await
+    {
         Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
         Ok(Lookup::Bound(binding)) => Json(json!({
             "ip": ip.to_string(),

@@ -2,7 +2,6 @@
 //! their disclosure record is durable.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use headwall_identity::{Msisdn, TokenRequest};
 use headwall_policy::{Partner, ValueKind, WithholdReason};
@@ -50,7 +49,7 @@ pub(crate) async fn prepare<'a>(
     let Some(runtime) = active.partner(&partner.name) else {
         return Err(WithholdReason::PolicyUnavailable);
     };
-    let now = unix_now();
+    let now = headwall_sessions::unix_now();
     let binding = match gateway.sessions.lookup(client_ip, now).await {
         Ok(Lookup::Bound(binding)) => binding,
         Ok(Lookup::Unbound) => return Err(WithholdReason::NoBinding),
@@ -102,10 +101,4 @@ pub(crate) async fn prepare<'a>(
         msisdn: msisdn.clone(),
         values,
     })
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -130,7 +130,7 @@ static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 /// Runs `log` at most once per 10 seconds per `last` slot: malformed input is counted on every
 /// occurrence but logged rarely, so a flood cannot fill the disk.
 pub(crate) fn warn_limited(last: &AtomicU64, log: impl FnOnce()) {
-    let now = crate::enrich::unix_now();
+    let now = headwall_sessions::unix_now();
     let previous = last.load(Ordering::Relaxed);
     if now >= previous + 10
         && last

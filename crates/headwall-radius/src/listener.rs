@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{Imsi, Msisdn};
-use headwall_sessions::{Binding, Change, Sessions};
+use headwall_sessions::{Binding, Change, Sessions, unix_now};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
@@ -55,8 +55,14 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(30);
 const DUPLICATE_PURGE_AT: usize = 4096;
 /// Old packets are purged at most this often.
 const PURGE_EVERY: Duration = Duration::from_secs(1);
-/// When the retransmission cache was last purged (one listener per process).
-static LAST_PURGE: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Answered and in-flight packets by (source, identifier, authenticator), and when old ones
+/// were last purged.
+#[derive(Default)]
+struct SeenPackets {
+    packets: HashMap<PacketKey, Seen>,
+    purged_at: Option<Instant>,
+}
 
 /// Serves accounting on `socket` until `shutdown` resolves.
 pub async fn serve(
@@ -72,7 +78,7 @@ pub async fn serve(
     }
     let socket = Arc::new(socket);
     let settings = Arc::new(settings);
-    let seen: Arc<Mutex<HashMap<PacketKey, Seen>>> = Arc::default();
+    let seen: Arc<Mutex<SeenPackets>> = Arc::default();
     let mut buffer = vec![0u8; 4096];
     tokio::pin!(shutdown);
     loop {
@@ -143,6 +149,7 @@ pub async fn serve(
             Err(reason) => {
                 seen.lock()
                     .unwrap_or_else(PoisonError::into_inner)
+                    .packets
                     .remove(&key);
                 metrics.count(status, PacketResult::Malformed);
                 limited(&UNUSABLE, || {
@@ -163,6 +170,7 @@ pub async fn serve(
                     if let Some(entry) = seen
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
+                        .packets
                         .get_mut(&key)
                     {
                         entry.answered = true;
@@ -176,6 +184,7 @@ pub async fn serve(
                     // Not durable: no answer, so the packet gateway retransmits.
                     seen.lock()
                         .unwrap_or_else(PoisonError::into_inner)
+                        .packets
                         .remove(&key);
                     limited(&STORE_FAILED, || {
                         tracing::warn!(%error, "session store failed; accounting not acknowledged");
@@ -195,23 +204,20 @@ enum Remembered {
 }
 
 /// Looks a packet up in the retransmission cache, recording it when new.
-fn remember(seen: &Mutex<HashMap<PacketKey, Seen>>, key: PacketKey) -> Remembered {
+fn remember(seen: &Mutex<SeenPackets>, key: PacketKey) -> Remembered {
     let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    let SeenPackets { packets, purged_at } = &mut *seen;
     let now = Instant::now();
     // Purge at most once per PURGE_EVERY: under sustained load the cache holds more than
     // DUPLICATE_PURGE_AT fresh entries, and purging on every packet made each packet scan the
     // whole map (measured: 1.3k packets/s instead of 40k+).
-    if seen.len() > DUPLICATE_PURGE_AT {
-        let due = LAST_PURGE
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none_or(|last| now.duration_since(last) >= PURGE_EVERY);
-        if due {
-            seen.retain(|_, entry| now.duration_since(entry.at) < DUPLICATE_WINDOW);
-            *LAST_PURGE.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
-        }
+    if packets.len() > DUPLICATE_PURGE_AT
+        && purged_at.is_none_or(|last| now.duration_since(last) >= PURGE_EVERY)
+    {
+        packets.retain(|_, entry| now.duration_since(entry.at) < DUPLICATE_WINDOW);
+        *purged_at = Some(now);
     }
-    match seen.get(&key) {
+    match packets.get(&key) {
         Some(entry) if now.duration_since(entry.at) < DUPLICATE_WINDOW => {
             if entry.answered {
                 Remembered::Answered
@@ -220,7 +226,7 @@ fn remember(seen: &Mutex<HashMap<PacketKey, Seen>>, key: PacketKey) -> Remembere
             }
         }
         _ => {
-            seen.insert(
+            packets.insert(
                 key,
                 Seen {
                     at: now,
@@ -301,13 +307,6 @@ pub fn msisdn_from_calling_station_id(raw: &str, country_code: Option<&str>) -> 
         return Msisdn::parse(&format!("{}{rest}", country_code?)).ok();
     }
     Msisdn::parse(raw).ok()
-}
-
-/// Unix seconds now.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 static RECEIVE_ERRORS: AtomicU64 = AtomicU64::new(0);

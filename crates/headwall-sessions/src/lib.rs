@@ -20,4 +20,4 @@ pub use profiles::{ProfileError, Profiles};
 pub use redis::{REDIS_DEADLINE, RedisSessions};
 pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError};
-pub use table::{Binding, Lookup, SessionTable};
+pub use table::{Binding, Lookup, SessionTable, unix_now};

@@ -33,6 +33,13 @@ pub enum Lookup {
     Stale,
 }
 
+/// Unix seconds now: the clock `updated_at`, stale checks and sweeps are measured in.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// Address -> binding table; cheap to share behind an `Arc`.
 pub struct SessionTable {
     bindings: papaya::HashMap<IpNet, Arc<Binding>>,

@@ -18,7 +18,7 @@ use headwall_identity::Msisdn;
 use headwall_leakcheck::Verdict;
 use headwall_policy::Canary;
 use headwall_proxy::Gateway;
-use headwall_sessions::Binding;
+use headwall_sessions::{Binding, unix_now};
 use tokio::sync::Notify;
 
 const SESSION_ID: &str = "headwall-canary";
@@ -138,10 +138,4 @@ pub(crate) async fn once(
         gateway.set_enrichment(false, "canary_leak");
     }
     Some(true)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
