@@ -35,6 +35,7 @@
 //! types redact them in `Debug`, and errors never carry record content (PostgreSQL errors keep
 //! the server's message and SQLSTATE, never its DETAIL, which can quote a row).
 
+mod pending;
 mod postgres;
 mod query;
 pub mod record;

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::pending::{self, FLUSH_AFTER, PendingEvents, Pushed};
 use crate::record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 use crate::time::now_ms;
 
@@ -80,6 +81,8 @@ pub struct AuditOptions {
 pub(crate) enum Job {
     Disclose(Box<Disclosure>, oneshot::Sender<Result<(), AuditError>>),
     Event(EventKind, String),
+    /// The first event went into the empty [`PendingEvents`] buffer: commit it by the deadline.
+    EventsPending,
     Prune(i64, oneshot::Sender<Result<u64, AuditError>>),
     Checkpoint(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
@@ -93,6 +96,9 @@ pub struct AuditLog {
 
 struct Inner {
     queue: Queue,
+    /// Frequent security events waiting for the SQLite writer's next commit (unused with
+    /// PostgreSQL, whose writer takes every event from its queue).
+    pending: Arc<PendingEvents>,
     dropped_events: AtomicU64,
     commits: Arc<AtomicU64>,
     enrichment_off: Arc<AtomicBool>,
@@ -149,8 +155,10 @@ impl AuditLog {
             "audit log opened"
         );
         let commits = Arc::new(AtomicU64::new(0));
+        let pending = Arc::new(PendingEvents::default());
         let writer = Writer {
             commits: commits.clone(),
+            pending: pending.clone(),
             connection,
             disclosures,
             events,
@@ -167,6 +175,7 @@ impl AuditLog {
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 queue: Queue::Sqlite(queue),
+                pending,
                 dropped_events: AtomicU64::new(0),
                 commits,
                 enrichment_off: Arc::new(AtomicBool::new(enrichment_off)),
@@ -190,6 +199,7 @@ impl AuditLog {
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 queue: Queue::Postgres(started.queue),
+                pending: Arc::new(PendingEvents::default()),
                 dropped_events: AtomicU64::new(0),
                 commits: started.commits,
                 enrichment_off: started.enrichment_off,
@@ -215,13 +225,30 @@ impl AuditLog {
     /// Queues a security event; never waits. `detail` is a JSON object of counts, addresses,
     /// names and hashes — never a subscriber number or a header value. When the queue is full
     /// the event is dropped and counted ([`AuditLog::dropped_events`]).
-    pub fn event(&self, kind: EventKind, detail: &serde_json::Value) {
-        if self
-            .inner
-            .queue
-            .try_send(Job::Event(kind, detail.to_string()))
-            .is_err()
-        {
+    ///
+    /// Embedded log: frequent kinds wait up to [`FLUSH_AFTER`](crate::pending::FLUSH_AFTER)
+    /// for a commit instead of waking the writer each (see `pending.rs`).
+    ///
+    /// `detail` is usually a `serde_json::json!` object; the data plane passes small structs
+    /// that serialize to the same object without building one.
+    pub fn event(&self, kind: EventKind, detail: &impl Serialize) {
+        // Maps with string keys, numbers and strings always serialize.
+        let detail = serde_json::to_string(detail).unwrap_or_else(|_| String::from("{}"));
+        let queued = match &self.inner.queue {
+            Queue::Sqlite(_) if pending::buffered(kind) => {
+                match self.inner.pending.push(kind, detail) {
+                    Pushed::Queued => true,
+                    Pushed::First => {
+                        // Failing to wake only delays the events to the next commit.
+                        let _ = self.inner.queue.try_send(Job::EventsPending);
+                        true
+                    }
+                    Pushed::Full => false,
+                }
+            }
+            queue => queue.try_send(Job::Event(kind, detail)).is_ok(),
+        };
+        if !queued {
             self.inner.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -455,6 +482,7 @@ pub(crate) fn sign_checkpoint(body: &str, key: &SigningKey) -> String {
 
 struct Writer {
     commits: Arc<AtomicU64>,
+    pending: Arc<PendingEvents>,
     connection: Connection,
     disclosures: Head,
     events: Head,
@@ -474,31 +502,58 @@ enum Ack {
 impl Writer {
     fn run(mut self, queue: &mpsc::Receiver<Job>, every: Duration) {
         let mut next_checkpoint = Instant::now() + every;
+        // When the buffered events must be committed at the latest (None: none are waiting).
+        let mut flush_at: Option<Instant> = None;
         loop {
-            let wait = next_checkpoint.saturating_duration_since(Instant::now());
-            let first = match queue.recv_timeout(wait) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.write_checkpoint();
-                    next_checkpoint = Instant::now() + every;
-                    continue;
-                }
+            let wake = flush_at.map_or(next_checkpoint, |at| at.min(next_checkpoint));
+            let mut batch = Vec::new();
+            match queue.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(job) => batch.push(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.process(self.pending_events());
                     self.write_checkpoint();
                     return;
                 }
-            };
-            let mut batch = vec![first];
+            }
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
             }
-            if self.process(batch) {
-                return;
+            batch.retain(|job| {
+                if matches!(job, Job::EventsPending) {
+                    flush_at.get_or_insert_with(|| Instant::now() + FLUSH_AFTER);
+                    return false;
+                }
+                true
+            });
+            // Committing anyway, or the events' deadline passed: the buffered events go first
+            // (they happened before what is in the queue now).
+            if !batch.is_empty() || flush_at.is_some_and(|at| Instant::now() >= at) {
+                flush_at = None;
+                let mut jobs = self.pending_events();
+                jobs.append(&mut batch);
+                if self.process(jobs) {
+                    return;
+                }
+            }
+            // Every `every` while records arrive, busy or not.
+            if Instant::now() >= next_checkpoint {
+                self.write_checkpoint();
+                next_checkpoint = Instant::now() + every;
             }
         }
+    }
+
+    /// The buffered security events, as jobs in the order they happened.
+    fn pending_events(&self) -> Vec<Job> {
+        self.pending
+            .take()
+            .into_iter()
+            .map(|(kind, detail)| Job::Event(kind, detail))
+            .collect()
     }
 
     /// Commits one batch and answers its waiters. Returns true when asked to shut down.
@@ -509,6 +564,7 @@ impl Writer {
             match job {
                 Job::Checkpoint(done) => control.push((false, done)),
                 Job::Shutdown(done) => control.push((true, done)),
+                Job::EventsPending => {}
                 other => records.push(other),
             }
         }
@@ -578,7 +634,7 @@ impl Writer {
                             *count = removed;
                         }
                     }
-                    Job::Checkpoint(_) | Job::Shutdown(_) => {}
+                    Job::Checkpoint(_) | Job::Shutdown(_) | Job::EventsPending => {}
                 }
             }
             transaction.commit()

@@ -275,7 +275,7 @@ impl PgWriter {
                     events.last_ts = ts;
                     event_rows.push(row);
                 }
-                Job::Prune(..) | Job::Checkpoint(_) | Job::Shutdown(_) => {}
+                Job::Prune(..) | Job::Checkpoint(_) | Job::Shutdown(_) | Job::EventsPending => {}
             }
         }
         let records = waiters.len() + event_rows.len();

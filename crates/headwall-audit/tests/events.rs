@@ -1,0 +1,126 @@
+//! Frequent security events (spoof_stripped, radius_rejected, pinning_mismatch) wait for the
+//! writer's next commit instead of waking it each: they must still land on their own, in the
+//! order they happened, and before a disclosure that came after them.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use headwall_audit::{AuditLog, AuditOptions, Disclosure, EventKind, verify};
+use headwall_identity::{Msisdn, SigningKey};
+use rusqlite::Connection;
+
+const SEED: [u8; 32] = [0x17; 32];
+
+fn open(path: &std::path::Path) -> AuditLog {
+    AuditLog::open(
+        path,
+        AuditOptions {
+            signing_key: SigningKey::from_seed(&SEED).unwrap(),
+            checkpoint_every: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+}
+
+/// `security_events` rows as (kind, detail), in chain order, read by a second connection while
+/// the writer is running.
+fn events(path: &std::path::Path) -> Vec<(String, String)> {
+    let db = Connection::open(path).unwrap();
+    let mut statement = db
+        .prepare("SELECT kind, detail FROM security_events ORDER BY id")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Polls until `count` spoof_stripped rows are visible, at most 10 s (the flush deadline is
+/// 50 ms; the bound only keeps a broken build from hanging).
+fn wait_for_spoof_rows(path: &std::path::Path, count: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = events(path);
+        let spoofs = rows.iter().filter(|(k, _)| k == "spoof_stripped").count();
+        if spoofs >= count || Instant::now() > deadline {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test]
+async fn buffered_events_land_without_anything_else_to_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let log = open(&path);
+    for count in 1..=3 {
+        log.event(
+            EventKind::SpoofStripped,
+            &serde_json::json!({ "count": count }),
+        );
+    }
+    // No disclosure, no close: only the flush deadline can write them.
+    let rows = wait_for_spoof_rows(&path, 3);
+    let details: Vec<&str> = rows
+        .iter()
+        .filter(|(kind, _)| kind == "spoof_stripped")
+        .map(|(_, detail)| detail.as_str())
+        .collect();
+    assert_eq!(
+        details,
+        [r#"{"count":1}"#, r#"{"count":2}"#, r#"{"count":3}"#]
+    );
+    assert_eq!(log.dropped_events(), 0);
+    log.close().await;
+    let report = verify(
+        &path,
+        &SigningKey::from_seed(&SEED).unwrap().public_key_bytes(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.security_events, 3, "{report:?}");
+}
+
+#[tokio::test]
+async fn events_before_a_disclosure_are_chained_before_it_and_operator_events_go_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let log = open(&path);
+    log.event(EventKind::SpoofStripped, &serde_json::json!({ "count": 1 }));
+    log.disclose(Disclosure {
+        request_id: "r1".into(),
+        partner: "p".into(),
+        purpose: "billing".into(),
+        msisdn: Msisdn::parse("447700900123").unwrap(),
+        kinds: vec!["msisdn".into()],
+        headers: vec!["X-MSISDN".into()],
+        host: "partner.test".into(),
+        port: 80,
+        upstream_ip: IpAddr::from([127, 0, 0, 2]),
+        client_ip: IpAddr::from([127, 0, 0, 1]),
+        policy_hash: "h".into(),
+    })
+    .await
+    .unwrap();
+    // The disclosure's commit took the buffered event with it: visible as soon as disclose()
+    // returned, without waiting for the deadline.
+    let rows = events(&path);
+    assert!(
+        rows.iter().any(|(kind, _)| kind == "spoof_stripped"),
+        "{rows:?}"
+    );
+    log.event(
+        EventKind::KillSwitch,
+        &serde_json::json!({ "enabled": false }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events(&path).iter().any(|(kind, _)| kind == "kill_switch") {
+        assert!(Instant::now() < deadline, "kill_switch event never written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    log.close().await;
+}
