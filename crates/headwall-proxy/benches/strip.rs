@@ -1,5 +1,6 @@
 //! The per-request strip on a realistic browser request (20 headers, two of them spoofed
-//! identity headers), against a policy with 1,000 partners.
+//! identity headers), against a policy with 1,000 partners; on a minimal request (what `wrk`
+//! sends in bench/run); and the response strip on a typical origin response.
 
 use std::hint::black_box;
 
@@ -62,6 +63,17 @@ fn request_headers() -> HeaderMap {
     map
 }
 
+fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_static(value),
+        );
+    }
+    map
+}
+
 fn strip(c: &mut Criterion) {
     let policy = policy_with_partners(1000);
     let template = request_headers();
@@ -69,6 +81,31 @@ fn strip(c: &mut Criterion) {
         b.iter_batched(
             || template.clone(),
             |mut headers| black_box(headwall_proxy::strip_request(&mut headers, policy.strip())),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let minimal = map(&[("host", "partner.test:8080"), ("x-msisdn", "000")]);
+    c.bench_function("strip_request 2 headers (bench/run's request)", |b| {
+        b.iter_batched(
+            || minimal.clone(),
+            |mut headers| black_box(headwall_proxy::strip_request(&mut headers, policy.strip())),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let response = map(&[
+        ("server", "nginx/1.22.1"),
+        ("date", "Thu, 26 Nov 2026 05:00:00 GMT"),
+        ("content-type", "text/plain"),
+        ("content-length", "3"),
+        ("connection", "keep-alive"),
+    ]);
+    c.bench_function("strip_response 5 headers, Connection: keep-alive", |b| {
+        b.iter_batched(
+            || response.clone(),
+            |mut headers| {
+                headwall_proxy::strip_response(&mut headers, false);
+                black_box(headers)
+            },
             criterion::BatchSize::SmallInput,
         );
     });

@@ -24,4 +24,4 @@ mod upstream;
 
 pub use gateway::{ActivePolicy, Gateway, GatewaySettings, IdentityKeys};
 pub use metrics::{DURATION_BUCKETS, DisclosureLabels, Listener, Metrics, Outcome};
-pub use strip::{StripOutcome, strip_request};
+pub use strip::{StripOutcome, strip_request, strip_response};

@@ -29,31 +29,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
 ];
+/// Bits of [`hop_by_hop_present`] for the two headers that list more names.
+const CONNECTION_BIT: u8 = 1 << 0;
+const UPGRADE_BIT: u8 = 1 << 4;
+const PROXY_CONNECTION_BIT: u8 = 1 << 7;
 
 /// Removes hop-by-hop headers (and every name `Connection` lists), then every header in `set`.
+///
+/// Hot path (every request): one pass over the names present decides what to do, so a request
+/// without hop-by-hop or identity headers costs no map lookups at all.
 pub fn strip_request(headers: &mut HeaderMap, set: &StripSet) -> StripOutcome {
     let mut outcome = StripOutcome::default();
-    let upgrade_requested =
-        connection_tokens(headers, |token| token.eq_ignore_ascii_case("upgrade"));
-    if upgrade_requested {
-        outcome.upgrade = headers.get(header::UPGRADE).cloned();
-    }
-    let mut listed: Vec<HeaderName> = Vec::new();
-    connection_tokens(headers, |token| {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            listed.push(name);
-        }
-        false
-    });
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-
+    let mut hop = 0u8;
     let mut identity: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
+        hop |= hop_by_hop_bit(name);
         if set.contains(name.as_str()) {
             identity.push(name.clone());
         }
+    }
+    if hop != 0 {
+        outcome.upgrade = remove_hop_by_hop(headers, hop, false);
     }
     for name in &identity {
         if let header::Entry::Occupied(entry) = headers.entry(name) {
@@ -63,39 +59,75 @@ pub fn strip_request(headers: &mut HeaderMap, set: &StripSet) -> StripOutcome {
     outcome
 }
 
-/// Removes hop-by-hop headers from an upstream response before it goes back to the client.
-pub(crate) fn strip_response(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let mut listed: Vec<HeaderName> = Vec::new();
-    connection_tokens(headers, |token| {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            listed.push(name);
-        }
-        false
-    });
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
-        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
-            continue;
-        }
-        headers.remove(name);
+/// Removes hop-by-hop headers from an upstream response before it goes back to the client;
+/// with `keep_upgrade` (a 101 answer to an upgrade) `Connection` and `Upgrade` stay.
+pub fn strip_response(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let hop = headers
+        .keys()
+        .fold(0, |hop, name| hop | hop_by_hop_bit(name));
+    if hop != 0 {
+        remove_hop_by_hop(headers, hop, keep_upgrade);
     }
 }
 
-/// Calls `visit` with each comma-separated token of `Connection` and `Proxy-Connection`;
-/// returns true when any call returned true.
-fn connection_tokens(headers: &HeaderMap, mut visit: impl FnMut(&str) -> bool) -> bool {
-    let mut any = false;
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("proxy-connection"),
-    ] {
-        for value in headers.get_all(&name) {
+/// The bit of `name` in [`HOP_BY_HOP`] (0 for any other name).
+fn hop_by_hop_bit(name: &HeaderName) -> u8 {
+    HOP_BY_HOP
+        .iter()
+        .position(|hop| hop == name)
+        .map_or(0, |index| 1 << index)
+}
+
+/// Removes the hop-by-hop headers whose bits are set in `present`, and every name that
+/// `Connection` or `Proxy-Connection` lists. Returns the `Upgrade` value when `Connection`
+/// asked for an upgrade (taken before it is removed).
+fn remove_hop_by_hop(
+    headers: &mut HeaderMap,
+    present: u8,
+    keep_upgrade: bool,
+) -> Option<HeaderValue> {
+    let mut upgrade_requested = false;
+    let mut listed: Vec<HeaderName> = Vec::new();
+    if present & (CONNECTION_BIT | PROXY_CONNECTION_BIT) != 0 {
+        connection_tokens(headers, |token| {
+            if token.eq_ignore_ascii_case("upgrade") {
+                upgrade_requested = true;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                // Hop-by-hop names go below, by their bits.
+                if hop_by_hop_bit(&name) == 0 {
+                    listed.push(name);
+                }
+            }
+        });
+    }
+    let upgrade = if upgrade_requested && present & UPGRADE_BIT != 0 {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    for name in &listed {
+        headers.remove(name);
+    }
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        let kept = keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION);
+        if present & (1 << index) != 0 && !kept {
+            headers.remove(name);
+        }
+    }
+    upgrade
+}
+
+/// Calls `visit` with each comma-separated token of `Connection` and `Proxy-Connection`.
+fn connection_tokens(headers: &HeaderMap, mut visit: impl FnMut(&str)) {
+    for name in [&HOP_BY_HOP[0], &HOP_BY_HOP[7]] {
+        for value in headers.get_all(name) {
             let Ok(text) = value.to_str() else { continue };
             for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                any |= visit(token);
+                visit(token);
             }
         }
     }
-    any
 }
 
 #[cfg(test)]
