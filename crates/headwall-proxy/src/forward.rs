@@ -235,7 +235,7 @@ async fn forward(
                         policy_hash: active.policy.hash().to_owned(),
                     };
                     // No audit, no disclosure: the values go in only once the record is durable.
-                    match gateway.audit.disclose(record).await {
+                    match record_disclosure(gateway, record).await {
                         Ok(()) => inserted = prepared.insert(request.headers_mut()),
                         Err(error) => {
                             gateway.metrics.count_audit_write_failure();
@@ -329,6 +329,26 @@ async fn forward(
     crate::strip::strip_response(response.headers_mut(), false);
     let response = response.map(|body| Either::Left(gateway.upstreams.pooled_body(body, upstream)));
     (response, outcome)
+}
+
+/// Makes the disclosure record durable before its values go out (DESIGN principle 4).
+#[cfg(not(feature = "bench-unaudited"))]
+async fn record_disclosure(
+    gateway: &Gateway,
+    record: Disclosure,
+) -> Result<(), headwall_audit::AuditError> {
+    gateway.audit.disclose(record).await
+}
+
+/// Benchmark-only build: records nothing, to measure what the durable audit costs. The
+/// binary built with this feature refuses to serve on anything but loopback.
+#[cfg(feature = "bench-unaudited")]
+async fn record_disclosure(
+    _gateway: &Gateway,
+    record: Disclosure,
+) -> Result<(), headwall_audit::AuditError> {
+    drop(record);
+    Ok(())
 }
 
 /// The detail of a `spoof_stripped` event: serialized as it stands, without building a JSON

@@ -5,9 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: a benchmark-only build says so.
+const VERSION: &str = if cfg!(feature = "bench-unaudited") {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (bench-unaudited: disclosures NOT recorded; benchmark only)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// headwall: inserts subscriber identity for contracted partners only, and nowhere else.
 #[derive(Debug, Parser)]
-#[command(name = "headwall", version, about)]
+#[command(name = "headwall", version = VERSION, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -8,6 +8,11 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
+    if cfg!(feature = "bench-unaudited")
+        && let Some(code) = refuse_unaudited(&config)
+    {
+        return Ok(code);
+    }
     super::runtime()?.block_on(async {
         let running = crate::runtime::start(&config, path).await?;
         let off_or = |addr: Option<std::net::SocketAddr>| {
@@ -28,6 +33,22 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A `bench-unaudited` build discloses without an audit row: it serves loopback listeners only,
+/// so it can never carry subscriber traffic by mistake.
+fn refuse_unaudited(config: &headwall_policy::Config) -> Option<ExitCode> {
+    let gateway = &config.gateway;
+    let listeners = std::iter::once(gateway.listen).chain(gateway.transparent_listen);
+    if listeners.into_iter().all(|addr| addr.ip().is_loopback()) {
+        tracing::warn!("BENCHMARK BUILD (bench-unaudited): disclosures are NOT recorded");
+        return None;
+    }
+    eprintln!(
+        "headwall: this is a benchmark build (feature bench-unaudited) that does not record \
+         disclosures; it serves loopback listeners only. Use a normal build."
+    );
+    Some(ExitCode::from(2))
 }
 
 /// SIGHUP reloads; SIGTERM or Ctrl-C returns (to drain and stop).
