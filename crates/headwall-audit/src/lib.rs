@@ -14,7 +14,10 @@
 //!   checkpoint (chain ends, signed with the identity signing key) to `audit.checkpoints` beside
 //!   the database every minute while records arrive and at shutdown; [`verify`] checks that the
 //!   chains reach the latest checkpoint.
-//! - [`AuditReader`] answers the regulator's questions with indexed SQL.
+//! - [`AuditReader`] answers the regulator's questions with indexed SQL; `exposure` from a
+//!   summary per (partner, host), per (partner, host, subscriber) and per (partner, host, day)
+//!   that the writer keeps in the same transaction as each record (derived data, outside the
+//!   chain; see `summary.rs`). `against` streams ([`AuditReader::against_each`]).
 //!
 //! ## PostgreSQL (a fleet)
 //!
@@ -40,6 +43,7 @@ mod postgres;
 mod query;
 pub mod record;
 mod source;
+mod summary;
 pub mod time;
 mod verify;
 mod writer;
@@ -51,13 +55,15 @@ pub use query::{
 };
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use source::AuditSource;
+pub use summary::SubscriberSet;
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
 pub use writer::{
     AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
     checkpoint_path,
 };
 
-/// The schema, applied at every open (idempotent).
+/// The schema, applied at every open (idempotent). The exposure summary's indexes and its
+/// one-off fill come after, from [`summary`] (`PRAGMA user_version` 1).
 pub(crate) const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -80,8 +86,6 @@ CREATE TABLE IF NOT EXISTS disclosures (
 );
 CREATE INDEX IF NOT EXISTS disclosures_msisdn ON disclosures (msisdn, ts);
 CREATE INDEX IF NOT EXISTS disclosures_ts ON disclosures (ts);
-CREATE INDEX IF NOT EXISTS disclosures_exposure ON disclosures (partner, host, msisdn, ts);
-CREATE INDEX IF NOT EXISTS disclosures_host ON disclosures (host, ts);
 CREATE TABLE IF NOT EXISTS security_events (
     id        INTEGER PRIMARY KEY,
     ts        INTEGER NOT NULL,
@@ -95,5 +99,36 @@ CREATE TABLE IF NOT EXISTS chain_anchor (
     chain           TEXT PRIMARY KEY,
     removed_through INTEGER NOT NULL,
     hash            TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exposure_subscribers (
+    partner     TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    msisdn      TEXT NOT NULL,
+    disclosures INTEGER NOT NULL,
+    last_day    INTEGER NOT NULL,
+    prev_day    INTEGER,
+    PRIMARY KEY (partner, host, msisdn)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposure_days (
+    partner     TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    day         INTEGER NOT NULL,
+    disclosures INTEGER NOT NULL,
+    lasts       INTEGER NOT NULL,
+    PRIMARY KEY (partner, host, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposure_totals (
+    partner     TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    subscribers INTEGER NOT NULL,
+    disclosures INTEGER NOT NULL,
+    first       INTEGER NOT NULL,
+    last        INTEGER NOT NULL,
+    PRIMARY KEY (partner, host)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposure_state (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    last_id         INTEGER NOT NULL,
+    removed_through INTEGER NOT NULL
 );
 ";

@@ -169,8 +169,25 @@ impl AuditReader {
         self.rows(&conditions, values, |row| Ok(row.into()))
     }
 
-    /// Distinct subscribers and records per (partner, host).
+    /// Distinct subscribers and records per (partner, host), with the first and last record's
+    /// time, ordered by partner and host. Answered from the writer's summary (milliseconds over
+    /// all time; a window counts only the pairs it cuts), or by the plain query over
+    /// `disclosures` when the summary does not cover the log (not yet migrated, or written by an
+    /// older headwall since): both give the same answer.
     pub fn exposure(&self, filter: &ExposureFilter) -> rusqlite::Result<Vec<ExposureRow>> {
+        // One read transaction: the summary and the rows it is checked against are one snapshot.
+        let transaction = self.connection.unchecked_transaction()?;
+        let rows = if crate::summary::current(&transaction)? {
+            crate::summary::exposure(&transaction, filter)?
+        } else {
+            self.exposure_scan(filter)?
+        };
+        transaction.commit()?;
+        Ok(rows)
+    }
+
+    /// `exposure` by the plain query over `disclosures`: what the summary must always equal.
+    pub fn exposure_scan(&self, filter: &ExposureFilter) -> rusqlite::Result<Vec<ExposureRow>> {
         let (conditions, values) = filter_conditions(filter);
         let sql = format!(
             "SELECT partner, host, COUNT(DISTINCT msisdn), COUNT(*), MIN(ts), MAX(ts)
@@ -193,23 +210,72 @@ impl AuditReader {
 
     /// The disclosures in `filter` that `policy` would not have allowed: no partner for the
     /// destination, an address outside the partner's destinations, another partner, or a
-    /// header or kind the partner is not given.
+    /// header or kind the partner is not given. Collects the whole answer: prefer
+    /// [`AuditReader::against_each`], which holds one record at a time.
     pub fn against(
         &self,
         policy: &Policy,
         filter: &ExposureFilter,
     ) -> rusqlite::Result<Vec<Unallowed>> {
-        let (conditions, values) = filter_conditions(filter);
         let mut found = Vec::new();
-        self.each(&conditions, values, |row| {
-            if let Err(reason) = allowed_by(policy, &row) {
-                found.push(Unallowed {
-                    record: row.into(),
-                    reason,
-                });
-            }
+        self.against_each(policy, filter, |unallowed| {
+            found.push(unallowed);
+            true
         })?;
         Ok(found)
+    }
+
+    /// [`AuditReader::against`], streamed: `visit` gets each disclosure the policy would not have
+    /// allowed, oldest first, as the scan finds it, and returns `false` to stop. The policy is
+    /// asked once per distinct (partner, host, port, upstream address, headers, kinds); rows it
+    /// allows are never copied out of SQLite.
+    pub fn against_each(
+        &self,
+        policy: &Policy,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(Unallowed) -> bool,
+    ) -> rusqlite::Result<()> {
+        let (conditions, values) = filter_conditions(filter);
+        // `disclosures_partner (partner, ts)` yields a partner's rows in (ts, id) order, which is
+        // id order (times never decrease along the chain), without a sort.
+        let order = if filter.partner.is_some() && filter.host.is_none() {
+            "ts, id"
+        } else {
+            "id"
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM disclosures {} ORDER BY {order}",
+            where_clause(&conditions)
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut decisions = Decisions::default();
+        while let Some(row) = rows.next()? {
+            let text =
+                |column: usize| -> rusqlite::Result<&str> { Ok(row.get_ref(column)?.as_str()?) };
+            let port: u16 = row.get(9)?;
+            let verdict = decisions.decide(
+                policy,
+                Shape {
+                    partner: text(3)?,
+                    host: text(8)?,
+                    port,
+                    upstream_ip: text(10)?,
+                    headers: text(7)?,
+                    kinds: text(6)?,
+                },
+            );
+            if let Err(reason) = verdict {
+                let record = DisclosureRow::from_sqlite(row)?;
+                if !visit(Unallowed {
+                    record: record.into(),
+                    reason,
+                }) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn rows<T>(
@@ -286,10 +352,34 @@ fn where_clause(conditions: &[String]) -> String {
 /// `Ok` when `policy` would have disclosed exactly this record's headers and kinds to this
 /// partner at this destination.
 pub fn allowed_by(policy: &Policy, row: &DisclosureRow) -> Result<(), String> {
+    allowed_shape(
+        policy,
+        &Shape {
+            partner: &row.partner,
+            host: &row.host,
+            port: row.port,
+            upstream_ip: &row.upstream_ip,
+            headers: &row.headers,
+            kinds: &row.kinds,
+        },
+    )
+}
+
+/// What a policy decision depends on in a record.
+pub(crate) struct Shape<'a> {
+    pub(crate) partner: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+    pub(crate) upstream_ip: &'a str,
+    pub(crate) headers: &'a str,
+    pub(crate) kinds: &'a str,
+}
+
+fn allowed_shape(policy: &Policy, row: &Shape<'_>) -> Result<(), String> {
     let Ok(upstream) = row.upstream_ip.parse::<IpAddr>() else {
         return Err("the record's upstream address is unreadable".into());
     };
-    let partner = match policy.decide(&row.host, row.port, upstream) {
+    let partner = match policy.decide(row.host, row.port, upstream) {
         Decision::Disclose(partner) => partner,
         Decision::Withhold(reason) => {
             return Err(match reason {
@@ -323,6 +413,47 @@ pub fn allowed_by(policy: &Policy, row: &DisclosureRow) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Distinct record shapes seen above this many, the cache starts over (bounded memory).
+const DECISIONS_KEPT: usize = 65_536;
+
+/// The policy's answer per record shape, so a scan asks the policy once per shape.
+#[derive(Default)]
+pub(crate) struct Decisions {
+    known: std::collections::HashMap<String, Option<String>>,
+    key: String,
+}
+
+impl Decisions {
+    pub(crate) fn decide(&mut self, policy: &Policy, shape: Shape<'_>) -> Result<(), String> {
+        use std::fmt::Write as _;
+        self.key.clear();
+        for part in [
+            shape.partner,
+            shape.host,
+            shape.upstream_ip,
+            shape.headers,
+            shape.kinds,
+        ] {
+            self.key.push_str(part);
+            self.key.push('\u{1f}');
+        }
+        let _ = write!(self.key, "{}", shape.port);
+        if let Some(known) = self.known.get(self.key.as_str()) {
+            return match known {
+                None => Ok(()),
+                Some(reason) => Err(reason.clone()),
+            };
+        }
+        let verdict = allowed_shape(policy, &shape);
+        if self.known.len() >= DECISIONS_KEPT {
+            self.known.clear();
+        }
+        self.known
+            .insert(self.key.clone(), verdict.as_ref().err().cloned());
+        verdict
+    }
 }
 
 /// The JSON answer of `audit subscriber` and `GET /v1/audit/subscriber/{msisdn}`.

@@ -89,6 +89,33 @@ impl AuditSource {
         }
     }
 
+    /// The disclosures `policy` would not have allowed, streamed: `visit` gets each one, oldest
+    /// first, as the scan finds it (one record held at a time), and returns `false` to stop.
+    /// The embedded log's scan runs on the blocking pool, so `visit` runs there too.
+    pub async fn against_each(
+        &self,
+        policy: &Policy,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(Unallowed) -> bool + Send + 'static,
+    ) -> Result<(), String> {
+        match self {
+            AuditSource::Embedded(path) => {
+                let (path, policy, filter) = (path.clone(), policy.clone(), filter.clone());
+                blocking(move || {
+                    AuditReader::open(&path)?
+                        .against_each(&policy, &filter, &mut visit)
+                        .map_err(|error| error.to_string())
+                })
+                .await
+            }
+            AuditSource::Postgres(url) => PgAuditReader::open(url)
+                .await?
+                .against_each(policy, filter, visit)
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    }
+
     /// Walks the chains (every node's, for PostgreSQL) and checks the latest checkpoints.
     pub async fn verify(
         &self,

@@ -30,6 +30,10 @@ pub(crate) const MAX_BATCH: usize = 4096;
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 /// Rows removed by one retention step at most, so appends are never held up for long.
 pub(crate) const PRUNE_STEP: i64 = 50_000;
+/// Disclosures removed by one retention step of the embedded log at most: each also updates
+/// the exposure summary (10 M-row log: about 0.8 s per 10,000 rows, 3.5 s per 50,000; see
+/// BENCH.md), and the step shares its transaction with the disclosures queued behind it.
+pub(crate) const SUMMARY_PRUNE_STEP: i64 = 10_000;
 
 /// Why the log could not be opened or a record made durable. Never carries record content.
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +145,11 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_error(&e))?;
         }
-        let connection = Connection::open(path).map_err(|e| open_error(&e))?;
+        let mut connection = Connection::open(path).map_err(|e| open_error(&e))?;
         connection
             .execute_batch(crate::SCHEMA)
             .map_err(|e| open_error(&e))?;
+        crate::summary::prepare(&mut connection).map_err(|e| open_error(&e))?;
         let disclosures =
             Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?;
         let events = Head::load(&connection, Chain::Events).map_err(|e| open_error(&e))?;
@@ -226,8 +231,8 @@ impl AuditLog {
     /// names and hashes — never a subscriber number or a header value. When the queue is full
     /// the event is dropped and counted ([`AuditLog::dropped_events`]).
     ///
-    /// Embedded log: frequent kinds wait up to [`FLUSH_AFTER`](crate::pending::FLUSH_AFTER)
-    /// for a commit instead of waking the writer each (see `pending.rs`).
+    /// Embedded log: frequent kinds wait up to 50 ms for a commit instead of waking the writer
+    /// each (see `pending.rs`).
     ///
     /// `detail` is usually a `serde_json::json!` object; the data plane passes small structs
     /// that serialize to the same object without building one.
@@ -584,6 +589,7 @@ impl Writer {
         let mut disclosures = self.disclosures.clone();
         let mut events = self.events.clone();
         let mut acks: Acks = Vec::with_capacity(records.len());
+        let mut summary = crate::summary::Pending::default();
         let result = (|| -> rusqlite::Result<()> {
             let transaction = self.connection.transaction()?;
             let now = now_ms();
@@ -600,6 +606,14 @@ impl Writer {
                             &disclosures.last_hash,
                         );
                         insert_disclosure(&transaction, &row)?;
+                        crate::summary::record(
+                            &transaction,
+                            &mut summary,
+                            &row.partner,
+                            &row.host,
+                            &row.msisdn,
+                            row.ts,
+                        )?;
                         disclosures.next_id += 1;
                         disclosures.last_hash = row.hash;
                         disclosures.last_ts = ts;
@@ -628,8 +642,13 @@ impl Writer {
                     Job::Prune(cutoff, done) => {
                         acks.push(Ack::Pruned(done, 0));
                         let removed =
-                            prune(&transaction, Chain::Disclosures, &mut disclosures, cutoff)?
-                                + prune(&transaction, Chain::Events, &mut events, cutoff)?;
+                            prune(
+                                &transaction,
+                                Chain::Disclosures,
+                                &mut disclosures,
+                                cutoff,
+                                Some(&mut summary),
+                            )? + prune(&transaction, Chain::Events, &mut events, cutoff, None)?;
                         if let Some(Ack::Pruned(_, count)) = acks.last_mut() {
                             *count = removed;
                         }
@@ -637,6 +656,12 @@ impl Writer {
                     Job::Checkpoint(_) | Job::Shutdown(_) | Job::EventsPending => {}
                 }
             }
+            crate::summary::finish(
+                &transaction,
+                &mut summary,
+                disclosures.next_id - 1,
+                disclosures.removed_through,
+            )?;
             transaction.commit()
         })();
         match result {
@@ -731,12 +756,14 @@ fn insert_disclosure(transaction: &Transaction<'_>, row: &DisclosureRow) -> rusq
 }
 
 /// Removes the oldest contiguous run of records written before `cutoff` (at most
-/// [`PRUNE_STEP`]) and moves the chain's anchor to the last removed record.
+/// [`PRUNE_STEP`]) and moves the chain's anchor to the last removed record. `summary`: the
+/// batch's exposure summary, which the removed disclosures are subtracted from.
 fn prune(
     transaction: &Transaction<'_>,
     chain: Chain,
     head: &mut Head,
     cutoff: i64,
+    mut summary: Option<&mut crate::summary::Pending>,
 ) -> rusqlite::Result<u64> {
     let table = chain.table();
     let first_kept: Option<i64> = transaction.query_row(
@@ -746,7 +773,14 @@ fn prune(
     )?;
     let oldest = head.removed_through + 1;
     let last_old = first_kept.unwrap_or(head.next_id) - 1;
-    let through = last_old.min(oldest + PRUNE_STEP - 1);
+    // A step that also updates the exposure summary is kept smaller: it runs inside a
+    // disclosure batch's transaction.
+    let step = if summary.is_some() {
+        SUMMARY_PRUNE_STEP
+    } else {
+        PRUNE_STEP
+    };
+    let through = last_old.min(oldest + step - 1);
     if through < oldest {
         return Ok(0);
     }
@@ -755,7 +789,13 @@ fn prune(
         [through],
         |row| row.get(0),
     )?;
+    if let Some(summary) = summary.as_deref_mut() {
+        crate::summary::before_prune(transaction, summary, through)?;
+    }
     let removed = transaction.execute(&format!("DELETE FROM {table} WHERE id <= ?1"), [through])?;
+    if summary.is_some() {
+        crate::summary::after_prune(transaction)?;
+    }
     transaction.execute(
         "INSERT INTO chain_anchor (chain, removed_through, hash) VALUES (?1, ?2, ?3)
          ON CONFLICT (chain) DO UPDATE SET removed_through = excluded.removed_through,

@@ -8,7 +8,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{describe, describe_pool};
-use crate::query::{DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by};
+use crate::query::{
+    Decisions, DisclosureView, ExposureFilter, ExposureRow, Shape, TimeRange, Unallowed,
+};
 use crate::record::DisclosureRow;
 use crate::time::format_rfc3339;
 
@@ -73,8 +75,10 @@ impl PgAuditReader {
         query.push("msisdn", Box::new(msisdn.expose_digits().to_owned()));
         query.range(range);
         let mut found = Vec::new();
-        self.each(&query, |node, row| {
-            found.push(view(node, row));
+        self.scan(&query, |row| {
+            let (node, record) = disclosure_row(row)?;
+            found.push(view(node, record));
+            Ok(true)
         })
         .await?;
         Ok(found)
@@ -110,24 +114,62 @@ impl PgAuditReader {
     }
 
     /// The disclosures in `filter`, on any node, that `policy` would not have allowed (see
-    /// [`crate::AuditReader::against`]).
+    /// [`crate::AuditReader::against`]). Collects the whole answer: prefer
+    /// [`PgAuditReader::against_each`].
     pub async fn against(
         &self,
         policy: &Policy,
         filter: &ExposureFilter,
     ) -> Result<Vec<Unallowed>, QueryError> {
-        let query = Conditions::of(filter);
         let mut found = Vec::new();
-        self.each(&query, |node, row| {
-            if let Err(reason) = allowed_by(policy, &row) {
-                found.push(Unallowed {
-                    record: view(node, row),
-                    reason,
-                });
-            }
+        self.against_each(policy, filter, |unallowed| {
+            found.push(unallowed);
+            true
         })
         .await?;
         Ok(found)
+    }
+
+    /// [`PgAuditReader::against`], streamed (see [`crate::AuditReader::against_each`]): rows
+    /// arrive a few thousand at a time, the policy is asked once per record shape, and `visit`
+    /// returns `false` to stop.
+    pub async fn against_each(
+        &self,
+        policy: &Policy,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(Unallowed) -> bool,
+    ) -> Result<(), QueryError> {
+        let query = Conditions::of(filter);
+        let mut decisions = Decisions::default();
+        self.scan(&query, |row| {
+            let text = |column: usize| -> Result<&str, String> {
+                row.try_get::<_, &str>(column)
+                    .map_err(|error| describe(&error))
+            };
+            let port: i32 = row.try_get(10).map_err(|error| describe(&error))?;
+            let verdict = decisions.decide(
+                policy,
+                Shape {
+                    partner: text(4)?,
+                    host: text(9)?,
+                    port: u16::try_from(port).unwrap_or(0),
+                    upstream_ip: text(11)?,
+                    headers: text(8)?,
+                    kinds: text(7)?,
+                },
+            );
+            match verdict {
+                Ok(()) => Ok(true),
+                Err(reason) => {
+                    let (node, record) = disclosure_row(row)?;
+                    Ok(visit(Unallowed {
+                        record: view(node, record),
+                        reason,
+                    }))
+                }
+            }
+        })
+        .await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, QueryError> {
@@ -137,11 +179,12 @@ impl PgAuditReader {
             .map_err(|error| QueryError(describe_pool(&error)))
     }
 
-    /// Visits the matching disclosures in time order, fetched a few thousand at a time.
-    async fn each(
+    /// Visits the matching disclosures in time order, fetched a few thousand at a time, until
+    /// `visit` returns `false`.
+    async fn scan(
         &self,
         query: &Conditions,
-        mut visit: impl FnMut(String, DisclosureRow),
+        mut visit: impl FnMut(&Row) -> Result<bool, String>,
     ) -> Result<(), QueryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM disclosures {} ORDER BY ts, node COLLATE \"C\", id",
@@ -168,8 +211,9 @@ impl PgAuditReader {
                 break;
             }
             for row in &rows {
-                let (node, record) = disclosure_row(row).map_err(QueryError)?;
-                visit(node, record);
+                if !visit(row).map_err(QueryError)? {
+                    return transaction.commit().await.map_err(query_error);
+                }
             }
         }
         transaction.commit().await.map_err(query_error)

@@ -2,13 +2,14 @@
 //! from the audit log. These commands and the admin API are the only places a subscriber number
 //! is printed.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use headwall_audit::{
-    AuditSource, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed,
+    AuditSource, DisclosureView, ExposureFilter, ExposureRow, SubscriberSet, TimeRange, Unallowed,
 };
-use serde_json::json;
 
 use crate::cli::AuditCommand;
 
@@ -99,24 +100,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                         Ok(policy) => policy,
                         Err(code) => return Ok(code),
                     };
-                    let found = match query(source.against(&policy, &filter))? {
-                        Ok(found) => found,
-                        Err(code) => return Ok(code),
-                    };
-                    if json {
-                        print_json(&json!({
-                            "policy": policy_path.display().to_string(),
-                            "policy_hash": policy.hash(),
-                            "unallowed": found,
-                        }));
-                    } else {
-                        print!("{}", against_table(&found, &policy_path, filter.range));
-                    }
-                    Ok(if found.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    })
+                    against_answer(&source, &policy, &policy_path, &filter, json)
                 }
             }
         }
@@ -194,7 +178,7 @@ pub(super) fn subscriber_text(
     );
     if !records.is_empty() {
         out.push('\n');
-        out.push_str(&disclosure_table(records, None));
+        out.push_str(&disclosure_table(records));
     }
     out
 }
@@ -225,8 +209,8 @@ fn describe_range(range: TimeRange) -> String {
     }
 }
 
-fn disclosure_table(records: &[DisclosureView], reasons: Option<&[&str]>) -> String {
-    let mut header = vec![
+fn disclosure_table(records: &[DisclosureView]) -> String {
+    let header = [
         "TIME",
         "PARTNER",
         "PURPOSE",
@@ -235,19 +219,15 @@ fn disclosure_table(records: &[DisclosureView], reasons: Option<&[&str]>) -> Str
         "UPSTREAM",
         "CLIENT",
     ];
-    if reasons.is_some() {
-        header.insert(1, "SUBSCRIBER");
-        header.push("WHY NOT ALLOWED");
-    }
     let mut rows = Vec::with_capacity(records.len());
-    for (index, record) in records.iter().enumerate() {
+    for record in records {
         let headers: Vec<String> = record
             .headers
             .iter()
             .zip(&record.kinds)
             .map(|(name, kind)| format!("{name} ({kind})"))
             .collect();
-        let mut row = vec![
+        rows.push(vec![
             record.time.clone(),
             record.partner.clone(),
             record.purpose.clone(),
@@ -255,12 +235,7 @@ fn disclosure_table(records: &[DisclosureView], reasons: Option<&[&str]>) -> Str
             headers.join(", "),
             record.upstream_ip.clone(),
             record.client_ip.clone(),
-        ];
-        if let Some(reasons) = reasons {
-            row.insert(1, record.msisdn.clone());
-            row.push(reasons.get(index).copied().unwrap_or_default().to_owned());
-        }
-        rows.push(row);
+        ]);
     }
     table(&header, &rows)
 }
@@ -303,24 +278,201 @@ fn exposure_table(rows: &[ExposureRow], range: TimeRange) -> String {
     out
 }
 
-fn against_table(found: &[Unallowed], policy: &Path, range: TimeRange) -> String {
-    let subscribers: std::collections::BTreeSet<&str> =
-        found.iter().map(|u| u.record.msisdn.as_str()).collect();
-    let mut out = format!(
-        "Disclosures {} that {} would not have allowed: {} ({} subscribers)\n",
-        describe_range(range),
-        policy.display(),
-        found.len(),
-        subscribers.len()
-    );
-    if found.is_empty() {
-        return out;
+/// `audit exposure --against`: prints each disclosure the policy would not have allowed as the
+/// scan finds it (memory holds one record, the column widths and the set of subscribers seen),
+/// then the count. Exit 1 when there is any, 2 when the log cannot be read.
+fn against_answer(
+    source: &AuditSource,
+    policy: &headwall_policy::Policy,
+    policy_path: &Path,
+    filter: &ExposureFilter,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let printer = Arc::new(Mutex::new(AgainstPrinter::new(json)));
+    if json {
+        let head = format!(
+            "{{\n  \"policy\": {},\n  \"policy_hash\": {},\n  \"unallowed\": [",
+            serde_json::Value::from(policy_path.display().to_string()),
+            serde_json::Value::from(policy.hash()),
+        );
+        lock(&printer).write(&head);
     }
-    out.push('\n');
-    let records: Vec<DisclosureView> = found.iter().map(|u| u.record.clone()).collect();
-    let reasons: Vec<&str> = found.iter().map(|u| u.reason.as_str()).collect();
-    out.push_str(&disclosure_table(&records, Some(&reasons)));
-    out
+    let visit = {
+        let printer = printer.clone();
+        move |unallowed: Unallowed| lock(&printer).push(&unallowed)
+    };
+    let outcome = super::runtime()?.block_on(source.against_each(policy, filter, visit));
+    let mut printer = lock(&printer);
+    let error = outcome.err();
+    printer.finish(policy_path, filter.range, error.as_deref());
+    if let Some(error) = error {
+        eprintln!("{error}");
+        return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
+    }
+    if printer.broken {
+        return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
+    }
+    Ok(if printer.found == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn lock(printer: &Mutex<AgainstPrinter>) -> std::sync::MutexGuard<'_, AgainstPrinter> {
+    printer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Rows held back to size the text table's columns; later rows use the same widths.
+const WIDTH_SAMPLE: usize = 500;
+
+/// The streamed answer of `--against`, text or JSON.
+struct AgainstPrinter {
+    json: bool,
+    found: u64,
+    subscribers: SubscriberSet,
+    /// Text: the first rows, until the column widths are fixed.
+    held: Vec<Vec<String>>,
+    widths: Option<Vec<usize>>,
+    /// Stdout went away (a closed pipe): stop the scan.
+    broken: bool,
+    out: std::io::Stdout,
+}
+
+const AGAINST_HEADER: [&str; 9] = [
+    "TIME",
+    "SUBSCRIBER",
+    "PARTNER",
+    "PURPOSE",
+    "DESTINATION",
+    "HEADERS (KINDS)",
+    "UPSTREAM",
+    "CLIENT",
+    "WHY NOT ALLOWED",
+];
+
+impl AgainstPrinter {
+    fn new(json: bool) -> AgainstPrinter {
+        AgainstPrinter {
+            json,
+            found: 0,
+            subscribers: SubscriberSet::default(),
+            held: Vec::new(),
+            widths: None,
+            broken: false,
+            out: std::io::stdout(),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        if !self.broken && self.out.lock().write_all(text.as_bytes()).is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Prints one finding; `false` stops the scan (stdout is gone).
+    fn push(&mut self, unallowed: &Unallowed) -> bool {
+        self.found += 1;
+        self.subscribers.insert(&unallowed.record.msisdn);
+        if self.json {
+            // A struct of strings and numbers always serializes.
+            let item = serde_json::to_string_pretty(unallowed).unwrap_or_default();
+            let item = item.replace('\n', "\n    ");
+            let separator = if self.found == 1 { "" } else { "," };
+            self.write(&format!("{separator}\n    {item}"));
+        } else {
+            let row = against_row(unallowed);
+            match &self.widths {
+                Some(widths) => {
+                    let line = table_line(widths, &row);
+                    self.write(&line);
+                }
+                None => {
+                    self.held.push(row);
+                    if self.held.len() >= WIDTH_SAMPLE {
+                        self.release();
+                    }
+                }
+            }
+        }
+        !self.broken
+    }
+
+    /// Fixes the column widths from the rows held, and prints them.
+    fn release(&mut self) {
+        let header: Vec<String> = AGAINST_HEADER.iter().map(|h| (*h).to_owned()).collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.held {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut text = table_line(&widths, &header);
+        for row in std::mem::take(&mut self.held) {
+            text.push_str(&table_line(&widths, &row));
+        }
+        self.widths = Some(widths);
+        self.write(&text);
+    }
+
+    /// The end of the answer: the JSON document's close (with the error, if the scan failed),
+    /// or the text count.
+    fn finish(&mut self, policy: &Path, range: TimeRange, error: Option<&str>) {
+        if self.json {
+            let tail = match error {
+                None => "\n  ]\n}\n".to_owned(),
+                Some(error) => format!(
+                    "\n  ],\n  \"error\": {}\n}}\n",
+                    serde_json::Value::from(error)
+                ),
+            };
+            self.write(&tail);
+        } else {
+            if self.found > 0 && self.widths.is_none() {
+                self.release();
+            }
+            let blank = if self.found > 0 { "\n" } else { "" };
+            let summary = format!(
+                "{blank}Disclosures {} that {} would not have allowed: {} ({} subscribers){}\n",
+                describe_range(range),
+                policy.display(),
+                self.found,
+                self.subscribers.len(),
+                if error.is_some() {
+                    " before the scan failed"
+                } else {
+                    ""
+                }
+            );
+            self.write(&summary);
+        }
+        if !self.broken && self.out.lock().flush().is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+fn against_row(unallowed: &Unallowed) -> Vec<String> {
+    let record = &unallowed.record;
+    let headers: Vec<String> = record
+        .headers
+        .iter()
+        .zip(&record.kinds)
+        .map(|(name, kind)| format!("{name} ({kind})"))
+        .collect();
+    vec![
+        record.time.clone(),
+        record.msisdn.clone(),
+        record.partner.clone(),
+        record.purpose.clone(),
+        format!("{}:{}", record.host, record.port),
+        headers.join(", "),
+        record.upstream_ip.clone(),
+        record.client_ip.clone(),
+        unallowed.reason.clone(),
+    ]
 }
 
 /// Left-aligned columns, two spaces apart, widths from the widest cell.
@@ -331,22 +483,25 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut text = String::new();
-        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if index + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec());
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = table_line(&widths, &header);
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        out.push_str(&table_line(&widths, row));
     }
     out
+}
+
+/// One line of [`table`]: each cell but the last padded to its column's width.
+fn table_line(widths: &[usize], cells: &[String]) -> String {
+    let mut text = String::new();
+    for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        if index + 1 == cells.len() {
+            text.push_str(cell);
+        } else {
+            text.push_str(&format!("{cell:<width$}  "));
+        }
+    }
+    let mut line = text.trim_end().to_owned();
+    line.push('\n');
+    line
 }

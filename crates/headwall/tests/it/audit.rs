@@ -93,6 +93,22 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
         "{}",
         stdout(&output)
     );
+    // Windows: one holding every record answers as all time; one before them, nothing.
+    let output = audit(
+        &config_path,
+        &["exposure", "--from", "2000-01-01", "--json"],
+    );
+    let window: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(window["exposure"], json["exposure"]);
+    let output = audit(
+        &config_path,
+        &["exposure", "--from", "2000-01-01", "--to", "2000-01-02"],
+    );
+    assert!(
+        stdout(&output).contains("0 partner/host pairs"),
+        "{}",
+        stdout(&output)
+    );
 
     // Breach scoping: the same policy allowed everything; a policy without the partner did not.
     let output = audit(
@@ -117,6 +133,35 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
             .unwrap()
             .contains("no partner")
     );
+    assert_eq!(json["policy"], narrow.to_str().unwrap());
+    // The text answer streams the records, then counts them.
+    let output = audit(
+        &config_path,
+        &["exposure", "--against", narrow.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text_answer = stdout(&output);
+    assert!(text_answer.starts_with("TIME "), "{text_answer}");
+    assert_eq!(text_answer.matches(NUMBER).count(), 2, "{text_answer}");
+    assert!(
+        text_answer.ends_with("would not have allowed: 2 (1 subscribers)\n"),
+        "{text_answer}"
+    );
+    // A window without records: an empty JSON list, exit 0.
+    let output = audit(
+        &config_path,
+        &[
+            "exposure",
+            "--against",
+            narrow.to_str().unwrap(),
+            "--to",
+            "2000-01-01",
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["unallowed"], serde_json::json!([]));
 
     // The chain verifies and reaches the checkpoint the graceful stop signed...
     let output = audit(&config_path, &["verify"]);

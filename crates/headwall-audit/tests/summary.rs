@@ -1,0 +1,438 @@
+//! The exposure summary against the plain query it replaces: on random records, windows that
+//! cut the pairs anywhere, after retention, after a migration of a log written before the
+//! summary existed, and after an older headwall wrote past it.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use headwall_audit::{
+    AuditLog, AuditOptions, AuditReader, Disclosure, ExposureFilter, TimeRange, Unallowed, verify,
+};
+use headwall_identity::{Msisdn, SigningKey};
+use rusqlite::Connection;
+
+const SEED: [u8; 32] = [0x42; 32];
+
+fn options() -> AuditOptions {
+    AuditOptions {
+        signing_key: SigningKey::from_seed(&SEED).unwrap(),
+        checkpoint_every: Duration::from_secs(60),
+    }
+}
+
+/// splitmix64: deterministic random data, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+}
+
+const PARTNERS: [&str; 3] = ["agecheck", "carrierpay", "idcheck"];
+const HOSTS: [&str; 4] = [
+    "verify.agecheck.test",
+    "pay.carrierbilling.test",
+    "id.idcheck.test",
+    "shared.example.test",
+];
+
+fn random_disclosure(rng: &mut Rng) -> Disclosure {
+    let msisdn = format!("4477009{:05}", rng.below(25));
+    Disclosure {
+        request_id: "r".into(),
+        partner: PARTNERS[rng.below(PARTNERS.len())].into(),
+        purpose: "age_verification".into(),
+        msisdn: Msisdn::parse(&msisdn).unwrap(),
+        kinds: vec!["pseudonym".into()],
+        headers: vec!["X-Subscriber-Id".into()],
+        host: HOSTS[rng.below(HOSTS.len())].into(),
+        port: 80,
+        upstream_ip: IpAddr::from([127, 0, 0, 2]),
+        client_ip: IpAddr::from([127, 0, 0, 5]),
+        policy_hash: "policy-1".into(),
+    }
+}
+
+/// Writes `bursts` bursts of records through the writer, a few milliseconds apart, so that the
+/// records have many distinct times.
+async fn write_bursts(log: &AuditLog, rng: &mut Rng, bursts: usize, per_burst: usize) {
+    for _ in 0..bursts {
+        for _ in 0..per_burst {
+            log.disclose(random_disclosure(rng)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+fn times(path: &Path) -> Vec<i64> {
+    let connection = Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare("SELECT DISTINCT ts FROM disclosures ORDER BY ts")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Whether the reader will answer from the summary: it covers every record.
+fn summary_in_use(path: &Path) -> bool {
+    let connection = Connection::open(path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    if version < 1 {
+        return false;
+    }
+    let (state, table): ((i64, i64), (i64, i64)) = connection
+        .query_row(
+            "SELECT (SELECT last_id FROM exposure_state), (SELECT removed_through FROM exposure_state),
+                    COALESCE((SELECT MAX(id) FROM disclosures),
+                             (SELECT removed_through FROM chain_anchor
+                              WHERE chain = 'disclosures'), 0),
+                    COALESCE((SELECT removed_through FROM chain_anchor
+                              WHERE chain = 'disclosures'), 0)",
+            [],
+            |row| Ok(((row.get(0)?, row.get(1)?), (row.get(2)?, row.get(3)?))),
+        )
+        .unwrap();
+    state == table
+}
+
+/// A time bound for a random window: none, a record's time, or one millisecond either side.
+fn bound(rng: &mut Rng, times: &[i64]) -> Option<i64> {
+    if times.is_empty() || rng.below(5) == 0 {
+        return None;
+    }
+    let ts = times[rng.below(times.len())];
+    Some(match rng.below(3) {
+        0 => ts - 1,
+        1 => ts,
+        _ => ts + 1,
+    })
+}
+
+/// The summary's answers equal the plain query's for `filters` random filters.
+fn assert_same_answers(path: &Path, rng: &mut Rng, filters: usize) {
+    let times = times(path);
+    let reader = AuditReader::open(path).unwrap();
+    let mut fixed = vec![ExposureFilter::default()];
+    for partner in PARTNERS {
+        fixed.push(ExposureFilter {
+            partner: Some(partner.into()),
+            ..ExposureFilter::default()
+        });
+    }
+    if let (Some(first), Some(last)) = (times.first(), times.last()) {
+        // Windows that hold everything, nothing, and cut at the very ends.
+        for (from, to) in [
+            (Some(*first), Some(*last + 1)),
+            (Some(*first + 1), None),
+            (None, Some(*last)),
+            (Some(*last + 1), None),
+            (None, Some(*first)),
+            (Some(*last), Some(*first)),
+        ] {
+            fixed.push(ExposureFilter {
+                range: TimeRange { from, to },
+                ..ExposureFilter::default()
+            });
+        }
+    }
+    let random = (0..filters).map(|_| ExposureFilter {
+        partner: (rng.below(3) == 0).then(|| PARTNERS[rng.below(PARTNERS.len())].to_owned()),
+        host: (rng.below(3) == 0).then(|| HOSTS[rng.below(HOSTS.len())].to_owned()),
+        range: TimeRange {
+            from: bound(rng, &times),
+            to: bound(rng, &times),
+        },
+    });
+    for filter in fixed.into_iter().chain(random) {
+        let fast = reader.exposure(&filter).unwrap();
+        let plain = reader.exposure_scan(&filter).unwrap();
+        assert_eq!(fast, plain, "{filter:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_summary_answers_like_the_plain_query_through_writes_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(7);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_bursts(&log, &mut rng, 12, 15).await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 300);
+
+    // Retention at a time that cuts the log (and some triples) in two.
+    let times = times(&path);
+    let cutoff = times[times.len() / 2];
+    assert!(log.prune(cutoff).await.unwrap() > 0);
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 300);
+
+    // More records, then retention of all but the newest burst, then of everything.
+    write_bursts(&log, &mut rng, 4, 10).await;
+    let times = self::times(&path);
+    assert!(log.prune(times[times.len() - 3]).await.unwrap() > 0);
+    assert_same_answers(&path, &mut rng, 200);
+    assert!(
+        log.prune(headwall_audit::time::now_ms() + 1_000)
+            .await
+            .unwrap()
+            > 0
+    );
+    assert_same_answers(&path, &mut rng, 20);
+    let reader = AuditReader::open(&path).unwrap();
+    assert!(
+        reader
+            .exposure(&ExposureFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    write_bursts(&log, &mut rng, 3, 10).await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 100);
+    log.close().await;
+
+    // Derived data only: the chain still verifies, and reopening changes nothing.
+    let key = SigningKey::from_seed(&SEED).unwrap().public_key_bytes();
+    assert!(verify(&path, &key).unwrap().is_ok());
+    let log = AuditLog::open(&path, options()).unwrap();
+    log.close().await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 50);
+}
+
+/// The schema before the summary (what `AuditLog::open` created until now).
+const OLD_SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+CREATE TABLE disclosures (
+    id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, request_id TEXT NOT NULL,
+    partner TEXT NOT NULL, purpose TEXT NOT NULL, msisdn TEXT NOT NULL, kinds TEXT NOT NULL,
+    headers TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+    upstream_ip TEXT NOT NULL, client_ip TEXT NOT NULL, policy_hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX disclosures_msisdn ON disclosures (msisdn, ts);
+CREATE INDEX disclosures_ts ON disclosures (ts);
+CREATE INDEX disclosures_exposure ON disclosures (partner, host, msisdn, ts);
+CREATE INDEX disclosures_host ON disclosures (host, ts);
+CREATE TABLE security_events (
+    id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX security_events_ts ON security_events (ts);
+CREATE TABLE chain_anchor (
+    chain TEXT PRIMARY KEY, removed_through INTEGER NOT NULL, hash TEXT NOT NULL);
+";
+
+/// Appends `count` rows straight into the table, as a writer that knows nothing of the
+/// summary would (chain hashes are not the point here), at times spread over `days` days.
+fn insert_raw(connection: &Connection, rng: &mut Rng, count: usize, start: i64) -> i64 {
+    let next: i64 = connection
+        .query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM disclosures",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut ts = start;
+    for id in next..next + i64::try_from(count).unwrap() {
+        // Times never decrease along the chain; several records share a millisecond.
+        ts += i64::try_from(rng.below(3)).unwrap() * 3_600_000;
+        connection
+            .execute(
+                "INSERT INTO disclosures VALUES (?1, ?2, 'r', ?3, 'age_verification', ?4,
+                 'pseudonym', 'X-Subscriber-Id', ?5, 80, '127.0.0.2', '127.0.0.5', 'p', 'x', 'y')",
+                rusqlite::params![
+                    id,
+                    ts,
+                    PARTNERS[rng.below(PARTNERS.len())],
+                    format!("4477009{:05}", rng.below(25)),
+                    HOSTS[rng.below(HOSTS.len())],
+                ],
+            )
+            .unwrap();
+    }
+    ts
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_summary_is_migrated_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(11);
+    let end = {
+        let connection = Connection::open(&path).unwrap();
+        connection.execute_batch(OLD_SCHEMA).unwrap();
+        insert_raw(&connection, &mut rng, 400, 1_735_689_600_000)
+    };
+    // A reader of the old log answers with the plain query.
+    assert!(!summary_in_use(&path));
+    let before = AuditReader::open(&path)
+        .unwrap()
+        .exposure(&ExposureFilter::default())
+        .unwrap();
+
+    let log = AuditLog::open(&path, options()).unwrap();
+    log.close().await;
+    assert!(summary_in_use(&path));
+    let connection = Connection::open(&path).unwrap();
+    let indexes: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'disclosures' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "disclosures_host_window",
+            "disclosures_msisdn",
+            "disclosures_partner",
+            "disclosures_ts"
+        ]
+    );
+    let reader = AuditReader::open(&path).unwrap();
+    assert_eq!(reader.exposure(&ExposureFilter::default()).unwrap(), before);
+    assert_same_answers(&path, &mut rng, 300);
+
+    // An older headwall writes past the summary: readers fall back to the plain query, and the
+    // next open rebuilds it.
+    insert_raw(&connection, &mut rng, 50, end);
+    assert!(!summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 50);
+    let log = AuditLog::open(&path, options()).unwrap();
+    log.close().await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 300);
+
+    // ... or prunes past it.
+    connection
+        .execute_batch(
+            "DELETE FROM disclosures WHERE id <= 100;
+             INSERT INTO chain_anchor VALUES ('disclosures', 100, 'y')
+             ON CONFLICT (chain) DO UPDATE SET removed_through = 100",
+        )
+        .unwrap();
+    assert!(!summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 50);
+    let log = AuditLog::open(&path, options()).unwrap();
+    log.close().await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 300);
+}
+
+#[tokio::test]
+async fn writes_and_retention_across_days_keep_the_day_counts_exact() {
+    // Records spread over weeks (written behind the writer's back, so the next open rebuilds
+    // the summary), then new ones through the writer: every returning subscriber's last record
+    // moves from an old day to today.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(19);
+    AuditLog::open(&path, options()).unwrap().close().await;
+    {
+        let connection = Connection::open(&path).unwrap();
+        insert_raw(&connection, &mut rng, 600, 1_735_689_600_000);
+    }
+    let log = AuditLog::open(&path, options()).unwrap();
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 200);
+    write_bursts(&log, &mut rng, 4, 25).await;
+    assert!(summary_in_use(&path));
+    assert_same_answers(&path, &mut rng, 300);
+
+    // Retention steps that end mid-day, on older and older cutoffs.
+    let times = times(&path);
+    for share in [5, 3, 2] {
+        let cutoff = times[times.len() / share] + 1;
+        while log.prune(cutoff).await.unwrap() > 0 {}
+        assert!(summary_in_use(&path));
+        assert_same_answers(&path, &mut rng, 200);
+        write_bursts(&log, &mut rng, 1, 10).await;
+        assert_same_answers(&path, &mut rng, 100);
+    }
+    log.close().await;
+}
+
+#[tokio::test]
+async fn against_streams_and_can_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(3);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_bursts(&log, &mut rng, 3, 20).await;
+    log.close().await;
+    let policy = headwall_policy::load_policy(
+        "narrow.toml",
+        r#"
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["verify.agecheck.test"]
+destinations = ["127.0.0.2/32"]
+headers = { "X-Subscriber-Id" = "pseudonym" }
+"#,
+    )
+    .unwrap();
+    let reader = AuditReader::open(&path).unwrap();
+    let filter = ExposureFilter::default();
+    let collected = reader.against(&policy, &filter).unwrap();
+    // The same as asking the policy about every record.
+    let connection = Connection::open(&path).unwrap();
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT {} FROM disclosures ORDER BY id",
+            headwall_audit::DisclosureRow::SQLITE_COLUMNS
+        ))
+        .unwrap();
+    let every: Vec<Unallowed> = statement
+        .query_map([], headwall_audit::DisclosureRow::from_sqlite)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter_map(|row| {
+            headwall_audit::allowed_by(&policy, &row)
+                .err()
+                .map(|reason| Unallowed {
+                    record: row.into(),
+                    reason,
+                })
+        })
+        .collect();
+    assert!(every.len() > 10, "{}", every.len());
+    assert_eq!(collected, every);
+    for partner in PARTNERS {
+        let filter = ExposureFilter {
+            partner: Some(partner.into()),
+            ..ExposureFilter::default()
+        };
+        let expected: Vec<&Unallowed> = every
+            .iter()
+            .filter(|u| u.record.partner == partner)
+            .collect();
+        let found = reader.against(&policy, &filter).unwrap();
+        assert_eq!(found.iter().collect::<Vec<_>>(), expected);
+    }
+    let mut seen = 0;
+    reader
+        .against_each(&policy, &filter, |_| {
+            seen += 1;
+            seen < 5
+        })
+        .unwrap();
+    assert_eq!(seen, 5);
+}
