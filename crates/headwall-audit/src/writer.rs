@@ -231,7 +231,7 @@ impl AuditLog {
     /// names and hashes — never a subscriber number or a header value. When the queue is full
     /// the event is dropped and counted ([`AuditLog::dropped_events`]).
     ///
-    /// Embedded log: frequent kinds wait up to 50 ms for a commit instead of waking the writer
+    /// Embedded log: frequent kinds wait up to 5 ms for a commit instead of waking the writer
     /// each (see `pending.rs`).
     ///
     /// `detail` is usually a `serde_json::json!` object; the data plane passes small structs

@@ -39,7 +39,7 @@ fn events(path: &std::path::Path) -> Vec<(String, String)> {
 }
 
 /// Polls until `count` spoof_stripped rows are visible, at most 10 s (the flush deadline is
-/// 50 ms; the bound only keeps a broken build from hanging).
+/// 5 ms; the bound only keeps a broken build from hanging).
 fn wait_for_spoof_rows(path: &std::path::Path, count: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
