@@ -53,14 +53,7 @@ fn request_headers() -> HeaderMap {
         ("x-msisdn", "447700900123"),
         ("x_up_calling_line_id", "447700900123"),
     ];
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).expect("name"),
-            HeaderValue::from_static(value),
-        );
-    }
-    map
+    map(&pairs)
 }
 
 fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

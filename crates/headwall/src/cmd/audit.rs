@@ -221,18 +221,12 @@ fn disclosure_table(records: &[DisclosureView]) -> String {
     ];
     let mut rows = Vec::with_capacity(records.len());
     for record in records {
-        let headers: Vec<String> = record
-            .headers
-            .iter()
-            .zip(&record.kinds)
-            .map(|(name, kind)| format!("{name} ({kind})"))
-            .collect();
         rows.push(vec![
             record.time.clone(),
             record.partner.clone(),
             record.purpose.clone(),
             format!("{}:{}", record.host, record.port),
-            headers.join(", "),
+            headers_with_kinds(&record.headers, &record.kinds),
             record.upstream_ip.clone(),
             record.client_ip.clone(),
         ]);
@@ -454,21 +448,25 @@ impl AgainstPrinter {
     }
 }
 
-fn against_row(unallowed: &Unallowed) -> Vec<String> {
-    let record = &unallowed.record;
-    let headers: Vec<String> = record
-        .headers
+/// `X-Name (kind), X-Other (kind)`: each header with the kind of value it carried.
+fn headers_with_kinds(headers: &[String], kinds: &[String]) -> String {
+    let pairs: Vec<String> = headers
         .iter()
-        .zip(&record.kinds)
+        .zip(kinds)
         .map(|(name, kind)| format!("{name} ({kind})"))
         .collect();
+    pairs.join(", ")
+}
+
+fn against_row(unallowed: &Unallowed) -> Vec<String> {
+    let record = &unallowed.record;
     vec![
         record.time.clone(),
         record.msisdn.clone(),
         record.partner.clone(),
         record.purpose.clone(),
         format!("{}:{}", record.host, record.port),
-        headers.join(", "),
+        headers_with_kinds(&record.headers, &record.kinds),
         record.upstream_ip.clone(),
         record.client_ip.clone(),
         unallowed.reason.clone(),
