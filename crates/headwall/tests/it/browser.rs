@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use headwall_testkit::{ServeProcess, patience, radclient, temp_dir};
 
-use crate::binary;
 use crate::radius::SECRET;
+use crate::{agecheck_config, binary};
 
 /// The subscriber's number as the RADIUS accounting sends it (national; country code 44).
 const SUBSCRIBER: &str = "07700900123";
@@ -25,7 +25,15 @@ const CLEAN_VERDICT: &str = "No identity headers seen";
 #[test]
 fn chromium_shows_the_leak_verdict_and_only_the_last_3_digits() {
     let check = LeakcheckProcess::start();
-    let gateway = ServeProcess::start(binary(), &config(check.addr, "[\"*.example.test\"]"));
+    let gateway = ServeProcess::start(
+        binary(),
+        &agecheck_config(
+            &[check.addr.port()],
+            check.addr,
+            "[\"*.example.test\"]",
+            false,
+        ),
+    );
     bind_browser_to_subscriber(&gateway);
 
     let dom = dump_dom(gateway.explicit, &page_url(check.addr));
@@ -58,7 +66,10 @@ fn chromium_shows_the_leak_verdict_and_only_the_last_3_digits() {
 fn chromium_shows_no_identity_headers_through_a_correct_gateway() {
     let check = LeakcheckProcess::start();
     let exact = "[\"verify.agecheck.example.test\"]";
-    let gateway = ServeProcess::start(binary(), &config(check.addr, exact));
+    let gateway = ServeProcess::start(
+        binary(),
+        &agecheck_config(&[check.addr.port()], check.addr, exact, false),
+    );
     // Bound like the leak test: clean because of the policy, not for want of a subscriber.
     bind_browser_to_subscriber(&gateway);
 
@@ -82,36 +93,6 @@ fn chromium_shows_no_identity_headers_through_a_correct_gateway() {
             "{header} in the rendered page:\n{dom}"
         );
     }
-}
-
-/// The gateway: `hosts` is the partner's host list, exact (correct) or a wildcard that also
-/// covers the leak-check host on 127.0.0.3 (the misconfiguration that leaks).
-fn config(check: SocketAddr, hosts: &str) -> String {
-    format!(
-        r#"
-[gateway]
-listen = "127.0.0.1:0"
-[gateway.hosts]
-"verify.agecheck.example.test" = "127.0.0.2"
-"check.example.test" = "127.0.0.3"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
-[[partner]]
-name = "agecheck"
-purpose = "identification"
-hosts = {hosts}
-ports = [{port}]
-destinations = ["127.0.0.0/24"]
-headers = {{ "X-Subscriber-Id" = "pseudonym", "X-MSISDN" = "msisdn" }}
-"#,
-        port = check.port(),
-    )
 }
 
 fn page_url(check: SocketAddr) -> String {

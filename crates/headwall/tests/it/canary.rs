@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use headwall_testkit::{ServeProcess, origin, radclient, send_raw};
 
-use crate::binary;
 use crate::radius::SECRET;
+use crate::{agecheck_config, binary};
 
 /// A leak-check service on 127.0.0.3 (the "non-partner" the 2012 leak reached).
 async fn leakcheck() -> SocketAddr {
@@ -17,46 +17,6 @@ async fn leakcheck() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(headwall_leakcheck::serve(listener, std::future::pending()));
     addr
-}
-
-/// agecheck on verify.agecheck.example.test; the leak-check page on check.example.test.
-/// `hosts` is the partner's host list: exact (correct) or a wildcard that also covers the
-/// leak-check host (the routine change that leaks).
-fn config(agecheck_port: u16, check: SocketAddr, hosts: &str, canary: bool) -> String {
-    let canary = if canary {
-        format!(
-            "[canary]\nurl = \"http://check.example.test:{}/api/v1/check\"\ninterval = \"1h\"\nmsisdn = \"447700900000\"\nkill_switch = true\n",
-            check.port()
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        r#"
-[gateway]
-listen = "127.0.0.1:0"
-[gateway.hosts]
-"verify.agecheck.example.test" = "127.0.0.2"
-"check.example.test" = "127.0.0.3"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
-{canary}
-[[partner]]
-name = "agecheck"
-purpose = "identification"
-hosts = {hosts}
-ports = [{agecheck_port}, {check_port}]
-destinations = ["127.0.0.0/24"]
-headers = {{ "X-Subscriber-Id" = "pseudonym", "X-MSISDN" = "msisdn" }}
-"#,
-        check_port = check.port(),
-    )
 }
 
 async fn metrics_text(admin: SocketAddr) -> String {
@@ -84,7 +44,10 @@ async fn a_widening_reload_is_caught_by_the_canary_and_switches_enrichment_off()
     let check = leakcheck().await;
     let port = agecheck.addr().port();
     let exact = "[\"verify.agecheck.example.test\"]";
-    let gateway = ServeProcess::start(binary(), &config(port, check, exact, true));
+    let gateway = ServeProcess::start(
+        binary(),
+        &agecheck_config(&[port, check.port()], check, exact, true),
+    );
 
     // The first run at start: clean.
     let (clean, text) = metrics_until(gateway.admin, |text| {
@@ -98,7 +61,7 @@ async fn a_widening_reload_is_caught_by_the_canary_and_switches_enrichment_off()
     // The routine change: the partner's hosts become a wildcard over the whole domain.
     std::fs::write(
         gateway.path("headwall.toml"),
-        config(port, check, "[\"*.example.test\"]", true),
+        agecheck_config(&[port, check.port()], check, "[\"*.example.test\"]", true),
     )
     .unwrap();
     let token = std::fs::read_to_string(gateway.path("state/admin.token")).unwrap();
@@ -194,7 +157,10 @@ async fn probe_exits_1_on_a_leak_and_0_when_clean() {
     // The probe sends from 127.0.0.1; bind that address to a subscriber.
     let start = "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.1\nCalling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"p1\"\n";
     let exact = "[\"verify.agecheck.example.test\"]";
-    let gateway = ServeProcess::start(binary(), &config(port, check, exact, false));
+    let gateway = ServeProcess::start(
+        binary(),
+        &agecheck_config(&[port, check.port()], check, exact, false),
+    );
     assert!(radclient(gateway.radius.unwrap(), SECRET, start));
     let output = probe(gateway.explicit).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -203,7 +169,7 @@ async fn probe_exits_1_on_a_leak_and_0_when_clean() {
 
     let gateway = ServeProcess::start(
         binary(),
-        &config(port, check, "[\"*.example.test\"]", false),
+        &agecheck_config(&[port, check.port()], check, "[\"*.example.test\"]", false),
     );
     assert!(radclient(gateway.radius.unwrap(), SECRET, start));
     let output = probe(gateway.explicit).await;

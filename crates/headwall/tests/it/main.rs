@@ -23,3 +23,51 @@ pub(crate) fn binary() -> &'static Path {
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
+
+/// The gateway of the leak tests: partner agecheck on verify.agecheck.example.test (127.0.0.2)
+/// and the leak-check page on check.example.test (127.0.0.3). `hosts` is the partner's host
+/// list: exact (correct) or a wildcard that also covers the leak-check host (the routine change
+/// that leaks); `ports` the partner's ports; with `canary`, a `[canary]` probing the page.
+pub(crate) fn agecheck_config(
+    ports: &[u16],
+    check: std::net::SocketAddr,
+    hosts: &str,
+    canary: bool,
+) -> String {
+    let canary = if canary {
+        format!(
+            "[canary]\nurl = \"http://check.example.test:{}/api/v1/check\"\ninterval = \"1h\"\nmsisdn = \"447700900000\"\nkill_switch = true\n",
+            check.port()
+        )
+    } else {
+        String::new()
+    };
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let ports = ports.join(", ");
+    let secret = radius::SECRET;
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+[gateway.hosts]
+"verify.agecheck.example.test" = "127.0.0.2"
+"check.example.test" = "127.0.0.3"
+[admin]
+listen = "127.0.0.1:0"
+[radius]
+listen = "127.0.0.1:0"
+country_code = "44"
+[[radius.clients]]
+source = "127.0.0.1/32"
+secret = "{secret}"
+{canary}
+[[partner]]
+name = "agecheck"
+purpose = "identification"
+hosts = {hosts}
+ports = [{ports}]
+destinations = ["127.0.0.0/24"]
+headers = {{ "X-Subscriber-Id" = "pseudonym", "X-MSISDN" = "msisdn" }}
+"#
+    )
+}
