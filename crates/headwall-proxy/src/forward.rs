@@ -118,8 +118,14 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
         // (if absolute-form) or Host, and is only used to match the policy. The port is the one
         // actually connected to.
         Front::Transparent { original } => {
-            let name = match uri.authority() {
-                Some(authority) => authority.host().to_owned(),
+            let invalid_name = |_| "headwall: Host header is not a valid name\n";
+            let (host, host_header) = match uri.authority() {
+                Some(authority) => (
+                    headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?,
+                    Some(HeaderValue::from_str(authority.as_str()).map_err(
+                        |_| "headwall: request target host is not a valid header value\n",
+                    )?),
+                ),
                 None => {
                     let value = request
                         .headers()
@@ -129,18 +135,11 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
                     let authority: http::uri::Authority = value
                         .parse()
                         .map_err(|_| "headwall: Host header is not a valid host\n")?;
-                    authority.host().to_owned()
+                    let host =
+                        headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?;
+                    (host, None)
                 }
             };
-            let host = headwall_policy::normalize_host(&name)
-                .map_err(|_| "headwall: Host header is not a valid name\n")?;
-            let host_header =
-                match uri.authority() {
-                    Some(authority) => Some(HeaderValue::from_str(authority.as_str()).map_err(
-                        |_| "headwall: request target host is not a valid header value\n",
-                    )?),
-                    None => None,
-                };
             Ok(Target {
                 host,
                 port: original.port(),
