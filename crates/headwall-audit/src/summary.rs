@@ -200,136 +200,104 @@ pub(crate) fn current(connection: &Connection) -> rusqlite::Result<bool> {
     Ok(state == Some(table))
 }
 
-/// The per-(partner, host) part of one batch, written once at its end.
+/// What one batch adds to the summary, gathered in memory and written once at its end (or
+/// before a retention step): a subscriber who makes many requests to one pair in a batch costs
+/// one read and one write of its row, not one per record.
 #[derive(Default)]
 pub(crate) struct Pending {
-    totals: HashMap<(String, String), Delta>,
-    /// Per (partner, host, day): records, and subscribers whose last record moved there.
-    days: HashMap<(String, String, i64), (i64, i64)>,
+    /// Per pair, keyed by [`pair_key`]: looked up by a reused buffer, so a record of a pair
+    /// already in the batch allocates nothing.
+    pairs: HashMap<String, PairPending>,
+    key: String,
     touched: bool,
 }
 
-struct Delta {
-    subscribers: i64,
-    disclosures: i64,
+struct PairPending {
+    partner: String,
+    host: String,
+    records: i64,
     first: i64,
     last: i64,
+    /// Records per UTC day.
+    days: BTreeMap<i64, i64>,
+    /// Per subscriber: records in the batch and the time of the latest.
+    subscribers: HashMap<String, (i64, i64)>,
 }
 
-/// Counts one record just inserted into `disclosures`.
-pub(crate) fn record(
-    transaction: &Transaction<'_>,
-    pending: &mut Pending,
-    partner: &str,
-    host: &str,
-    msisdn: &str,
-    ts: i64,
-) -> rusqlite::Result<()> {
-    // Read, then write: an upsert with RETURNING made SQLite allocate and free a large buffer
-    // per row, which glibc returned to the kernel each time (one madvise and page faults per
-    // disclosure, measured with perf on the partner path).
-    let before: Option<(i64, i64)> = transaction
-        .prepare_cached(
-            "SELECT disclosures, last_day FROM exposure_subscribers
-             WHERE partner = ?1 AND host = ?2 AND msisdn = ?3",
-        )?
-        .query_row(params![partner, host, msisdn], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
-    let today = day(ts);
-    let (count, prev_day, last_day) = match before {
-        None => {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO exposure_subscribers
-                       (partner, host, msisdn, disclosures, last_day, prev_day)
-                     VALUES (?1, ?2, ?3, 1, ?4, NULL)",
-                )?
-                .execute(params![partner, host, msisdn, today])?;
-            (1, None, today)
-        }
-        Some((count, last_day)) => {
-            let count = count + 1;
-            let new_last = last_day.max(today);
-            transaction
-                .prepare_cached(
-                    "UPDATE exposure_subscribers SET disclosures = ?4, prev_day = ?5,
-                       last_day = ?6
-                     WHERE partner = ?1 AND host = ?2 AND msisdn = ?3",
-                )?
-                .execute(params![partner, host, msisdn, count, last_day, new_last])?;
-            (count, Some(last_day), new_last)
-        }
-    };
+/// `partner` and `host` as one map key (neither holds a NUL: names from the policy, a
+/// normalized host name).
+fn pair_key(buffer: &mut String, partner: &str, host: &str) {
+    buffer.clear();
+    buffer.push_str(partner);
+    buffer.push('\0');
+    buffer.push_str(host);
+}
+
+/// Counts one record just inserted into `disclosures` (written at [`finish`]).
+pub(crate) fn record(pending: &mut Pending, partner: &str, host: &str, msisdn: &str, ts: i64) {
     pending.touched = true;
-    let mut day_delta = |day: i64, records: i64, lasts: i64| {
-        let entry = pending
-            .days
-            .entry((partner.to_owned(), host.to_owned(), day))
-            .or_insert((0, 0));
-        entry.0 += records;
-        entry.1 += lasts;
-    };
-    day_delta(day(ts), 1, 0);
-    let fresh = count == 1;
-    match prev_day {
-        _ if fresh => day_delta(last_day, 0, 1),
-        Some(prev_day) if prev_day != last_day => {
-            day_delta(prev_day, 0, -1);
-            day_delta(last_day, 0, 1);
-        }
-        _ => {}
+    pair_key(&mut pending.key, partner, host);
+    if !pending.pairs.contains_key(pending.key.as_str()) {
+        pending.pairs.insert(
+            pending.key.clone(),
+            PairPending {
+                partner: partner.to_owned(),
+                host: host.to_owned(),
+                records: 0,
+                first: ts,
+                last: ts,
+                days: BTreeMap::new(),
+                subscribers: HashMap::new(),
+            },
+        );
     }
-    let new = i64::from(fresh);
-    match pending
-        .totals
-        .get_mut(&(partner.to_owned(), host.to_owned()))
-    {
-        Some(delta) => {
-            delta.subscribers += new;
-            delta.disclosures += 1;
-            delta.first = delta.first.min(ts);
-            delta.last = delta.last.max(ts);
+    let Some(pair) = pending.pairs.get_mut(pending.key.as_str()) else {
+        return;
+    };
+    pair.records += 1;
+    pair.first = pair.first.min(ts);
+    pair.last = pair.last.max(ts);
+    *pair.days.entry(day(ts)).or_insert(0) += 1;
+    match pair.subscribers.get_mut(msisdn) {
+        Some((records, last)) => {
+            *records += 1;
+            *last = (*last).max(ts);
         }
         None => {
-            pending.totals.insert(
-                (partner.to_owned(), host.to_owned()),
-                Delta {
-                    subscribers: new,
-                    disclosures: 1,
-                    first: ts,
-                    last: ts,
-                },
-            );
+            pair.subscribers.insert(msisdn.to_owned(), (1, ts));
         }
     }
-    Ok(())
 }
 
-/// Writes the batch's per-pair counts (before a retention step, and at the end of the batch).
+/// Writes what the batch gathered so far (before a retention step, and at the end of the
+/// batch): each subscriber's row, then per pair its days and totals.
 pub(crate) fn flush_totals(
     transaction: &Transaction<'_>,
     pending: &mut Pending,
 ) -> rusqlite::Result<()> {
-    if !pending.days.is_empty() {
-        let mut upsert = transaction.prepare_cached(
-            "INSERT INTO exposure_days (partner, host, day, disclosures, lasts)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (partner, host, day) DO UPDATE SET
-               disclosures = disclosures + excluded.disclosures,
-               lasts = lasts + excluded.lasts",
-        )?;
-        for ((partner, host, day), (records, lasts)) in pending.days.drain() {
-            if (records, lasts) != (0, 0) {
-                upsert.execute(params![partner, host, day, records, lasts])?;
-            }
-        }
-    }
-    if pending.totals.is_empty() {
-        return Ok(());
-    }
-    let mut upsert = transaction.prepare_cached(
+    // Read, then write: an upsert with RETURNING made SQLite allocate and free a large buffer
+    // per row, which glibc returned to the kernel each time (one madvise and page faults per
+    // disclosure, measured with perf on the partner path).
+    let mut select = transaction.prepare_cached(
+        "SELECT disclosures, last_day FROM exposure_subscribers
+         WHERE partner = ?1 AND host = ?2 AND msisdn = ?3",
+    )?;
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO exposure_subscribers (partner, host, msisdn, disclosures, last_day, prev_day)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+    )?;
+    let mut update = transaction.prepare_cached(
+        "UPDATE exposure_subscribers SET disclosures = ?4, prev_day = ?5, last_day = ?6
+         WHERE partner = ?1 AND host = ?2 AND msisdn = ?3",
+    )?;
+    let mut upsert_day = transaction.prepare_cached(
+        "INSERT INTO exposure_days (partner, host, day, disclosures, lasts)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (partner, host, day) DO UPDATE SET
+           disclosures = disclosures + excluded.disclosures,
+           lasts = lasts + excluded.lasts",
+    )?;
+    let mut upsert_total = transaction.prepare_cached(
         "INSERT INTO exposure_totals (partner, host, subscribers, disclosures, first, last)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (partner, host) DO UPDATE SET
@@ -337,14 +305,57 @@ pub(crate) fn flush_totals(
            disclosures = disclosures + excluded.disclosures,
            first = MIN(first, excluded.first), last = MAX(last, excluded.last)",
     )?;
-    for ((partner, host), delta) in pending.totals.drain() {
-        upsert.execute(params![
+    for (_, pair) in pending.pairs.drain() {
+        let (partner, host) = (&pair.partner, &pair.host);
+        // Per day: (records, subscribers whose last record moved onto it).
+        let mut days: BTreeMap<i64, (i64, i64)> = pair
+            .days
+            .iter()
+            .map(|(&day, &records)| (day, (records, 0)))
+            .collect();
+        let mut new_subscribers = 0;
+        for (msisdn, (records, last_ts)) in &pair.subscribers {
+            let before: Option<(i64, i64)> = select
+                .query_row(params![partner, host, msisdn], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let today = day(*last_ts);
+            match before {
+                None => {
+                    insert.execute(params![partner, host, msisdn, records, today])?;
+                    new_subscribers += 1;
+                    days.entry(today).or_insert((0, 0)).1 += 1;
+                }
+                Some((count, last_day)) => {
+                    let new_last = last_day.max(today);
+                    update.execute(params![
+                        partner,
+                        host,
+                        msisdn,
+                        count + records,
+                        last_day,
+                        new_last
+                    ])?;
+                    if new_last != last_day {
+                        days.entry(last_day).or_insert((0, 0)).1 -= 1;
+                        days.entry(new_last).or_insert((0, 0)).1 += 1;
+                    }
+                }
+            }
+        }
+        for (day, (records, lasts)) in days {
+            if (records, lasts) != (0, 0) {
+                upsert_day.execute(params![partner, host, day, records, lasts])?;
+            }
+        }
+        upsert_total.execute(params![
             partner,
             host,
-            delta.subscribers,
-            delta.disclosures,
-            delta.first,
-            delta.last
+            new_subscribers,
+            pair.records,
+            pair.first,
+            pair.last
         ])?;
     }
     Ok(())

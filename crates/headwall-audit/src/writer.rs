@@ -607,13 +607,12 @@ impl Writer {
                         );
                         insert_disclosure(&transaction, &row)?;
                         crate::summary::record(
-                            &transaction,
                             &mut summary,
                             &row.partner,
                             &row.host,
                             &row.msisdn,
                             row.ts,
-                        )?;
+                        );
                         disclosures.next_id += 1;
                         disclosures.last_hash = row.hash;
                         disclosures.last_ts = ts;

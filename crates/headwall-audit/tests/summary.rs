@@ -66,13 +66,27 @@ fn random_disclosure(rng: &mut Rng) -> Disclosure {
 }
 
 /// Writes `bursts` bursts of records through the writer, a few milliseconds apart, so that the
-/// records have many distinct times.
+/// records have many distinct times. A burst's records are sent at once, so that the writer
+/// folds them into few batches, in which a subscriber often has more than one record (the
+/// summary gathers a batch in memory before writing it); the test fails if no batch did.
 async fn write_bursts(log: &AuditLog, rng: &mut Rng, bursts: usize, per_burst: usize) {
+    let commits = log.commits();
     for _ in 0..bursts {
+        let mut burst = tokio::task::JoinSet::new();
         for _ in 0..per_burst {
-            log.disclose(random_disclosure(rng)).await.unwrap();
+            let (log, disclosure) = (log.clone(), random_disclosure(rng));
+            burst.spawn(async move { log.disclose(disclosure).await });
+        }
+        while let Some(written) = burst.join_next().await {
+            written.unwrap().unwrap();
         }
         tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    if per_burst > 1 {
+        assert!(
+            log.commits() - commits < (bursts * per_burst) as u64,
+            "every record had a batch of its own"
+        );
     }
 }
 
