@@ -477,11 +477,14 @@ struct Policies {
     one: Policy,
     /// All 20 partners, each narrowed the same way: about 0.5 % of the log is not allowed.
     all: Policy,
+    /// All 20 partners with their whole /24: every record is allowed (the check after a policy
+    /// change that should not have taken anything away).
+    wide: Policy,
 }
 
 impl Policies {
     fn new() -> Policies {
-        let partner = |p: usize| -> String {
+        let partner = |p: usize, prefix: u8| -> String {
             let (purpose, headers) = match p % 3 {
                 0 => (
                     "age_verification",
@@ -502,7 +505,7 @@ impl Policies {
                 .collect();
             format!(
                 "[[partner]]\nname = \"partner{p:02}\"\npurpose = \"{purpose}\"\nhosts = [{}]\n\
-                 ports = [80, 8080]\ndestinations = [\"10.0.{p}.0/26\"]\nheaders = {headers}\n\n",
+                 ports = [80, 8080]\ndestinations = [\"10.0.{p}.0/{prefix}\"]\nheaders = {headers}\n\n",
                 hosts.join(", ")
             )
         };
@@ -510,10 +513,12 @@ impl Policies {
             Ok(policy) => policy,
             Err(errors) => panic!("bench policy: {errors}"),
         };
-        let all: String = (0..PARTNERS).map(partner).collect();
+        let all: String = (0..PARTNERS).map(|p| partner(p, 26)).collect();
+        let wide: String = (0..PARTNERS).map(|p| partner(p, 24)).collect();
         Policies {
-            one: load(&partner(PARTNER)),
+            one: load(&partner(PARTNER, 26)),
             all: load(&all),
+            wide: load(&wide),
         }
     }
 }
@@ -664,6 +669,10 @@ fn queries<'p>(shape: &Shape, policies: &'p Policies) -> Vec<Query<'p>> {
         query(
             "against 20-partner policy, all time (full scan)",
             Kind::Against(&policies.all, ExposureFilter::default()),
+        ),
+        query(
+            "against 20-partner policy allowing every record, all time",
+            Kind::Against(&policies.wide, ExposureFilter::default()),
         ),
         query(
             AGAINST_ALL_NAME,

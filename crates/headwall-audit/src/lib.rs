@@ -131,4 +131,19 @@ CREATE TABLE IF NOT EXISTS exposure_state (
     last_id         INTEGER NOT NULL,
     removed_through INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exposure_shapes (
+    host        TEXT NOT NULL,
+    partner     TEXT NOT NULL,
+    port        INTEGER NOT NULL,
+    upstream_ip TEXT NOT NULL,
+    headers     TEXT NOT NULL,
+    kinds       TEXT NOT NULL,
+    disclosures INTEGER NOT NULL,
+    PRIMARY KEY (host, partner, port, upstream_ip, headers, kinds)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exposure_shapes_state (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    last_id         INTEGER NOT NULL,
+    removed_through INTEGER NOT NULL
+);
 ";

@@ -606,13 +606,7 @@ impl Writer {
                             &disclosures.last_hash,
                         );
                         insert_disclosure(&transaction, &row)?;
-                        crate::summary::record(
-                            &mut summary,
-                            &row.partner,
-                            &row.host,
-                            &row.msisdn,
-                            row.ts,
-                        );
+                        crate::summary::record(&mut summary, &row);
                         disclosures.next_id += 1;
                         disclosures.last_hash = row.hash;
                         disclosures.last_ts = ts;

@@ -1,6 +1,7 @@
 //! The exposure summary against the plain query it replaces: on random records, windows that
 //! cut the pairs anywhere, after retention, after a migration of a log written before the
-//! summary existed, and after an older headwall wrote past it.
+//! summary existed, and after an older headwall wrote past it. And `--against` answered from the
+//! record shapes against asking the policy about every record.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -59,7 +60,8 @@ fn random_disclosure(rng: &mut Rng) -> Disclosure {
         headers: vec!["X-Subscriber-Id".into()],
         host: HOSTS[rng.below(HOSTS.len())].into(),
         port: 80,
-        upstream_ip: IpAddr::from([127, 0, 0, 2]),
+        // Now and then outside the partner's destinations: another shape on the same host.
+        upstream_ip: IpAddr::from([127, 0, 0, if rng.below(4) == 0 { 3 } else { 2 }]),
         client_ip: IpAddr::from([127, 0, 0, 5]),
         policy_hash: "policy-1".into(),
     }
@@ -449,4 +451,166 @@ headers = { "X-Subscriber-Id" = "pseudonym" }
         })
         .unwrap();
     assert_eq!(seen, 5);
+}
+
+const NARROW_POLICY: &str = r#"
+[[partner]]
+name = "agecheck"
+purpose = "age_verification"
+hosts = ["verify.agecheck.test"]
+destinations = ["127.0.0.2/32"]
+headers = { "X-Subscriber-Id" = "pseudonym" }
+"#;
+
+/// What `against` must answer: the policy asked about every record in the filter, oldest first.
+fn against_every_record(
+    path: &Path,
+    policy: &headwall_policy::Policy,
+    filter: &ExposureFilter,
+) -> Vec<Unallowed> {
+    let connection = Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT {} FROM disclosures ORDER BY id",
+            headwall_audit::DisclosureRow::SQLITE_COLUMNS
+        ))
+        .unwrap();
+    statement
+        .query_map([], headwall_audit::DisclosureRow::from_sqlite)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|row| {
+            filter.partner.as_ref().is_none_or(|p| *p == row.partner)
+                && filter.host.as_ref().is_none_or(|h| *h == row.host)
+                && filter.range.from.is_none_or(|from| row.ts >= from)
+                && filter.range.to.is_none_or(|to| row.ts < to)
+        })
+        .filter_map(|row| {
+            headwall_audit::allowed_by(policy, &row)
+                .err()
+                .map(|reason| Unallowed {
+                    record: row.into(),
+                    reason,
+                })
+        })
+        .collect()
+}
+
+fn assert_against_like_every_record(path: &Path, rng: &mut Rng, policy: &headwall_policy::Policy) {
+    let reader = AuditReader::open(path).unwrap();
+    let times = times(path);
+    let mut filters = vec![ExposureFilter::default()];
+    filters.extend(PARTNERS.iter().map(|p| ExposureFilter {
+        partner: Some((*p).into()),
+        ..ExposureFilter::default()
+    }));
+    filters.extend(HOSTS.iter().map(|h| ExposureFilter {
+        host: Some((*h).into()),
+        ..ExposureFilter::default()
+    }));
+    for _ in 0..20 {
+        filters.push(ExposureFilter {
+            partner: (rng.below(3) == 0).then(|| PARTNERS[rng.below(PARTNERS.len())].into()),
+            host: (rng.below(3) == 0).then(|| HOSTS[rng.below(HOSTS.len())].into()),
+            range: TimeRange {
+                from: bound(rng, &times),
+                to: bound(rng, &times),
+            },
+        });
+    }
+    for filter in &filters {
+        assert_eq!(
+            reader.against(policy, filter).unwrap(),
+            against_every_record(path, policy, filter),
+            "{filter:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn against_reads_only_what_the_shapes_say_and_only_while_they_cover_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(23);
+    let policy = headwall_policy::load_policy("narrow.toml", NARROW_POLICY).unwrap();
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_bursts(&log, &mut rng, 6, 20).await;
+    assert!(!against_every_record(&path, &policy, &ExposureFilter::default()).is_empty());
+    assert_against_like_every_record(&path, &mut rng, &policy);
+
+    // Retention subtracts what it removes from the shapes.
+    let times = times(&path);
+    while log.prune(times[times.len() / 2]).await.unwrap() > 0 {}
+    write_bursts(&log, &mut rng, 2, 20).await;
+    assert_against_like_every_record(&path, &mut rng, &policy);
+    log.close().await;
+
+    // While the shapes' state matches the table, the reader trusts them: with the shapes gone
+    // it finds nothing to read.
+    let connection = Connection::open(&path).unwrap();
+    connection
+        .execute("DELETE FROM exposure_shapes", [])
+        .unwrap();
+    let reader = AuditReader::open(&path).unwrap();
+    assert_eq!(
+        reader.against(&policy, &ExposureFilter::default()).unwrap(),
+        Vec::new()
+    );
+    // A record written by a headwall that does not keep the shapes: they no longer cover the
+    // log, and the reader reads every record instead.
+    insert_raw(&connection, &mut rng, 30, times[times.len() - 1] + 10);
+    drop(connection);
+    assert_against_like_every_record(&path, &mut rng, &policy);
+    // The next open counts the shapes again, and the answers stay the same.
+    let log = AuditLog::open(&path, options()).unwrap();
+    log.close().await;
+    let connection = Connection::open(&path).unwrap();
+    let shapes: i64 = connection
+        .query_row("SELECT COUNT(*) FROM exposure_shapes", [], |row| row.get(0))
+        .unwrap();
+    assert!(shapes > 0);
+    assert_against_like_every_record(&path, &mut rng, &policy);
+}
+
+#[tokio::test]
+async fn against_reads_only_the_hosts_the_policy_refuses_when_they_are_few() {
+    // Most records are allowed; a few on one host are not: `against` reads that host's records
+    // through the index instead of scanning (they hold under 1/20 of the log).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut rng = Rng(29);
+    let policy = headwall_policy::load_policy("narrow.toml", NARROW_POLICY).unwrap();
+    let log = AuditLog::open(&path, options()).unwrap();
+    let allowed = || Disclosure {
+        partner: "agecheck".into(),
+        host: "verify.agecheck.test".into(),
+        ..random_disclosure(&mut Rng(1))
+    };
+    for round in 0..4 {
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let disclosure = if i == 7 * round + 3 {
+                Disclosure {
+                    host: "shared.example.test".into(),
+                    ..allowed()
+                }
+            } else {
+                Disclosure {
+                    upstream_ip: IpAddr::from([127, 0, 0, 2]),
+                    ..allowed()
+                }
+            };
+            let log = log.clone();
+            burst.spawn(async move { log.disclose(disclosure).await });
+        }
+        while let Some(written) = burst.join_next().await {
+            written.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    log.close().await;
+    let every = against_every_record(&path, &policy, &ExposureFilter::default());
+    assert_eq!(every.len(), 4);
+    assert!(every.iter().all(|u| u.record.host == "shared.example.test"));
+    assert_against_like_every_record(&path, &mut rng, &policy);
 }
