@@ -240,9 +240,10 @@ impl AuditReader {
     /// allows are never copied out of SQLite.
     ///
     /// With the writer's shape summary (`exposure_shapes`), the policy is first asked about
-    /// every shape on record, and only the records of hosts with a shape it refuses are read:
-    /// nothing at all when it refuses none. Without it (a log not yet upgraded, or written by
-    /// an older headwall since), every record in the filter is read.
+    /// every shape on record: when it refuses none, nothing is read; when the hosts with a
+    /// refused shape hold under 1/20 of the records, only their records are read. Otherwise,
+    /// and without the summary (a log not yet upgraded, or written by an older headwall since),
+    /// every record in the filter is read.
     pub fn against_each(
         &self,
         policy: &Policy,

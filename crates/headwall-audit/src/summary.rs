@@ -14,8 +14,8 @@
 //!   `--from`'s day, plus that one day's records at or after `--from`.
 //! - `exposure_shapes`: per record shape — (host, partner, port, upstream address, headers,
 //!   kinds), everything a policy decision depends on — its record count. `audit exposure
-//!   --against` asks the policy once per shape and reads only the hosts of the shapes it would
-//!   not allow. It has its own state row, `exposure_shapes_state`, so a log written by a
+//!   --against` asks the policy once per shape, and reads nothing when it refuses none, or only
+//!   the hosts of the refused shapes when those are few. It has its own state row, `exposure_shapes_state`, so a log written by a
 //!   headwall that knew the other tables but not this one is seen as not covered.
 //! - `exposure_state`: the last record id and retention anchor the summary covers. A reader
 //!   trusts the summary only when they match the table (an older headwall that wrote or pruned
@@ -249,27 +249,33 @@ fn rebuild(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     set_shapes_state(transaction, last_id, removed_through)
 }
 
-fn set_shapes_state(
+/// The state row of the summary tables (`exposure_state`) and of the shapes
+/// (`exposure_shapes_state`): the last record id and retention anchor each covers.
+const SUMMARY_STATE: &str = "exposure_state";
+const SHAPES_STATE: &str = "exposure_shapes_state";
+
+fn set_state_of(
     connection: &Connection,
+    table: &str,
     last_id: i64,
     removed_through: i64,
 ) -> rusqlite::Result<()> {
     connection
-        .prepare_cached(
-            "INSERT INTO exposure_shapes_state (id, last_id, removed_through) VALUES (1, ?1, ?2)
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (id, last_id, removed_through) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id,
-               removed_through = excluded.removed_through",
-        )?
+               removed_through = excluded.removed_through"
+        ))?
         .execute(params![last_id, removed_through])?;
     Ok(())
 }
 
-/// Whether `exposure_shapes` covers exactly the records in the table (read in the caller's
+/// Whether the state row in `table` matches the records in the table (read in the caller's
 /// transaction).
-pub(crate) fn shapes_current(connection: &Connection) -> rusqlite::Result<bool> {
+fn covers(connection: &Connection, table: &str) -> rusqlite::Result<bool> {
     let state: Option<(i64, i64)> = connection
         .query_row(
-            "SELECT last_id, removed_through FROM exposure_shapes_state WHERE id = 1",
+            &format!("SELECT last_id, removed_through FROM {table} WHERE id = 1"),
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -277,6 +283,24 @@ pub(crate) fn shapes_current(connection: &Connection) -> rusqlite::Result<bool> 
     let table: (i64, i64) =
         connection.query_row(TABLE_STATE, [], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(state == Some(table))
+}
+
+fn set_state(connection: &Connection, last_id: i64, removed_through: i64) -> rusqlite::Result<()> {
+    set_state_of(connection, SUMMARY_STATE, last_id, removed_through)
+}
+
+fn set_shapes_state(
+    connection: &Connection,
+    last_id: i64,
+    removed_through: i64,
+) -> rusqlite::Result<()> {
+    set_state_of(connection, SHAPES_STATE, last_id, removed_through)
+}
+
+/// Whether `exposure_shapes` covers exactly the records in the table (read in the caller's
+/// transaction).
+pub(crate) fn shapes_current(connection: &Connection) -> rusqlite::Result<bool> {
+    covers(connection, SHAPES_STATE)
 }
 
 /// One record shape and how many records have it.
@@ -316,17 +340,6 @@ pub(crate) fn shapes(
         .collect()
 }
 
-fn set_state(connection: &Connection, last_id: i64, removed_through: i64) -> rusqlite::Result<()> {
-    connection
-        .prepare_cached(
-            "INSERT INTO exposure_state (id, last_id, removed_through) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id,
-               removed_through = excluded.removed_through",
-        )?
-        .execute(params![last_id, removed_through])?;
-    Ok(())
-}
-
 /// Whether the summary covers exactly the records in the table (read in the caller's
 /// transaction).
 pub(crate) fn current(connection: &Connection) -> rusqlite::Result<bool> {
@@ -334,16 +347,7 @@ pub(crate) fn current(connection: &Connection) -> rusqlite::Result<bool> {
     if version < SUMMARY_VERSION {
         return Ok(false);
     }
-    let state: Option<(i64, i64)> = connection
-        .query_row(
-            "SELECT last_id, removed_through FROM exposure_state WHERE id = 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    let table: (i64, i64) =
-        connection.query_row(TABLE_STATE, [], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(state == Some(table))
+    covers(connection, SUMMARY_STATE)
 }
 
 /// What one batch adds to the summary, gathered in memory and written once at its end (or
