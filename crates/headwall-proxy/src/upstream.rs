@@ -53,7 +53,6 @@ pub(crate) struct Upstream {
 pub(crate) struct Upstreams {
     hosts: HashMap<String, IpAddr>,
     connect_timeout: Duration,
-    idle_keepalive: Duration,
     own: RwLock<Vec<SocketAddr>>,
     pool: Arc<Pool>,
 }
@@ -63,9 +62,8 @@ impl Upstreams {
         Upstreams {
             hosts: settings.hosts.clone(),
             connect_timeout: settings.connect_timeout,
-            idle_keepalive: settings.idle_timeout,
             own: RwLock::new(Vec::new()),
-            pool: Arc::new(Pool::default()),
+            pool: Arc::new(Pool::new(settings.idle_timeout)),
         }
     }
 
@@ -153,7 +151,7 @@ impl Upstreams {
     ) -> Result<Upstream, UpstreamError> {
         if !upgrade {
             for &addr in addrs {
-                while let Some(mut sender) = self.pool.checkout(addr, self.idle_keepalive) {
+                while let Some(mut sender) = self.pool.checkout(addr) {
                     if sender.ready().await.is_ok() {
                         return Ok(Upstream { addr, sender });
                     }
@@ -210,11 +208,27 @@ impl Upstreams {
     }
 }
 
-/// Idle upstream connections by connected address, newest last.
-#[derive(Default)]
+/// Idle upstream connections by connected address, newest last. An address is in the map only
+/// while it has idle connections: one taken out last removes it, and every [`sweep_every`] a
+/// check-in drops the closed and expired connections of every address. Without that, each
+/// address the gateway ever connected to kept an entry (and the closed connections in it) for
+/// the life of the process — on a gateway carrying all subscriber traffic, a slow leak.
 struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<IdleConnection>>>,
+    idle: Mutex<Idle>,
+    /// How long a connection may wait in the pool (`[gateway].idle_timeout`).
+    max_idle: Duration,
+    sweep_every: Duration,
 }
+
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<IdleConnection>>,
+    swept: Option<Instant>,
+}
+
+/// The longest time between sweeps of the whole pool (shorter when `idle_timeout` is: sweeping
+/// more often than connections can expire finds nothing new).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A pooled connection and when it went idle.
 type IdleConnection = (SendRequest<Incoming>, Instant);
@@ -223,26 +237,67 @@ type IdleConnection = (SendRequest<Incoming>, Instant);
 const MAX_IDLE_PER_ADDRESS: usize = 64;
 
 impl Pool {
-    fn checkout(&self, addr: SocketAddr, max_idle: Duration) -> Option<SendRequest<Incoming>> {
+    fn new(max_idle: Duration) -> Pool {
+        Pool::sweeping(max_idle, max_idle.min(SWEEP_EVERY))
+    }
+
+    fn sweeping(max_idle: Duration, sweep_every: Duration) -> Pool {
+        Pool {
+            idle: Mutex::new(Idle::default()),
+            max_idle,
+            sweep_every,
+        }
+    }
+
+    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(&addr)?;
+        let list = idle.by_addr.get_mut(&addr)?;
+        let mut found = None;
         while let Some((sender, since)) = list.pop() {
-            if !sender.is_closed() && since.elapsed() < max_idle {
-                return Some(sender);
+            if !sender.is_closed() && since.elapsed() < self.max_idle {
+                found = Some(sender);
+                break;
             }
         }
-        None
+        if list.is_empty() {
+            idle.by_addr.remove(&addr);
+        }
+        found
     }
 
     fn checkin(&self, upstream: Upstream) {
         if upstream.sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(upstream.addr).or_default();
-        if list.len() < MAX_IDLE_PER_ADDRESS {
-            list.push((upstream.sender, Instant::now()));
+        if idle
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= self.sweep_every)
+        {
+            idle.swept = Some(now);
+            let max_idle = self.max_idle;
+            idle.by_addr.retain(|_, list| {
+                list.retain(|(sender, since)| {
+                    !sender.is_closed() && now.duration_since(*since) < max_idle
+                });
+                !list.is_empty()
+            });
         }
+        let list = idle.by_addr.entry(upstream.addr).or_default();
+        if list.len() < MAX_IDLE_PER_ADDRESS {
+            list.push((upstream.sender, now));
+        }
+    }
+
+    /// Addresses with idle connections (tests).
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_addr
+            .len()
     }
 }
 
@@ -319,5 +374,83 @@ pub(crate) async fn send(
                 Err(_) => Err(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+
+    /// A real HTTP/1 client connection over an in-memory pipe (nobody answers on the far end;
+    /// the pool only looks at whether it is closed).
+    async fn connection(
+        port: u16,
+    ) -> (
+        Upstream,
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (near, far) = tokio::io::duplex(1024);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(near))
+            .await
+            .unwrap();
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 2], port));
+        (Upstream { addr, sender }, far, driver)
+    }
+
+    #[tokio::test]
+    async fn an_address_leaves_the_pool_with_its_last_connection() {
+        let pool = Pool::new(Duration::from_secs(60));
+        let (upstream, _far, _driver) = connection(8001).await;
+        let addr = upstream.addr;
+        pool.checkin(upstream);
+        assert_eq!(pool.addresses(), 1);
+        assert!(pool.checkout(addr).is_some());
+        assert_eq!(pool.addresses(), 0);
+        assert!(pool.checkout(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_drops_addresses_whose_connections_closed() {
+        // Sweeping at every check-in, connections never old enough to expire.
+        let pool = Pool::sweeping(Duration::from_secs(3600), Duration::ZERO);
+        let mut kept = Vec::new();
+        for port in 0..40 {
+            let (upstream, far, driver) = connection(9000 + port).await;
+            pool.checkin(upstream);
+            kept.push((far, driver));
+        }
+        assert_eq!(pool.addresses(), 40);
+        // Half of the origins close their end: those connections end, but stay listed until a
+        // sweep.
+        for (far, driver) in kept.drain(..20) {
+            drop(far);
+            driver.await.unwrap();
+        }
+        assert_eq!(pool.addresses(), 40);
+        let (upstream, _far, _driver) = connection(7000).await;
+        pool.checkin(upstream);
+        assert_eq!(pool.addresses(), 21);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_drops_addresses_whose_connections_expired() {
+        let pool = Pool::sweeping(Duration::from_millis(50), Duration::ZERO);
+        let mut kept = Vec::new();
+        for port in 0..40 {
+            let (upstream, far, driver) = connection(9000 + port).await;
+            pool.checkin(upstream);
+            kept.push((far, driver));
+        }
+        assert_eq!(pool.addresses(), 40);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let (upstream, _far, _driver) = connection(7000).await;
+        pool.checkin(upstream);
+        assert_eq!(pool.addresses(), 1);
     }
 }
