@@ -403,6 +403,21 @@ mod tests {
         (Upstream { addr, sender }, far, driver)
     }
 
+    /// Checks in one connection to each of 40 addresses; the far ends stay open while the
+    /// returned pairs live.
+    async fn check_in_forty(
+        pool: &Pool,
+    ) -> Vec<(tokio::io::DuplexStream, tokio::task::JoinHandle<()>)> {
+        let mut kept = Vec::new();
+        for port in 0..40 {
+            let (upstream, far, driver) = connection(9000 + port).await;
+            pool.checkin(upstream);
+            kept.push((far, driver));
+        }
+        assert_eq!(pool.addresses(), 40);
+        kept
+    }
+
     #[tokio::test]
     async fn an_address_leaves_the_pool_with_its_last_connection() {
         let pool = Pool::new(Duration::from_secs(60));
@@ -419,13 +434,7 @@ mod tests {
     async fn a_sweep_drops_addresses_whose_connections_closed() {
         // Sweeping at every check-in, connections never old enough to expire.
         let pool = Pool::sweeping(Duration::from_secs(3600), Duration::ZERO);
-        let mut kept = Vec::new();
-        for port in 0..40 {
-            let (upstream, far, driver) = connection(9000 + port).await;
-            pool.checkin(upstream);
-            kept.push((far, driver));
-        }
-        assert_eq!(pool.addresses(), 40);
+        let mut kept = check_in_forty(&pool).await;
         // Half of the origins close their end: those connections end, but stay listed until a
         // sweep.
         for (far, driver) in kept.drain(..20) {
@@ -441,13 +450,7 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_drops_addresses_whose_connections_expired() {
         let pool = Pool::sweeping(Duration::from_millis(50), Duration::ZERO);
-        let mut kept = Vec::new();
-        for port in 0..40 {
-            let (upstream, far, driver) = connection(9000 + port).await;
-            pool.checkin(upstream);
-            kept.push((far, driver));
-        }
-        assert_eq!(pool.addresses(), 40);
+        let _kept = check_in_forty(&pool).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
         let (upstream, _far, _driver) = connection(7000).await;
         pool.checkin(upstream);
