@@ -209,7 +209,7 @@ impl Upstreams {
 }
 
 /// Idle upstream connections by connected address, newest last. An address is in the map only
-/// while it has idle connections: one taken out last removes it, and every [`sweep_every`] a
+/// while it has idle connections: one taken out last removes it, and every `sweep_every` a
 /// check-in drops the closed and expired connections of every address. Without that, each
 /// address the gateway ever connected to kept an entry (and the closed connections in it) for
 /// the life of the process — on a gateway carrying all subscriber traffic, a slow leak.
