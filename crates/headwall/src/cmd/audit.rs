@@ -219,19 +219,22 @@ fn disclosure_table(records: &[DisclosureView]) -> String {
         "UPSTREAM",
         "CLIENT",
     ];
-    let mut rows = Vec::with_capacity(records.len());
-    for record in records {
-        rows.push(vec![
-            record.time.clone(),
-            record.partner.clone(),
-            record.purpose.clone(),
-            format!("{}:{}", record.host, record.port),
-            headers_with_kinds(&record.headers, &record.kinds),
-            record.upstream_ip.clone(),
-            record.client_ip.clone(),
-        ]);
-    }
+    let rows: Vec<Vec<String>> = records.iter().map(record_cells).collect();
     table(&header, &rows)
+}
+
+/// A record's cells in a table, without its subscriber: time, partner, purpose, destination,
+/// headers with kinds, upstream, client.
+fn record_cells(record: &DisclosureView) -> Vec<String> {
+    vec![
+        record.time.clone(),
+        record.partner.clone(),
+        record.purpose.clone(),
+        format!("{}:{}", record.host, record.port),
+        headers_with_kinds(&record.headers, &record.kinds),
+        record.upstream_ip.clone(),
+        record.client_ip.clone(),
+    ]
 }
 
 fn exposure_table(rows: &[ExposureRow], range: TimeRange) -> String {
@@ -458,19 +461,12 @@ fn headers_with_kinds(headers: &[String], kinds: &[String]) -> String {
     pairs.join(", ")
 }
 
+/// A finding's cells: the record's, with its subscriber after the time, then the reason.
 fn against_row(unallowed: &Unallowed) -> Vec<String> {
-    let record = &unallowed.record;
-    vec![
-        record.time.clone(),
-        record.msisdn.clone(),
-        record.partner.clone(),
-        record.purpose.clone(),
-        format!("{}:{}", record.host, record.port),
-        headers_with_kinds(&record.headers, &record.kinds),
-        record.upstream_ip.clone(),
-        record.client_ip.clone(),
-        unallowed.reason.clone(),
-    ]
+    let mut cells = record_cells(&unallowed.record);
+    cells.insert(1, unallowed.record.msisdn.clone());
+    cells.push(unallowed.reason.clone());
+    cells
 }
 
 /// Left-aligned columns, two spaces apart, widths from the widest cell.
