@@ -116,7 +116,7 @@ INSERT INTO exposure_totals (partner, host, subscribers, disclosures, first, las
 /// at 10 M records, against ~5 s for this.
 fn rebuild_shapes(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute("DELETE FROM exposure_shapes", [])?;
-    let mut counts: HashMap<String, (ShapeRow, i64)> = HashMap::new();
+    let mut counts: HashMap<String, ShapeRow> = HashMap::new();
     let mut key = String::new();
     let mut statement = connection
         .prepare("SELECT host, partner, port, upstream_ip, headers, kinds FROM disclosures")?;
@@ -131,7 +131,7 @@ fn rebuild_shapes(connection: &Connection) -> rusqlite::Result<()> {
         }
         key.push_str(&port.to_string());
         match counts.get_mut(key.as_str()) {
-            Some((_, records)) => *records += 1,
+            Some(shape) => shape.disclosures += 1,
             None => {
                 let shape = ShapeRow {
                     host: text(0)?.to_owned(),
@@ -140,9 +140,9 @@ fn rebuild_shapes(connection: &Connection) -> rusqlite::Result<()> {
                     upstream_ip: text(3)?.to_owned(),
                     headers: text(4)?.to_owned(),
                     kinds: text(5)?.to_owned(),
-                    disclosures: 0,
+                    disclosures: 1,
                 };
-                counts.insert(key.clone(), (shape, 1));
+                counts.insert(key.clone(), shape);
             }
         }
     }
@@ -151,7 +151,7 @@ fn rebuild_shapes(connection: &Connection) -> rusqlite::Result<()> {
         "INSERT INTO exposure_shapes (host, partner, port, upstream_ip, headers, kinds, disclosures)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    for (shape, records) in counts.values() {
+    for shape in counts.values() {
         insert.execute(params![
             shape.host,
             shape.partner,
@@ -159,7 +159,7 @@ fn rebuild_shapes(connection: &Connection) -> rusqlite::Result<()> {
             shape.upstream_ip,
             shape.headers,
             shape.kinds,
-            records
+            shape.disclosures
         ])?;
     }
     Ok(())
