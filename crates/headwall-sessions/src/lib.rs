@@ -19,5 +19,5 @@ mod table;
 pub use profiles::{ProfileError, Profiles};
 pub use redis::{REDIS_DEADLINE, RedisSessions};
 pub use sessions::Sessions;
-pub use store::{Change, SessionStore, StoreError};
+pub use store::{Change, SessionStore, StoreError, database_path};
 pub use table::{Binding, Lookup, SessionTable, unix_now};

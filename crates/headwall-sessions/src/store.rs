@@ -80,11 +80,16 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 /// Changes folded into one commit at most.
 const MAX_BATCH: usize = 1024;
 
+/// The store's database file in folder `dir`.
+pub fn database_path(dir: &Path) -> PathBuf {
+    dir.join("bindings.db")
+}
+
 impl SessionStore {
     /// Opens (creating when missing) the store in folder `dir` (`bindings.db` inside), loads
     /// every binding into `table`, and starts the writer thread.
     pub fn open(dir: &Path, table: Arc<SessionTable>) -> Result<SessionStore, StoreError> {
-        let path = dir.join("bindings.db");
+        let path = database_path(dir);
         let open_error =
             |error: &dyn std::fmt::Display| StoreError::Open(path.clone(), error.to_string());
         std::fs::create_dir_all(dir).map_err(|e| open_error(&e))?;

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod config;
 mod keys;
+mod private;
 mod runtime;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    private::create_owner_only();
     let cli = cli::Cli::parse();
     // The demo's output is its report: keep the log to warnings unless asked for more.
     let default_filter = match cli.command {

@@ -47,13 +47,18 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result<Running> {
     let keys = crate::keys::identity_keys(&config.identity)?;
     let audit = match &config.audit.backend {
-        AuditBackend::Embedded { path } => AuditLog::open(
-            path,
-            AuditOptions {
-                signing_key: crate::keys::signing_key(&config.identity)?,
-                checkpoint_every: Duration::from_secs(60),
-            },
-        )?,
+        AuditBackend::Embedded { path } => {
+            let mut files = crate::private::sqlite_files(path).to_vec();
+            files.push(headwall_audit::checkpoint_path(path));
+            crate::private::tighten(&files)?;
+            AuditLog::open(
+                path,
+                AuditOptions {
+                    signing_key: crate::keys::signing_key(&config.identity)?,
+                    checkpoint_every: Duration::from_secs(60),
+                },
+            )?
+        }
         AuditBackend::Postgres { url, node } => {
             let node = match node {
                 Some(node) => node.clone(),
@@ -76,6 +81,9 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
     };
     let sessions = match &config.sessions.backend {
         SessionsBackend::Embedded { path } => {
+            crate::private::tighten(&crate::private::sqlite_files(
+                &headwall_sessions::database_path(path),
+            ))?;
             let table = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
             let store = SessionStore::open(path, table.clone())?;
             Sessions::Embedded {

@@ -206,3 +206,75 @@ async fn sigterm_drains_the_request_in_flight_and_readyz_turns_503() {
     let (code, _) = gateway.wait();
     assert_eq!(code, Some(0));
 }
+
+/// Every file under `dir` and its mode, sorted by path.
+fn modes_under(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            let name = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            if entry.file_type().unwrap().is_dir() {
+                folders.push(entry.path());
+            }
+            found.push((name, mode));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn files_holding_subscriber_data_are_owner_only() {
+    // The umask a gateway is usually started with; without headwall's own, files are 0644.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let website = origin(3).await;
+    let gateway = ServeProcess::start(binary(), &config(website.addr().port()));
+    let url = format!("http://news.example.test:{}/", website.addr().port());
+    let spoof = [("X-MSISDN", "447700900123")];
+    let response = send_raw(
+        gateway.explicit,
+        Some(loopback(5)),
+        &proxy_get(&url, &spoof),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 200);
+    let (_, dir) = gateway.terminate();
+    let state = dir.path().join("state");
+    let modes = modes_under(&state);
+    for wanted in ["audit.db", "audit.checkpoints", "sessions/bindings.db"] {
+        assert!(
+            modes.iter().any(|(name, _)| name == wanted),
+            "{wanted}: {modes:?}"
+        );
+    }
+    for (name, mode) in &modes {
+        let owner_only = if name == "sessions" { 0o700 } else { 0o600 };
+        assert_eq!(*mode, owner_only, "{name}: {modes:?}");
+    }
+
+    // Files an older version left world-readable are tightened at the next start, and said so.
+    for name in ["audit.db", "sessions/bindings.db"] {
+        std::fs::set_permissions(state.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let gateway = ServeProcess::start_in(binary(), &config(website.addr().port()), dir);
+    for name in ["audit.db", "sessions/bindings.db"] {
+        let mode = std::fs::metadata(gateway.path(&format!("state/{name}")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let log = gateway.log();
+    let warnings = log.iter().filter(|line| line.contains("now owner-only"));
+    assert_eq!(warnings.count(), 2, "{log:?}");
+}
