@@ -30,8 +30,9 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
 ];
-/// Bits of [`hop_by_hop_present`] for the two headers that list more names.
+/// Bits of [`hop_by_hop_bit`] for the headers that need more than their own removal.
 const CONNECTION_BIT: u8 = 1 << 0;
+const TRANSFER_ENCODING_BIT: u8 = 1 << 3;
 const UPGRADE_BIT: u8 = 1 << 4;
 const PROXY_CONNECTION_BIT: u8 = 1 << 7;
 
@@ -82,6 +83,11 @@ fn hop_by_hop_bit(name: &HeaderName) -> u8 {
 /// Removes the hop-by-hop headers whose bits are set in `present`, and every name that
 /// `Connection` or `Proxy-Connection` lists. Returns the `Upgrade` value when `Connection`
 /// asked for an upgrade (taken before it is removed).
+///
+/// With `Transfer-Encoding` present, `Content-Length` goes too: the message was framed by its
+/// transfer coding (hyper read it so), and an intermediary forwarding such a message must drop
+/// the length first (RFC 9112 §6.3). Kept, it would frame the re-encoded body again: a response
+/// with both reached the client cut to the stale length.
 fn remove_hop_by_hop(
     headers: &mut HeaderMap,
     present: u8,
@@ -115,6 +121,9 @@ fn remove_hop_by_hop(
     };
     for name in &listed {
         headers.remove(name);
+    }
+    if present & TRANSFER_ENCODING_BIT != 0 {
+        headers.remove(header::CONTENT_LENGTH);
     }
     for (index, name) in HOP_BY_HOP.iter().enumerate() {
         let kept = keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION);
@@ -184,6 +193,26 @@ mod tests {
         );
         let names: Vec<&str> = map.keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["accept"]);
+    }
+
+    #[test]
+    fn a_transfer_coding_takes_the_content_length_with_it() {
+        let set = headwall_policy::Policy::empty();
+        for order in [
+            [("content-length", "5"), ("transfer-encoding", "chunked")],
+            [("transfer-encoding", "chunked"), ("content-length", "5")],
+        ] {
+            let mut request = headers(&order);
+            strip_request(&mut request, set.strip());
+            assert!(request.is_empty(), "{request:?}");
+            let mut response = headers(&order);
+            strip_response(&mut response, false);
+            assert!(response.is_empty(), "{response:?}");
+        }
+        // Without a transfer coding the length is the framing and stays.
+        let mut response = headers(&[("content-length", "5"), ("connection", "keep-alive")]);
+        strip_response(&mut response, false);
+        assert_eq!(response.len(), 1);
     }
 
     #[test]

@@ -214,3 +214,64 @@ async fn websocket_upgrade_passes_through() {
     let got = only(&h.website);
     assert_eq!(got.header("upgrade"), Some("websocket"));
 }
+
+/// RFC 9112 §6.3: with both `Transfer-Encoding` and `Content-Length`, the chunked framing is the
+/// message's, and an intermediary that forwards it must drop `Content-Length` first. Kept, the
+/// stale length made the upstream side cut the body at 5 bytes.
+#[tokio::test]
+async fn a_request_with_both_framings_is_forwarded_whole_and_chunked() {
+    let h = start("").await;
+    let body = "0123456789abcdefghij";
+    for framing in [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5",
+    ] {
+        let request = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\n{framing}\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            h.website_url(),
+            body.len()
+        );
+        let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+        assert_eq!(response.status, 200);
+        let received = only(&h.website);
+        assert_eq!(received.body_len, body.len() as u64);
+        assert!(
+            received.header_values("content-length").is_empty(),
+            "{:?}",
+            received.headers
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_response_with_both_framings_reaches_the_client_whole() {
+    let h = start("").await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let body = "0123456789abcdefghij";
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let serve = tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    });
+    let response = h.get(subscriber_ip(), &url, &[]).await;
+    serve.await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(String::from_utf8_lossy(&response.body), body);
+    assert!(
+        response
+            .headers
+            .iter()
+            .all(|(name, _)| name != "content-length"),
+        "{:?}",
+        response.headers
+    );
+}
