@@ -98,3 +98,44 @@ async fn configured_extra_strip_names_are_removed() {
     assert!(got.header("x-billing-token").is_none() && got.header("x-age-verified").is_none());
     assert!(!got.headers.iter().any(|(_, v)| v.contains(SUBSCRIBER)));
 }
+
+/// Trailers are headers too: a chunked request announcing `Trailer: X-MSISDN` and carrying a
+/// forged number after its last chunk must not deliver it (an origin that merges trailers into
+/// headers would believe it). The gateway drops request trailers: `Trailer` is hop-by-hop here,
+/// and hyper's client sends only the trailer fields the forwarded request announces.
+#[tokio::test]
+async fn identity_in_request_trailers_never_arrives() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start("").await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let serve = tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        // Everything the gateway sends, up to the end of the chunked body and its trailers.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The last chunk (`0`) then the blank line that ends the trailer section.
+        while !(seen.windows(5).any(|w| w == b"\r\n0\r\n") && seen.ends_with(b"\r\n\r\n")) {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        seen
+    });
+    let request = format!(
+        "POST {url} HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nTrailer: X-MSISDN, X-Up-Calling-Line-Id\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         5\r\nhello\r\n0\r\nX-MSISDN: {FORGED}\r\nX-Up-Calling-Line-Id: {FORGED}\r\n\r\n"
+    );
+    let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    let seen = String::from_utf8_lossy(&serve.await.unwrap()).into_owned();
+    assert!(seen.contains("hello"), "{seen}");
+    assert!(!seen.contains(FORGED), "{seen}");
+}
