@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -307,6 +307,16 @@ impl Policy {
             return Some(partner);
         }
         parent_suffixes(host).find_map(|parent| self.wildcard.get(parent).and_then(with_port))
+    }
+
+    /// The partner reached at `addr` — an address in its `destinations`, on one of its `ports` —
+    /// whatever name a client gives it. A CONNECT tunnel must never open to one: the client
+    /// would write its own request, identity headers included, straight to the partner, from
+    /// the gateway's address that the partner trusts.
+    pub fn partner_at(&self, addr: SocketAddr) -> Option<&Partner> {
+        self.partners
+            .iter()
+            .find(|p| p.ports.contains(&addr.port()) && p.allows_destination(addr.ip()))
     }
 
     /// Disclose only when host, port and the address actually connected to all match one

@@ -2,6 +2,7 @@
 //! must not see inside), closed when idle.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -11,6 +12,8 @@ use crate::gateway::Gateway;
 use crate::idle::{Activity, Tracked, until_idle};
 use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
+
+static PARTNER_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) async fn tunnel(
     gateway: &Arc<Gateway>,
@@ -35,10 +38,29 @@ pub(crate) async fn tunnel(
         return bad_target();
     };
     let upstreams = &gateway.upstreams;
-    let connected = match upstreams.resolve(&host, port).await {
-        Ok(addrs) => upstreams.connect_tcp(&addrs).await,
-        Err(error) => Err(error),
+    let addrs = match upstreams.resolve(&host, port).await {
+        Ok(addrs) => addrs,
+        Err(error) => return crate::forward::upstream_failure(error),
     };
+    // By name or by address: a tunnel never reaches a partner (see `Policy::partner_at`).
+    let policy = gateway.policy.load();
+    if let Some(partner) = addrs
+        .iter()
+        .find_map(|addr| policy.policy.partner_at(*addr))
+    {
+        crate::listener::warn_limited(&PARTNER_REFUSED, || {
+            tracing::warn!(partner = %partner.name, port, "CONNECT to a partner's address refused");
+        });
+        return (
+            respond::text(
+                StatusCode::FORBIDDEN,
+                "headwall: CONNECT to a partner is refused; send its requests through the proxy\n",
+            ),
+            Outcome::Refused,
+        );
+    }
+    drop(policy);
+    let connected = upstreams.connect_tcp(&addrs).await;
     let upstream = match connected {
         Ok((stream, _)) => stream,
         Err(error) => return crate::forward::upstream_failure(error),

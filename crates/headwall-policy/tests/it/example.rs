@@ -64,6 +64,17 @@ fn example_loads() {
         policy.decide("verify.agecheck.test", 80, ip("127.0.0.3")),
         Decision::Withhold(WithholdReason::PinningMismatch)
     );
+    // What CONNECT refuses: a partner's address on a partner's port, by address alone
+    // (IPv4-mapped IPv6 included); other ports and addresses are not partners.
+    let at = |s: &str| {
+        policy
+            .partner_at(s.parse().unwrap())
+            .map(|p| p.name.as_str())
+    };
+    assert_eq!(at("127.0.0.2:80"), Some("agecheck"));
+    assert_eq!(at("[::ffff:127.0.0.4]:8080"), Some("carrierpay"));
+    assert_eq!(at("127.0.0.2:443"), None);
+    assert_eq!(at("127.0.0.3:80"), None);
 }
 
 /// hickory-dns's `test_reject_unknown_fields`: an unknown key after every table header fails on

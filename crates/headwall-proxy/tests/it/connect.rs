@@ -55,3 +55,28 @@ async fn connect_to_other_ports_is_403() {
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(h.agecheck.take().is_empty());
 }
+
+/// A tunnel to a partner would let the client write its own request, identity headers
+/// included, straight to the partner from the gateway's trusted address. Here port P is both a
+/// CONNECT port and one of agecheck's ports, and something listens at agecheck's address on P:
+/// by name or by address, the tunnel is refused and nothing reaches it.
+#[tokio::test]
+async fn connect_never_opens_a_tunnel_to_a_partner() {
+    let h = start("").await;
+    let port = h.website.addr().port();
+    let partner_side = tokio::net::TcpListener::bind(("127.0.0.2", port))
+        .await
+        .unwrap();
+    for target in [
+        format!("verify.agecheck.test:{port}"),
+        format!("127.0.0.2:{port}"),
+    ] {
+        let (_, head) = connect(h.proxy, &target).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{target}: {head}");
+    }
+    let reached = tokio::time::timeout(Duration::from_millis(200), partner_side.accept()).await;
+    assert!(reached.is_err(), "a tunnel connected to the partner");
+    // The same port on a non-partner address still tunnels.
+    let (_, head) = connect(h.proxy, &format!("news.example.test:{port}")).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
