@@ -275,3 +275,57 @@ async fn a_response_with_both_framings_reaches_the_client_whole() {
         response.headers
     );
 }
+
+/// Response-queue poisoning: an origin that writes a second, unasked-for response right after
+/// the first must not have it delivered as the answer to the next request sent on that pooled
+/// connection (another client's, perhaps a partner request carrying identity).
+#[tokio::test]
+async fn an_unasked_for_response_is_never_the_answer_to_the_next_request() {
+    let h = start("").await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let serve = tokio::spawn(async move {
+        let mut accepted = 0;
+        loop {
+            let Ok(Ok((mut stream, _))) =
+                tokio::time::timeout(Duration::from_secs(5), origin.accept()).await
+            else {
+                return accepted;
+            };
+            accepted += 1;
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut answered = 0;
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let answer: &[u8] = if answered == 0 {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"
+                        };
+                        answered += 1;
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let first = h.get(subscriber_ip(), &url, &[]).await;
+    assert_eq!(String::from_utf8_lossy(&first.body), "first");
+    let second = h.get(subscriber_ip(), &url, &[]).await;
+    // The connection that carried the extra bytes is not reused: the second request goes on a
+    // new one and gets that connection's own first answer.
+    assert_eq!(String::from_utf8_lossy(&second.body), "first");
+    serve.abort();
+}
