@@ -104,8 +104,7 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
                 .ok_or("headwall: request target has no host\n")?;
             let host = headwall_policy::normalize_host(authority.host())
                 .map_err(|_| "headwall: request target host is not a valid name\n")?;
-            let host_header = HeaderValue::from_str(authority.as_str())
-                .map_err(|_| "headwall: request target host is not a valid header value\n")?;
+            let host_header = host_value(authority)?;
             Ok(Target {
                 host,
                 port: authority.port_u16().unwrap_or(80),
@@ -122,9 +121,7 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
             let (host, host_header) = match uri.authority() {
                 Some(authority) => (
                     headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?,
-                    Some(HeaderValue::from_str(authority.as_str()).map_err(
-                        |_| "headwall: request target host is not a valid header value\n",
-                    )?),
+                    Some(host_value(authority)?),
                 ),
                 None => {
                     let value = request
@@ -149,6 +146,14 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
             })
         }
     }
+}
+
+/// The `Host` value for a target's authority: host and port as the client wrote them, without
+/// any `userinfo@` (RFC 9110 §4.2.4: never sent on; it would carry a password to the origin).
+fn host_value(authority: &http::uri::Authority) -> Result<HeaderValue, &'static str> {
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    HeaderValue::from_str(host_port)
+        .map_err(|_| "headwall: request target host is not a valid header value\n")
 }
 
 async fn forward(

@@ -329,3 +329,20 @@ async fn an_unasked_for_response_is_never_the_answer_to_the_next_request() {
     assert_eq!(String::from_utf8_lossy(&second.body), "first");
     serve.abort();
 }
+
+/// RFC 9110 §4.2.4: userinfo is never sent on. The target's `someone@` decides nothing (the
+/// policy matches the host) and must not reach the origin in `Host`.
+#[tokio::test]
+async fn userinfo_in_the_target_is_not_forwarded() {
+    let h = start("").await;
+    let url = h.website_url().replace("http://", "http://someone:secret@");
+    let request = format!("GET {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+    assert_eq!(response.status, 200);
+    let received = only(&h.website);
+    assert_eq!(
+        received.header_values("host"),
+        [format!("news.example.test:{}", h.website.addr().port()).as_str()]
+    );
+    assert!(received.headers.iter().all(|(_, v)| !v.contains("secret")));
+}
