@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{only, start, subscriber_ip};
+use crate::harness::{only, raw_origin, start, subscriber_ip};
 
 #[tokio::test]
 async fn host_header_follows_the_request_target() {
@@ -246,22 +246,12 @@ async fn a_request_with_both_framings_is_forwarded_whole_and_chunked() {
 #[tokio::test]
 async fn a_response_with_both_framings_reaches_the_client_whole() {
     let h = start("").await;
-    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", origin.local_addr().unwrap());
     let body = "0123456789abcdefghij";
     let answer = format!(
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         body.len()
     );
-    let serve = tokio::spawn(async move {
-        let (mut stream, _) = origin.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
-            head.push(byte[0]);
-        }
-        stream.write_all(answer.as_bytes()).await.unwrap();
-    });
+    let (url, serve) = raw_origin(answer, |seen| seen.ends_with(b"\r\n\r\n")).await;
     let response = h.get(subscriber_ip(), &url, &[]).await;
     serve.await.unwrap();
     assert_eq!(response.status, 200);

@@ -229,6 +229,33 @@ impl Harness {
     }
 }
 
+/// An origin on 127.0.0.1 that takes one connection, reads until `done` says what it has seen is
+/// the whole request, answers `answer` byte for byte, and hands back what it saw: for framings
+/// and bytes an [`EchoOrigin`] would not send or not show. Returns its URL and the bytes seen.
+pub(crate) async fn raw_origin(
+    answer: String,
+    done: fn(&[u8]) -> bool,
+) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let serve = tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !done(&seen) {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        seen
+    });
+    (url, serve)
+}
+
 /// The one request `origin` received since the last call.
 pub(crate) fn only(origin: &EchoOrigin) -> ReceivedRequest {
     let mut received = origin.take();

@@ -1,6 +1,8 @@
 //! Spoofed identity headers never arrive, in any spelling, at partners or anyone else.
 
-use crate::harness::{SUBSCRIBER, assert_no_identity, only, start, subscriber_ip, unbound_ip};
+use crate::harness::{
+    SUBSCRIBER, assert_no_identity, only, raw_origin, start, subscriber_ip, unbound_ip,
+};
 
 const FORGED: &str = "447700900999";
 
@@ -105,29 +107,13 @@ async fn configured_extra_strip_names_are_removed() {
 /// and hyper's client sends only the trailer fields the forwarded request announces.
 #[tokio::test]
 async fn identity_in_request_trailers_never_arrives() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = start("").await;
-    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", origin.local_addr().unwrap());
-    let serve = tokio::spawn(async move {
-        let (mut stream, _) = origin.accept().await.unwrap();
-        // Everything the gateway sends, up to the end of the chunked body and its trailers.
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // The last chunk (`0`) then the blank line that ends the trailer section.
-        while !(seen.windows(5).any(|w| w == b"\r\n0\r\n") && seen.ends_with(b"\r\n\r\n")) {
-            let n = stream.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        seen
-    });
+    // Read up to the last chunk (`0`) and the blank line that ends the trailer section.
+    let (url, serve) = raw_origin(
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+        |seen| seen.windows(5).any(|w| w == b"\r\n0\r\n") && seen.ends_with(b"\r\n\r\n"),
+    )
+    .await;
     let request = format!(
         "POST {url} HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nTrailer: X-MSISDN, X-Up-Calling-Line-Id\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\

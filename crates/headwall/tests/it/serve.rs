@@ -27,6 +27,23 @@ headers = {{ "X-Age-Verified" = "age_verified" }}
     )
 }
 
+/// GET news.example.test (a website, not a partner) through `gateway` from 127.0.0.5.
+async fn get_website(
+    gateway: &ServeProcess,
+    website: &headwall_testkit::EchoOrigin,
+    headers: &[(&str, &str)],
+) -> headwall_testkit::ProbeResponse {
+    let url = format!("http://news.example.test:{}/", website.addr().port());
+    send_raw(
+        gateway.explicit,
+        Some(loopback(5)),
+        &proxy_get(&url, headers),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn serve_strips_spoofs_creates_keys_and_serves_jwks() {
     let website = origin(3).await;
@@ -41,19 +58,11 @@ async fn serve_strips_spoofs_creates_keys_and_serves_jwks() {
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
 
-    let url = format!("http://news.example.test:{}/", website.addr().port());
     let spoof = [
         ("X-MSISDN", "447700900123"),
         ("x_wap_msisdn", "447700900123"),
     ];
-    let response = send_raw(
-        gateway.explicit,
-        Some(loopback(5)),
-        &proxy_get(&url, &spoof),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let response = get_website(&gateway, &website, &spoof).await;
     assert_eq!(response.status, 200);
     let received = website.take();
     assert_eq!(received.len(), 1);
@@ -237,16 +246,7 @@ async fn files_holding_subscriber_data_are_owner_only() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let website = origin(3).await;
     let gateway = ServeProcess::start(binary(), &config(website.addr().port()));
-    let url = format!("http://news.example.test:{}/", website.addr().port());
-    let spoof = [("X-MSISDN", "447700900123")];
-    let response = send_raw(
-        gateway.explicit,
-        Some(loopback(5)),
-        &proxy_get(&url, &spoof),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let response = get_website(&gateway, &website, &[("X-MSISDN", "447700900123")]).await;
     assert_eq!(response.status, 200);
     let (_, dir) = gateway.terminate();
     let state = dir.path().join("state");
