@@ -330,6 +330,17 @@ async fn forward(
         let response = response.map(|body| Either::Left(gateway.upstreams.unpooled_body(body)));
         return (response, outcome);
     }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // Nobody asked to switch (RFC 9110 §15.2.2: a server must not); the connection is in an
+        // unknown protocol now and is dropped here, never pooled.
+        return (
+            respond::text(
+                StatusCode::BAD_GATEWAY,
+                "headwall: upstream switched protocols without being asked\n",
+            ),
+            Outcome::UpstreamError,
+        );
+    }
     crate::strip::strip_response(response.headers_mut(), false);
     let response = response.map(|body| Either::Left(gateway.upstreams.pooled_body(body, upstream)));
     (response, outcome)

@@ -336,3 +336,20 @@ async fn userinfo_in_the_target_is_not_forwarded() {
     );
     assert!(received.headers.iter().all(|(_, v)| !v.contains("secret")));
 }
+
+/// A `101` nobody asked for (RFC 9110 §15.2.2) is the origin's error: the client gets a 502,
+/// not a switch to an unknown protocol.
+#[tokio::test]
+async fn an_unrequested_switch_of_protocols_is_502() {
+    let h = start("").await;
+    let (url, serve) = raw_origin(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: upgrade\r\n\r\nraw bytes"
+            .to_owned(),
+        |seen| seen.ends_with(b"\r\n\r\n"),
+    )
+    .await;
+    let response = h.get(subscriber_ip(), &url, &[]).await;
+    serve.await.unwrap();
+    assert_eq!(response.status, 502);
+    assert!(!String::from_utf8_lossy(&response.body).contains("raw bytes"));
+}
