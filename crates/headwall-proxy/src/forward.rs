@@ -172,6 +172,15 @@ async fn forward(
         Ok(target) => target,
         Err(reason) => return bad_request(reason),
     };
+    if !crate::strip::only_chunked(request.headers()) {
+        return (
+            respond::text(
+                StatusCode::NOT_IMPLEMENTED,
+                "headwall: only the chunked transfer coding is supported\n",
+            ),
+            Outcome::BadRequest,
+        );
+    }
 
     // The policy is pinned for the whole request: a reload in flight never mixes two policies.
     let active = gateway.policy.load_full();
@@ -305,6 +314,16 @@ async fn forward(
         }
     };
 
+    if !crate::strip::only_chunked(response.headers()) {
+        // The connection goes with `upstream`, never pooled.
+        return (
+            respond::text(
+                StatusCode::BAD_GATEWAY,
+                "headwall: upstream used a transfer coding other than chunked\n",
+            ),
+            Outcome::UpstreamError,
+        );
+    }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {

@@ -72,6 +72,22 @@ pub fn strip_response(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Whether every transfer coding `headers` name is `chunked` (or none is named). Chunked is the
+/// only coding hyper decodes, and `Transfer-Encoding` is removed on the way through: a message
+/// sent `gzip, chunked` would arrive de-chunked but still compressed, and unlabelled.
+pub(crate) fn only_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("chunked"))
+            })
+        })
+}
+
 /// The bit of `name` in [`HOP_BY_HOP`] (0 for any other name).
 fn hop_by_hop_bit(name: &HeaderName) -> u8 {
     HOP_BY_HOP
@@ -213,6 +229,28 @@ mod tests {
         let mut response = headers(&[("content-length", "5"), ("connection", "keep-alive")]);
         strip_response(&mut response, false);
         assert_eq!(response.len(), 1);
+    }
+
+    #[test]
+    fn only_the_chunked_coding_passes() {
+        for (value, passes) in [
+            ("chunked", true),
+            ("Chunked", true),
+            ("gzip, chunked", false),
+            ("gzip", false),
+            ("identity", false),
+        ] {
+            assert_eq!(
+                only_chunked(&headers(&[("transfer-encoding", value)])),
+                passes,
+                "{value}"
+            );
+        }
+        assert!(only_chunked(&headers(&[("content-length", "5")])));
+        assert!(!only_chunked(&headers(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "br"),
+        ])));
     }
 
     #[test]

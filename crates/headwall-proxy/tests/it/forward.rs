@@ -353,3 +353,28 @@ async fn an_unrequested_switch_of_protocols_is_502() {
     assert_eq!(response.status, 502);
     assert!(!String::from_utf8_lossy(&response.body).contains("raw bytes"));
 }
+
+/// Only `chunked` is decoded; `Transfer-Encoding` is removed on the way through, so anything
+/// else (`gzip, chunked`) would arrive de-chunked but still compressed, unlabelled. Refused in
+/// both directions instead of corrupted.
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_is_refused_not_corrupted() {
+    let h = start("").await;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        h.website_url()
+    );
+    let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+    assert_eq!(response.status, 501);
+    assert!(h.website.take().is_empty());
+
+    let (url, serve) = raw_origin(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            .to_owned(),
+        |seen| seen.ends_with(b"\r\n\r\n"),
+    )
+    .await;
+    let response = h.get(subscriber_ip(), &url, &[]).await;
+    serve.await.unwrap();
+    assert_eq!(response.status, 502);
+}
