@@ -202,9 +202,6 @@ async fn forward(
             },
         );
     }
-    let upgrade = stripped.upgrade;
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
-
     // Intercepted traffic goes where the client was going; a name is never resolved for it.
     let addrs = match pinned {
         Some(original) => vec![original],
@@ -213,6 +210,18 @@ async fn forward(
             Err(error) => return upstream_failure(error),
         },
     };
+    // After a 101 the connection is a tunnel the gateway does not read. To a partner only
+    // WebSocket may open one (its frames carry no HTTP headers); any other protocol (`h2c`,
+    // `TLS/1.0`) would let the client send requests with its own identity headers from the
+    // gateway's address (see `Policy::partner_at`, and CONNECT). There the request goes on
+    // without `Upgrade`, as a plain request.
+    let upgrade = stripped.upgrade.filter(|protocol| {
+        crate::strip::only_websocket(protocol)
+            || !addrs
+                .iter()
+                .any(|addr| active.policy.partner_at(*addr).is_some())
+    });
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
     let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
         Ok(upstream) => upstream,
         Err(error) => return upstream_failure(error),

@@ -88,6 +88,14 @@ pub(crate) fn only_chunked(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether an `Upgrade` value asks for WebSocket and nothing else.
+pub(crate) fn only_websocket(upgrade: &HeaderValue) -> bool {
+    upgrade.to_str().is_ok_and(|text| {
+        text.split(',')
+            .all(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
 /// The bit of `name` in [`HOP_BY_HOP`] (0 for any other name).
 fn hop_by_hop_bit(name: &HeaderName) -> u8 {
     HOP_BY_HOP
@@ -251,6 +259,23 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("transfer-encoding", "br"),
         ])));
+    }
+
+    #[test]
+    fn only_websocket_is_websocket() {
+        for (value, is) in [
+            ("websocket", true),
+            ("WebSocket", true),
+            ("h2c", false),
+            ("websocket, h2c", false),
+            ("TLS/1.0", false),
+        ] {
+            assert_eq!(
+                only_websocket(&HeaderValue::from_static(value)),
+                is,
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -378,3 +378,53 @@ async fn a_transfer_coding_other_than_chunked_is_refused_not_corrupted() {
     serve.await.unwrap();
     assert_eq!(response.status, 502);
 }
+
+/// A 101 turns the connection into a tunnel the gateway does not read. To a partner, an `h2c`
+/// upgrade would let the client speak HTTP/2 straight to it, identity headers of its choosing
+/// included, from the gateway's address: the request goes on as a plain one instead (still
+/// enriched). WebSocket to a partner, and any upgrade elsewhere, still switch.
+#[tokio::test]
+async fn only_websocket_may_switch_protocols_with_a_partner() {
+    let h = start("").await;
+    let upgrade = |url: String, protocol: &str| {
+        format!(
+            "GET {url} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {protocol}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    let status_line = |head: &str| head.lines().next().unwrap_or_default().to_owned();
+    let mut outcomes = Vec::new();
+    for (url, protocol) in [
+        (h.agecheck_url(), "h2c"),
+        (h.agecheck_url(), "websocket"),
+        (h.website_url(), "h2c"),
+    ] {
+        // From the bound subscriber, so that the partner request is enriched.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(subscriber_ip(), 0))
+            .unwrap();
+        let mut client = socket.connect(h.proxy).await.unwrap();
+        client
+            .write_all(upgrade(url, protocol).as_bytes())
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            client.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        outcomes.push(status_line(&String::from_utf8(head).unwrap()));
+    }
+    assert!(outcomes[0].starts_with("HTTP/1.1 200"), "{outcomes:?}");
+    assert!(outcomes[1].starts_with("HTTP/1.1 101"), "{outcomes:?}");
+    assert!(outcomes[2].starts_with("HTTP/1.1 101"), "{outcomes:?}");
+    let partner = h.agecheck.take();
+    assert_eq!(partner.len(), 2);
+    assert_eq!(partner[0].header("upgrade"), None);
+    assert_eq!(partner[0].header_values("x-age-verified"), ["true"]);
+    assert_eq!(partner[1].header("upgrade"), Some("websocket"));
+    assert_eq!(only(&h.website).header("upgrade"), Some("h2c"));
+}
