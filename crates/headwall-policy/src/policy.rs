@@ -310,9 +310,10 @@ impl Policy {
     }
 
     /// The partner reached at `addr` — an address in its `destinations`, on one of its `ports` —
-    /// whatever name a client gives it. A CONNECT tunnel must never open to one: the client
-    /// would write its own request, identity headers included, straight to the partner, from
-    /// the gateway's address that the partner trusts.
+    /// whatever name a client gives it. No tunnel the gateway cannot read may open to one (a
+    /// CONNECT, or an upgrade to anything but WebSocket): the client would write its own
+    /// requests, identity headers included, straight to the partner, from the gateway's address
+    /// that the partner trusts.
     pub fn partner_at(&self, addr: SocketAddr) -> Option<&Partner> {
         self.partners
             .iter()
