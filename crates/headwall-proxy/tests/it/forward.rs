@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{only, raw_origin, start, subscriber_ip};
+use crate::harness::{only, start, subscriber_ip};
 
 #[tokio::test]
 async fn host_header_follows_the_request_target() {
@@ -251,9 +251,7 @@ async fn a_response_with_both_framings_reaches_the_client_whole() {
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         body.len()
     );
-    let (url, serve) = raw_origin(answer, |seen| seen.ends_with(b"\r\n\r\n")).await;
-    let response = h.get(subscriber_ip(), &url, &[]).await;
-    serve.await.unwrap();
+    let response = h.get_answered_by(&answer).await;
     assert_eq!(response.status, 200);
     assert_eq!(String::from_utf8_lossy(&response.body), body);
     assert!(
@@ -342,14 +340,7 @@ async fn userinfo_in_the_target_is_not_forwarded() {
 #[tokio::test]
 async fn an_unrequested_switch_of_protocols_is_502() {
     let h = start("").await;
-    let (url, serve) = raw_origin(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: upgrade\r\n\r\nraw bytes"
-            .to_owned(),
-        |seen| seen.ends_with(b"\r\n\r\n"),
-    )
-    .await;
-    let response = h.get(subscriber_ip(), &url, &[]).await;
-    serve.await.unwrap();
+    let response = h.get_answered_by("HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: upgrade\r\n\r\nraw bytes").await;
     assert_eq!(response.status, 502);
     assert!(!String::from_utf8_lossy(&response.body).contains("raw bytes"));
 }
@@ -368,14 +359,7 @@ async fn a_transfer_coding_other_than_chunked_is_refused_not_corrupted() {
     assert_eq!(response.status, 501);
     assert!(h.website.take().is_empty());
 
-    let (url, serve) = raw_origin(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-            .to_owned(),
-        |seen| seen.ends_with(b"\r\n\r\n"),
-    )
-    .await;
-    let response = h.get(subscriber_ip(), &url, &[]).await;
-    serve.await.unwrap();
+    let response = h.get_answered_by("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n").await;
     assert_eq!(response.status, 502);
 }
 

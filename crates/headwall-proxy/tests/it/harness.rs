@@ -207,6 +207,15 @@ impl Harness {
             .await
     }
 
+    /// A GET through the gateway, from the bound subscriber, to a [`raw_origin`] that answers
+    /// with `answer` once it has read the request head.
+    pub(crate) async fn get_answered_by(&self, answer: &str) -> ProbeResponse {
+        let (url, serve) = raw_origin(answer.to_owned(), |seen| seen.ends_with(b"\r\n\r\n")).await;
+        let response = self.get(subscriber_ip(), &url, &[]).await;
+        serve.await.unwrap();
+        response
+    }
+
     pub(crate) async fn raw(&self, from: IpAddr, request: &[u8]) -> ProbeResponse {
         send_raw(self.proxy, Some(from), request, Duration::from_secs(20))
             .await
