@@ -77,6 +77,9 @@ pub struct Radius {
     /// Calling-Station-Id (e.g. "44": `07700900123` -> `447700900123`). None: national-format
     /// numbers are rejected (the packet is not acknowledged).
     pub country_code: Option<String>,
+    /// `min_ipv6_prefix`: a Framed-IPv6-Prefix shorter than this is malformed (not
+    /// acknowledged, never bound). Default 48; 32 to 128.
+    pub min_ipv6_prefix: u8,
     /// `[[radius.clients]]`: packet gateways allowed to send accounting. At least one.
     pub clients: Vec<RadiusClient>,
 }

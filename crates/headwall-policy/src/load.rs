@@ -22,6 +22,12 @@ use crate::policy::{Partner, PartnerHeader, Policy, Purpose, ValueKind};
 
 type Str = Spanned<String>;
 
+/// `[radius].min_ipv6_prefix` when unset: a Framed-IPv6-Prefix shorter than this is malformed.
+const DEFAULT_MIN_IPV6_PREFIX: u8 = 48;
+/// The shortest `min_ipv6_prefix` accepted: a /32 is a whole operator's allocation, never one
+/// subscriber's.
+const MIN_IPV6_PREFIX_FLOOR: u8 = 32;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -65,6 +71,7 @@ struct RawAdmin {
 struct RawRadius {
     listen: Option<Str>,
     country_code: Option<Str>,
+    min_ipv6_prefix: Option<Spanned<i64>>,
     clients: Option<Spanned<Vec<Spanned<RawRadiusClient>>>>,
 }
 
@@ -773,9 +780,28 @@ impl Cx<'_> {
                 None
             }
         });
+        let min_ipv6_prefix = match &raw.min_ipv6_prefix {
+            None => DEFAULT_MIN_IPV6_PREFIX,
+            Some(v) => match u8::try_from(*v.get_ref()) {
+                Ok(n) if (MIN_IPV6_PREFIX_FLOOR..=128).contains(&n) => n,
+                _ => {
+                    self.error(
+                        v.span().start,
+                        format!(
+                            "`min_ipv6_prefix` in [radius] must be a prefix length from \
+                             {MIN_IPV6_PREFIX_FLOOR} to 128, got {}; the default is \
+                             {DEFAULT_MIN_IPV6_PREFIX} (subscribers usually get a /64)",
+                            v.get_ref()
+                        ),
+                    );
+                    DEFAULT_MIN_IPV6_PREFIX
+                }
+            },
+        };
         Radius {
             listen,
             country_code,
+            min_ipv6_prefix,
             clients,
         }
     }
@@ -2036,6 +2062,24 @@ mod tests {
             "{:?}",
             errors(&text)
         );
+    }
+
+    #[test]
+    fn min_ipv6_prefix_is_a_prefix_length() {
+        let radius = |line: &str| {
+            errors(&format!(
+                "{GW}[radius]\n{line}\n[[radius.clients]]\nsource = \"10.0.0.1/32\"\nsecret = \"s\"\n"
+            ))
+        };
+        assert_eq!(radius("min_ipv6_prefix = 64"), Vec::<String>::new());
+        assert_eq!(
+            radius("min_ipv6_prefix = 0"),
+            [
+                "t.toml:4:19: `min_ipv6_prefix` in [radius] must be a prefix length from 32 to \
+                 128, got 0; the default is 48 (subscribers usually get a /64)"
+            ]
+        );
+        assert_eq!(radius("min_ipv6_prefix = 129").len(), 1);
     }
 
     #[test]

@@ -48,8 +48,9 @@ pub(crate) async fn identify(
     peer: SocketAddr,
     kind: Listener,
 ) -> Result<(SocketAddr, Front), Refusal> {
+    let peer = canonical(peer);
     let (client, proxied_destination) = if settings.proxy_protocol {
-        let peer_ip = peer.ip().to_canonical();
+        let peer_ip = peer.ip();
         if !settings
             .proxy_protocol_from
             .iter()
@@ -72,10 +73,15 @@ pub(crate) async fn identify(
         Listener::Transparent => {
             let original = match proxied_destination {
                 Some(destination) => destination,
-                None => original_destination(stream).ok_or(Refusal::NotRedirected)?,
+                None => original_destination(stream)
+                    .map(canonical)
+                    .ok_or(Refusal::NotRedirected)?,
             };
             // Not redirected: the "original" destination is this listener itself.
-            if stream.local_addr().is_ok_and(|local| local == original) {
+            if stream
+                .local_addr()
+                .is_ok_and(|local| canonical(local) == original)
+            {
                 return Err(Refusal::NotRedirected);
             }
             Front::Transparent { original }
@@ -93,31 +99,53 @@ async fn read_v2(
     let read = async {
         let mut buffer = vec![0u8; V2_FIXED];
         stream.read_exact(&mut buffer).await.ok()?;
-        if buffer[..12] != V2_SIGNATURE {
-            return None;
-        }
-        let length = usize::from(u16::from_be_bytes([buffer[14], buffer[15]]));
-        if V2_FIXED + length > V2_MAX {
-            return None;
-        }
-        buffer.resize(V2_FIXED + length, 0);
+        let length = proxy_v2_length(&buffer)?;
+        buffer.resize(length, 0);
         stream.read_exact(&mut buffer[V2_FIXED..]).await.ok()?;
-        let config = ParseConfig {
-            include_tlvs: false,
-            allow_v1: false,
-            allow_v2: true,
-        };
-        let (header, used) = ProxyHeader::parse(&buffer, config).ok()?;
-        if used != buffer.len() {
-            return None;
-        }
-        Some(
-            header
-                .proxied_address()
-                .map(|address| (address.source, address.destination)),
-        )
+        parse_proxy_v2(&buffer)
     };
     tokio::time::timeout(deadline, read).await.ok().flatten()
+}
+
+/// The whole length of the PROXY v2 header whose fixed 16-byte part `fixed` is, or `None`
+/// when it is not a v2 signature or announces more than the gateway accepts.
+pub fn proxy_v2_length(fixed: &[u8]) -> Option<usize> {
+    if fixed.len() < V2_FIXED || fixed[..12] != V2_SIGNATURE {
+        return None;
+    }
+    let length = V2_FIXED + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    (length <= V2_MAX).then_some(length)
+}
+
+/// Parses one complete PROXY v2 header, exactly `header.len()` bytes long: `Some(Some((source,
+/// destination)))` for PROXY with addresses (canonical: an IPv4-mapped address is the IPv4
+/// address), `Some(None)` for LOCAL, `None` for anything else (v1, bad signature, trailing or
+/// missing bytes, oversized). Pure, for the listener and the fuzzer alike.
+pub fn parse_proxy_v2(header: &[u8]) -> Option<Option<(SocketAddr, SocketAddr)>> {
+    if proxy_v2_length(header)? != header.len() {
+        return None;
+    }
+    let config = ParseConfig {
+        include_tlvs: false,
+        allow_v1: false,
+        allow_v2: true,
+    };
+    let (parsed, used) = ProxyHeader::parse(header, config).ok()?;
+    if used != header.len() {
+        return None;
+    }
+    Some(
+        parsed
+            .proxied_address()
+            .map(|address| (canonical(address.source), canonical(address.destination))),
+    )
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`[::ffff:192.0.2.5]:p`, as a dual-stack socket
+/// reports an IPv4 peer) turned into the IPv4 address: one address, one spelling, everywhere
+/// (DESIGN, RADIUS: addresses are canonical).
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// `SO_ORIGINAL_DST` (IPv4) or `IP6T_SO_ORIGINAL_DST` (IPv6) of a redirected connection.

@@ -74,13 +74,20 @@ impl Upstreams {
             .push(addr);
     }
 
+    /// Whether connecting to `addr` would reach one of the gateway's own listeners: the same
+    /// port on the same address, any address when the listener is on a wildcard, and the
+    /// wildcard target itself (`0.0.0.0:port` reaches local listeners), each compared in
+    /// canonical form (`[::ffff:127.0.0.1]:port` is `127.0.0.1:port`).
     pub(crate) fn is_own_address(&self, addr: SocketAddr) -> bool {
+        let target = addr.ip().to_canonical();
         self.own
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .any(|own| {
-                own.port() == addr.port() && (own.ip() == addr.ip() || own.ip().is_unspecified())
+                let own_ip = own.ip().to_canonical();
+                own.port() == addr.port()
+                    && (own_ip == target || own_ip.is_unspecified() || target.is_unspecified())
             })
     }
 
@@ -91,17 +98,17 @@ impl Upstreams {
         port: u16,
     ) -> Result<Vec<SocketAddr>, UpstreamError> {
         if let Some(ip) = self.hosts.get(host) {
-            return Ok(vec![SocketAddr::new(*ip, port)]);
+            return Ok(vec![SocketAddr::new(ip.to_canonical(), port)]);
         }
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, port)]);
+            return Ok(vec![SocketAddr::new(ip.to_canonical(), port)]);
         }
         let lookup =
             tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host((host, port)));
         match lookup.await {
             Ok(Ok(addrs)) => {
-                let addrs: Vec<SocketAddr> = addrs.collect();
+                let addrs: Vec<SocketAddr> = addrs.map(crate::front::canonical).collect();
                 if addrs.is_empty() {
                     Err(UpstreamError::Unresolvable)
                 } else {

@@ -127,6 +127,7 @@ async fn run_server(dir: &Path, pinned: Option<String>) {
             secret: SECRET.to_vec(),
         }],
         country_code: Some("44".into()),
+        min_ipv6_prefix: 48,
     };
     let metrics = Arc::new(RadiusMetrics::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -8,7 +8,7 @@
 //! still being committed is ignored (the first copy's answer will follow).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use headwall_audit::{AuditLog, EventKind};
 use headwall_identity::{Imsi, Msisdn};
 use headwall_sessions::{Binding, Change, Sessions, unix_now};
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use tokio::net::UdpSocket;
 
 use crate::metrics::{PacketResult, RadiusMetrics};
@@ -47,6 +47,8 @@ pub struct RadiusSettings {
     pub clients: Vec<RadiusClient>,
     /// Replaces a single leading `0` of national-format numbers; `None` rejects them.
     pub country_code: Option<String>,
+    /// A Framed-IPv6-Prefix shorter than this is malformed (`[radius].min_ipv6_prefix`).
+    pub min_ipv6_prefix: u8,
 }
 
 /// How long an answered packet is remembered for retransmissions.
@@ -144,7 +146,7 @@ pub async fn serve(
                 continue;
             }
         }
-        let change = match change_for(&request, source, settings.country_code.as_deref()) {
+        let change = match change_for(&request, source, &settings) {
             Ok(change) => change,
             Err(reason) => {
                 seen.lock()
@@ -154,6 +156,7 @@ pub async fn serve(
                 metrics.count(status, PacketResult::Malformed);
                 limited(&UNUSABLE, || {
                     tracing::warn!(%source, status, reason, "radius packet cannot be applied; not acknowledged");
+                    rejected(&audit, source, reason);
                 });
                 continue;
             }
@@ -247,7 +250,7 @@ struct Seen {
 fn change_for(
     request: &AccountingRequest,
     source: SocketAddr,
-    country_code: Option<&str>,
+    settings: &RadiusSettings,
 ) -> Result<Option<Change>, &'static str> {
     // A binding remembers its NAS: NAS-IP-Address, else NAS-Identifier, else the source.
     let nas = match (&request.nas_ip, &request.nas_identifier) {
@@ -264,8 +267,8 @@ fn change_for(
         AcctStatusType::Start | AcctStatusType::InterimUpdate | AcctStatusType::Stop => {}
     }
     let network = match (request.framed_ip, request.framed_ipv6_prefix) {
-        (Some(v4), _) => IpNet::from(IpAddr::V4(v4)),
-        (None, Some(v6)) => IpNet::V6(v6),
+        (Some(v4), _) => IpNet::from(IpAddr::V4(subscriber_ipv4(v4)?)),
+        (None, Some(v6)) => IpNet::V6(subscriber_ipv6_prefix(v6, settings.min_ipv6_prefix)?),
         (None, None) => return Err("no Framed-IP-Address or Framed-IPv6-Prefix"),
     };
     let Some(session_id) = request.session_id.clone() else {
@@ -277,7 +280,7 @@ fn change_for(
     let msisdn = request
         .calling_station_id
         .as_deref()
-        .and_then(|raw| msisdn_from_calling_station_id(raw, country_code))
+        .and_then(|raw| msisdn_from_calling_station_id(raw, settings.country_code.as_deref()))
         .ok_or("Calling-Station-Id missing or not a usable number")?;
     let binding = Binding {
         msisdn,
@@ -294,6 +297,35 @@ fn change_for(
     } else {
         Change::Refresh(network, binding)
     }))
+}
+
+/// A Framed-IP-Address that can be one subscriber's: not `0.0.0.0`, not RFC 2865's "let the
+/// user / the NAS choose" values (`255.255.255.255`, `255.255.255.254`), not multicast. Those
+/// are instructions, not addresses; bound, they would never be a client's source.
+fn subscriber_ipv4(ip: Ipv4Addr) -> Result<Ipv4Addr, &'static str> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.octets()[..3] == [255, 255, 255] {
+        Err("Framed-IP-Address is not a subscriber address")
+    } else {
+        Ok(ip)
+    }
+}
+
+/// A Framed-IPv6-Prefix that can be one subscriber's (DESIGN, RADIUS): at least `min_len` bits
+/// (a `/0` would bind every IPv6 address to one number), and outside the ranges no subscriber
+/// is ever given: `::/8` (unspecified, loopback, IPv4-mapped `::ffff:0:0/96` — which a
+/// dual-stack listener's IPv4 peers would fall into — and IPv4-compatible), link-local
+/// `fe80::/10` and multicast `ff00::/8`. With `min_len` at least 32, a prefix that passes
+/// cannot contain one of those ranges either.
+fn subscriber_ipv6_prefix(prefix: Ipv6Net, min_len: u8) -> Result<Ipv6Net, &'static str> {
+    if prefix.prefix_len() < min_len {
+        return Err("Framed-IPv6-Prefix is shorter than [radius].min_ipv6_prefix");
+    }
+    let first = prefix.network().segments()[0];
+    let reserved = first & 0xff00 == 0 || first & 0xffc0 == 0xfe80 || first & 0xff00 == 0xff00;
+    if reserved {
+        return Err("Framed-IPv6-Prefix is in a range that is never a subscriber's");
+    }
+    Ok(prefix)
 }
 
 /// Calling-Station-Id to international digits: `+CC…` and `00CC…` as is; a national `0…` with
@@ -350,6 +382,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_prefixes_a_subscriber_can_hold_are_bound() {
+        let check = |text: &str| subscriber_ipv6_prefix(text.parse().unwrap(), 48).is_ok();
+        for good in ["2001:db8:1:2::/64", "2001:db8::/48", "2a00:1::1/128"] {
+            assert!(check(good), "{good} refused");
+        }
+        for bad in [
+            "::/0",
+            "2001:db8::/47",
+            "::ffff:0:0/96",
+            "::ffff:192.0.2.5/128",
+            "::1/128",
+            "::/128",
+            "fe80::/64",
+            "ff02::/64",
+        ] {
+            assert!(!check(bad), "{bad} accepted");
+        }
+        for bad in ["0.0.0.0", "255.255.255.255", "255.255.255.254", "224.0.0.1"] {
+            assert!(
+                subscriber_ipv4(bad.parse().unwrap()).is_err(),
+                "{bad} accepted"
+            );
+        }
+        assert!(subscriber_ipv4("10.1.2.3".parse().unwrap()).is_ok());
+    }
+
     #[tokio::test]
     async fn retransmission_is_answered_again_but_applied_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -375,6 +434,7 @@ mod tests {
                 secret: b"s3cret".to_vec(),
             }],
             country_code: None,
+            min_ipv6_prefix: 48,
         };
         tokio::spawn(serve(
             socket,

@@ -20,4 +20,4 @@ pub use profiles::{ProfileError, Profiles};
 pub use redis::{REDIS_DEADLINE, RedisSessions};
 pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError, database_path};
-pub use table::{Binding, Lookup, SessionTable, unix_now};
+pub use table::{Binding, Lookup, SessionTable, canonical_network, unix_now};

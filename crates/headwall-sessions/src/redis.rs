@@ -29,7 +29,7 @@ use redis::{Cmd, FromRedisValue, RedisResult, Script};
 use tokio::sync::RwLock;
 
 use crate::store::{Change, StoreError};
-use crate::table::{Binding, Lookup};
+use crate::table::{Binding, Lookup, canonical_network};
 
 /// Every Redis call must finish within this, or it counts as a failure.
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(250);
@@ -186,7 +186,7 @@ impl RedisSessions {
                     .await
             }
             Change::Unbind(network, session_id) => {
-                self.unbind_if(&key(&network.trunc()), "session_id", &session_id)
+                self.unbind_if(&key(&canonical_network(network)), "session_id", &session_id)
                     .await
             }
             Change::UnbindNas(nas) => {
@@ -224,7 +224,7 @@ impl RedisSessions {
         network: IpNet,
         session_id: &str,
     ) -> Result<(), StoreError> {
-        self.unbind_if(&key(&network.trunc()), "session_id", session_id)
+        self.unbind_if(&key(&canonical_network(network)), "session_id", session_id)
             .await
             .map(|_| ())
     }
@@ -236,7 +236,7 @@ impl RedisSessions {
         binding: &Binding,
         ttl_ms: u64,
     ) -> Result<bool, StoreError> {
-        let network = network.trunc();
+        let network = canonical_network(network);
         let key = key(&network);
         let imsi = binding
             .imsi

@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use crate::table::{Binding, SessionTable};
+use crate::table::{Binding, SessionTable, canonical_network};
 
 /// One change to the bindings, as accounting asks for it.
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ fn commit(
             Change::Unbind(network, session_id) => {
                 transaction
                     .prepare_cached("DELETE FROM bindings WHERE network = ?1 AND session_id = ?2")?
-                    .execute(params![network.trunc().to_string(), session_id])?;
+                    .execute(params![canonical_network(*network).to_string(), session_id])?;
             }
             Change::UnbindNas(nas) => {
                 transaction.execute("DELETE FROM bindings WHERE nas = ?1", params![nas])?;
@@ -267,7 +267,7 @@ fn commit(
 /// The row of a binding, as SQL parameters.
 fn row<'a>(network: &IpNet, binding: &'a Binding) -> BindingRow<'a> {
     (
-        network.trunc().to_string(),
+        canonical_network(*network).to_string(),
         binding.msisdn.expose_digits(),
         binding.imsi.as_ref().map(Imsi::expose_digits),
         binding.session_id.as_str(),

@@ -40,6 +40,22 @@ pub fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
+/// `network` as the table keys it: host bits cleared, and an IPv4-mapped IPv6 prefix
+/// (`::ffff:192.0.2.5/128`) as the IPv4 network it names (DESIGN, RADIUS: addresses are
+/// canonical). The embedded table and Redis key bindings by this, and lookups turn an address
+/// into its canonical form the same way, so one subscriber has one key whichever way a socket
+/// or a packet spelled the address.
+pub fn canonical_network(network: IpNet) -> IpNet {
+    match network.trunc() {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map_or(IpNet::V6(v6), |v4| IpNet::V4(v4.trunc())),
+            None => IpNet::V6(v6),
+        },
+        other => other,
+    }
+}
+
 /// Address -> binding table; cheap to share behind an `Arc`.
 pub struct SessionTable {
     bindings: papaya::HashMap<IpNet, Arc<Binding>>,
@@ -67,7 +83,7 @@ impl SessionTable {
     /// Binds `network` (an IPv4 /32, or an IPv6 prefix) to `binding`; the newest session wins.
     /// Returns the binding it replaced, if any.
     pub fn bind(&self, network: IpNet, binding: Binding) -> Option<Arc<Binding>> {
-        let network = network.trunc();
+        let network = canonical_network(network);
         if let IpNet::V6(v6) = network {
             let len = usize::from(v6.prefix_len());
             self.v6_prefix_lengths[len / 64].fetch_or(1 << (len % 64), Ordering::Release);
@@ -85,7 +101,7 @@ impl SessionTable {
     /// Callers that mutate the table concurrently must serialise; the durable store does (one
     /// writer thread).
     pub fn refresh(&self, network: IpNet, binding: Binding) -> bool {
-        let network = network.trunc();
+        let network = canonical_network(network);
         let current = self.bindings.pin().get(&network).cloned();
         match current {
             Some(bound) if bound.session_id != binding.session_id => false,
@@ -114,7 +130,7 @@ impl SessionTable {
     /// Removes the binding of `network` only when it belongs to `session_id`: a late Stop of an
     /// old session never unbinds the address's new owner. Returns whether it removed one.
     pub fn unbind(&self, network: IpNet, session_id: &str) -> bool {
-        let network = network.trunc();
+        let network = canonical_network(network);
         matches!(
             self.bindings
                 .pin()
@@ -131,9 +147,11 @@ impl SessionTable {
     }
 
     /// Who is behind `ip` at unix time `now`: IPv4 by exact address, IPv6 by longest prefix.
+    /// An IPv4-mapped address (a dual-stack listener's IPv4 peer) is its IPv4 address: it never
+    /// falls into an IPv6 prefix.
     pub fn lookup(&self, ip: IpAddr, now: u64) -> Lookup {
         let bindings = self.bindings.pin();
-        let found = match ip {
+        let found = match ip.to_canonical() {
             IpAddr::V4(v4) => bindings.get(&IpNet::V4(Ipv4Net::from(v4))).cloned(),
             IpAddr::V6(v6) => self.longest_v6(&bindings, v6),
         };
@@ -256,6 +274,33 @@ mod tests {
         assert_eq!(lookup("2001:db8:1:2::99").as_deref(), Some("narrow"));
         assert_eq!(lookup("2001:db8:ffff::1").as_deref(), Some("wide"));
         assert_eq!(lookup("2001:db9::1"), None);
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_its_ipv4_address() {
+        let table = SessionTable::new(60);
+        table.bind(net("10.0.0.7/32"), binding("447700900007", "v4", "gw", 0));
+        // A binding that spans every IPv4-mapped address must never capture IPv4 peers.
+        table.bind(
+            net("::ffff:0:0/96"),
+            binding("447700900008", "mapped", "gw", 0),
+        );
+        table.bind(net("::/0"), binding("447700900009", "everything", "gw", 0));
+        let session = |ip: &str| match table.lookup(ip.parse().unwrap(), 0) {
+            Lookup::Bound(b) => Some(b.session_id.clone()),
+            _ => None,
+        };
+        assert_eq!(session("::ffff:10.0.0.7").as_deref(), Some("v4"));
+        assert_eq!(session("10.0.0.7").as_deref(), Some("v4"));
+        assert_eq!(session("::ffff:10.0.0.8"), None);
+        // Bound through its mapped spelling, found by either.
+        table.bind(
+            net("::ffff:10.0.0.9/128"),
+            binding("447700900010", "m", "gw", 0),
+        );
+        assert_eq!(session("10.0.0.9").as_deref(), Some("m"));
+        assert!(table.unbind(net("10.0.0.9/32"), "m"));
+        assert_eq!(session("::ffff:10.0.0.9"), None);
     }
 
     #[test]

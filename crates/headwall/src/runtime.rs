@@ -310,6 +310,7 @@ fn radius_settings(radius: &headwall_policy::Radius) -> anyhow::Result<RadiusSet
     Ok(RadiusSettings {
         clients,
         country_code: radius.country_code.clone(),
+        min_ipv6_prefix: radius.min_ipv6_prefix,
     })
 }
 

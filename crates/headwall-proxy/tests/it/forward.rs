@@ -181,9 +181,18 @@ async fn upstream_down_is_502_with_a_reason() {
 #[tokio::test]
 async fn request_to_the_gateway_itself_is_refused() {
     let h = start("").await;
-    let url = format!("http://{}/", h.proxy);
-    let response = h.get(subscriber_ip(), &url, &[]).await;
-    assert_eq!(response.status, 403);
+    let port = h.proxy.port();
+    // The listener's own address, and the spellings that reach it too: the wildcard (a
+    // connection to 0.0.0.0 is a connection to this host) and the IPv4-mapped form.
+    for url in [
+        format!("http://{}/", h.proxy),
+        format!("http://0.0.0.0:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://[::]:{port}/"),
+    ] {
+        let response = h.get(subscriber_ip(), &url, &[]).await;
+        assert_eq!(response.status, 403, "{url}");
+    }
 }
 
 #[tokio::test]

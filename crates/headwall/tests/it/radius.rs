@@ -154,3 +154,78 @@ async fn unknown_client_is_dropped() {
             .is_empty()
     );
 }
+
+/// Issue 14, defects 1 and 2. On a dual-stack listener (`[::]`) an IPv4 subscriber arrives as
+/// `::ffff:127.0.0.5`: it must still be the IPv4 subscriber bound by RADIUS, in the lookup and
+/// in the audit row. A signed Start for another number with `Framed-IPv6-Prefix =
+/// ::ffff:0:0/96` (every IPv4-mapped address) or `::/0` (every IPv6 address) is malformed: not
+/// acknowledged, never bound, and the partner keeps getting the right subscriber.
+#[tokio::test]
+async fn dual_stack_listener_keeps_ipv4_subscribers_and_refuses_catch_all_prefixes() {
+    let agecheck = origin(2).await;
+    let config = config(agecheck.addr().port()).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"[::]:0\"",
+        1,
+    );
+    let gateway = ServeProcess::start(binary(), &config);
+    assert!(
+        gateway.explicit.is_ipv6(),
+        "listener is {}",
+        gateway.explicit
+    );
+    // Connect over IPv4: the dual-stack socket reports the peer IPv4-mapped.
+    let explicit = SocketAddr::from(([127, 0, 0, 1], gateway.explicit.port()));
+    let radius = gateway.radius.expect("radius listener");
+    assert!(radclient(radius, SECRET, &accounting("Start", "v4")));
+    let before = pseudonyms_seen(explicit, &agecheck).await;
+    assert_eq!(
+        before.len(),
+        1,
+        "IPv4 subscriber on a dual-stack listener not identified"
+    );
+
+    for prefix in ["::ffff:0:0/96", "::/0", "fe80::/64"] {
+        let attack = format!(
+            "Acct-Status-Type = Start\nFramed-IPv6-Prefix = {prefix}\n\
+             Calling-Station-Id = \"07700900999\"\nAcct-Session-Id = \"catch-all\"\n\
+             NAS-IP-Address = 127.0.0.1\n"
+        );
+        assert!(
+            !radclient(radius, SECRET, &attack),
+            "Start with Framed-IPv6-Prefix {prefix} acknowledged"
+        );
+    }
+    assert_eq!(
+        pseudonyms_seen(explicit, &agecheck).await,
+        before,
+        "the partner must keep receiving the IPv4 subscriber's pseudonym"
+    );
+
+    let connection = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
+    let rows: Vec<(String, String)> = connection
+        .prepare("SELECT msisdn, client_ip FROM disclosures ORDER BY id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (msisdn, client_ip) in &rows {
+        assert_eq!(
+            (msisdn.as_str(), client_ip.as_str()),
+            ("447700900123", "127.0.0.5"),
+            "audit rows name the IPv4 subscriber by its IPv4 address"
+        );
+    }
+    let rejected: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM security_events WHERE kind = 'radius_rejected'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(rejected >= 1, "no radius_rejected event");
+    let log = gateway.log().join("\n");
+    assert!(!log.contains("7700900999"), "refused number in the log");
+}
