@@ -20,7 +20,8 @@ pub(crate) fn error(status: StatusCode, reason: &str) -> Response {
     (status, Json(json!({ "error": reason }))).into_response()
 }
 
-/// 401 unless `Authorization: Bearer <token>` matches, compared in constant time.
+/// 401 unless `Authorization: Bearer <token>` matches, compared in constant time. The scheme
+/// is case-insensitive (RFC 9110 §11.1: `bearer`, `BEARER` alike).
 pub(crate) async fn require_token(
     State(state): State<AdminState>,
     request: Request,
@@ -30,8 +31,7 @@ pub(crate) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_credentials);
     let Some(presented) = presented else {
         return unauthorized("send Authorization: Bearer <the token in [admin].token_file>");
     };
@@ -39,6 +39,16 @@ pub(crate) async fn require_token(
         return unauthorized("wrong token; use the one in [admin].token_file");
     }
     next.run(request).await
+}
+
+/// The credentials of a `Bearer` authorization value: the scheme compared without case, then
+/// one or more spaces, then the token.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+        .filter(|token| !token.is_empty())
 }
 
 fn unauthorized(reason: &str) -> Response {
@@ -53,7 +63,8 @@ fn unauthorized(reason: &str) -> Response {
 /// `GET /v1/sessions/{ip}`: who the address is bound to. The number is masked to its last three
 /// digits: the full number is for the audit endpoints, which answer from the record.
 pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<String>) -> Response {
-    let Ok(ip) = ip.parse::<IpAddr>() else {
+    // Canonical, as every binding is: `::ffff:192.0.2.5` is `192.0.2.5`.
+    let Ok(ip) = ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
         return error(StatusCode::BAD_REQUEST, "not an IP address");
     };
     match state
@@ -126,6 +137,7 @@ pub(crate) async fn reload(State(state): State<AdminState>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EnrichmentBody {
     enabled: bool,
 }
@@ -139,7 +151,7 @@ pub(crate) async fn enrichment(
     let Ok(Json(body)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
-            "send a JSON body {\"enabled\": true} or {\"enabled\": false}",
+            "send a JSON body {\"enabled\": true} or {\"enabled\": false}, no other fields",
         );
     };
     state.gateway.set_enrichment(body.enabled, "operator");

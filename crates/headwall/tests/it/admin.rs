@@ -99,6 +99,58 @@ async fn open_endpoints_and_the_bearer_token() {
     assert_eq!(missing.status, 404);
 }
 
+/// RFC 9110 §11.1: the scheme is case-insensitive. And a body with a field the API does not
+/// know is refused, like an unknown config key, instead of half-understood.
+#[tokio::test]
+async fn any_case_scheme_and_unknown_fields_refused() {
+    let agecheck = origin(2).await;
+    let gateway = ServeProcess::start(binary(), &config(agecheck.addr().port()));
+    let token = token(&gateway);
+    for scheme in ["bearer", "BEARER", "Bearer "] {
+        let request = format!(
+            "GET /v1/policy HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\
+             Authorization: {scheme} {token}\r\n\r\n"
+        );
+        let response = send_raw(
+            gateway.admin,
+            None,
+            request.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status, 200, "scheme {scheme:?}");
+    }
+    let request = format!(
+        "GET /v1/policy HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\
+         Authorization: Basic {token}\r\n\r\n"
+    );
+    let basic = send_raw(
+        gateway.admin,
+        None,
+        request.as_bytes(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(basic.status, 401, "another scheme with the right token");
+
+    let extra = admin(
+        gateway.admin,
+        "POST",
+        "/v1/enrichment",
+        Some(&token),
+        "{\"enabled\":false,\"until\":\"tomorrow\"}",
+    )
+    .await;
+    assert_eq!(extra.status, 400, "{}", text(&extra));
+    let policy = json(&admin(gateway.admin, "GET", "/v1/policy", Some(&token), "").await);
+    assert_eq!(
+        policy["enrichment_enabled"], true,
+        "a refused body changed nothing"
+    );
+}
+
 #[tokio::test]
 async fn sessions_metrics_audit_and_kill_switch() {
     let agecheck = origin(2).await;
@@ -127,6 +179,20 @@ async fn sessions_metrics_audit_and_kill_switch() {
     assert_eq!(session["session_id"], "s1");
     assert!(session["msisdn"].as_str().unwrap().ends_with("123"));
     assert!(!session.to_string().contains("7700900123"));
+    // The same subscriber by the spelling a dual-stack socket uses, answered canonically.
+    let mapped = admin(
+        gateway.admin,
+        "GET",
+        "/v1/sessions/::ffff:127.0.0.5",
+        Some(&token),
+        "",
+    )
+    .await;
+    let mapped = json(&mapped);
+    assert_eq!(
+        (&mapped["state"], &mapped["ip"]),
+        (&"bound".into(), &"127.0.0.5".into())
+    );
     let unbound = admin(
         gateway.admin,
         "GET",
