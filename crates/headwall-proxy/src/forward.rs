@@ -104,10 +104,11 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
                 .ok_or("headwall: request target has no host\n")?;
             let host = headwall_policy::normalize_host(authority.host())
                 .map_err(|_| "headwall: request target host is not a valid name\n")?;
+            let port = authority_port(authority)?.unwrap_or(80);
             let host_header = host_value(authority)?;
             Ok(Target {
                 host,
-                port: authority.port_u16().unwrap_or(80),
+                port,
                 host_header: Some(host_header),
                 path,
                 pinned: None,
@@ -119,10 +120,13 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
         Front::Transparent { original } => {
             let invalid_name = |_| "headwall: Host header is not a valid name\n";
             let (host, host_header) = match uri.authority() {
-                Some(authority) => (
-                    headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?,
-                    Some(host_value(authority)?),
-                ),
+                Some(authority) => {
+                    authority_port(authority)?;
+                    (
+                        headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?,
+                        Some(host_value(authority)?),
+                    )
+                }
                 None => {
                     let value = request
                         .headers()
@@ -132,6 +136,7 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
                     let authority: http::uri::Authority = value
                         .parse()
                         .map_err(|_| "headwall: Host header is not a valid host\n")?;
+                    authority_port(&authority)?;
                     let host =
                         headwall_policy::normalize_host(authority.host()).map_err(invalid_name)?;
                     (host, None)
@@ -145,6 +150,34 @@ fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static 
                 pinned: Some(original),
             })
         }
+    }
+}
+
+/// The port an authority names: `None` when it names none (or an empty one, RFC 3986 §3.2.3:
+/// the scheme's default). Anything else that is not 1 to 65535 in plain digits (`:8a`,
+/// `:99999`, `:0`, `:+80`) is an error, never a default (DESIGN, Matching): the `http` crate
+/// reads such a port as absent, and the request went to port 80 with identity while its
+/// `Host` still said `:8a`.
+fn authority_port(authority: &http::uri::Authority) -> Result<Option<u16>, &'static str> {
+    const BAD_PORT: &str = "headwall: the port is not a number from 1 to 65535\n";
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    // After an IPv6 literal's `]`, else after the name: nothing, or `:` and the port.
+    let after_host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => host_port.find(':').map_or("", |colon| &host_port[colon..]),
+    };
+    let digits = match after_host.strip_prefix(':') {
+        None if after_host.is_empty() => return Ok(None),
+        None => return Err(BAD_PORT),
+        Some("") => return Ok(None),
+        Some(digits) => digits,
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BAD_PORT);
+    }
+    match digits.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Some(port)),
+        _ => Err(BAD_PORT),
     }
 }
 

@@ -421,3 +421,25 @@ async fn only_websocket_may_switch_protocols_with_a_partner() {
     assert_eq!(partner[1].header("upgrade"), Some("websocket"));
     assert_eq!(only(&h.website).header("upgrade"), Some("h2c"));
 }
+
+/// Issue 14, defect 5: `http://partner:8a/` was sent to the partner on port 80 with identity
+/// (the port read as absent). A port that is not 1..=65535 in digits is a 400 and nothing is
+/// sent anywhere; an empty port is the default (RFC 3986 §3.2.3).
+#[tokio::test]
+async fn an_unparsable_port_is_a_400_never_port_80() {
+    let h = start("").await;
+    for port in ["8a", "65616", "99999", "0", "+80", "-1", " 80"] {
+        let url = format!("http://verify.agecheck.test:{port}/");
+        let response = h.get(subscriber_ip(), &url, &[]).await;
+        assert_eq!(response.status, 400, "port {port:?}");
+    }
+    assert!(
+        h.agecheck.take().is_empty(),
+        "the partner received a request"
+    );
+    assert!(h.disclosures().is_empty(), "a disclosure was recorded");
+    let empty = h
+        .get(subscriber_ip(), "http://news.example.test:/", &[])
+        .await;
+    assert_ne!(empty.status, 400, "an empty port is the default port");
+}

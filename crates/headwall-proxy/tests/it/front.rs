@@ -134,3 +134,24 @@ async fn transparent_without_a_redirect_is_refused() {
     assert!(response.is_none(), "{response:?}");
     assert!(h.agecheck.take().is_empty());
 }
+
+/// Issue 14, defect 5, intercepted traffic: a Host whose port is not a port is a 400, and the
+/// partner at the original destination receives nothing.
+#[tokio::test]
+async fn transparent_host_with_an_unparsable_port_is_a_400() {
+    let h = start(TRUSTED).await;
+    let subscriber = SocketAddr::new(subscriber_ip(), 40000);
+    let lb = "127.0.0.1".parse().unwrap();
+    for host in ["verify.agecheck.test:8a", "verify.agecheck.test:99999"] {
+        let header = v2(subscriber, h.agecheck.addr());
+        let response = send(h.transparent, lb, &header, &origin_form(host))
+            .await
+            .expect("answered");
+        assert_eq!(response.status, 400, "Host: {host}");
+    }
+    assert!(
+        h.agecheck.take().is_empty(),
+        "the partner received a request"
+    );
+    assert!(h.disclosures().is_empty());
+}
