@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -47,7 +48,79 @@ impl UpstreamError {
 /// An HTTP/1.1 connection to one upstream address, ready for a request.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
-    pub(crate) sender: SendRequest<Incoming>,
+    pub(crate) sender: SendRequest<RequestBody>,
+    /// Set once the request sent on it has given up its whole body (see [`RequestBody`]);
+    /// `None` before a request is sent. The pool takes the connection back only when set.
+    request_sent: Option<Arc<AtomicBool>>,
+}
+
+impl Upstream {
+    fn new(addr: SocketAddr, sender: SendRequest<RequestBody>) -> Upstream {
+        Upstream {
+            addr,
+            sender,
+            request_sent: None,
+        }
+    }
+
+    /// Whether the request written on this connection has ended: only then can the next
+    /// request follow on it. A response may end first (an origin that answers a POST before
+    /// reading its body): pooled then, the connection would hold the next subscriber's request
+    /// behind this client's body for as long as the client likes (issue 14, defect 3).
+    fn request_finished(&self) -> bool {
+        self.request_sent
+            .as_ref()
+            .is_some_and(|sent| sent.load(Ordering::Acquire))
+    }
+}
+
+/// How long a pooled connection may take to be ready for the next request before it is given
+/// up for a new one. A connection is pooled only once both its directions ended, so it is
+/// ready at once; anything slower is a connection in an unknown state.
+const POOLED_READY_DEADLINE: Duration = Duration::from_millis(100);
+
+/// A client's request body on its way upstream, marking when it has been read to its end.
+pub(crate) struct RequestBody {
+    inner: Incoming,
+    sent: Arc<AtomicBool>,
+}
+
+impl RequestBody {
+    fn new(inner: Incoming) -> RequestBody {
+        let sent = Arc::new(AtomicBool::new(inner.is_end_stream()));
+        RequestBody { inner, sent }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            // An error (the client went away mid-body) never marks it sent.
+            Poll::Ready(Some(Err(_))) | Poll::Pending => false,
+        };
+        if ended {
+            this.sent.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 pub(crate) struct Upstreams {
@@ -159,8 +232,10 @@ impl Upstreams {
         if !upgrade {
             for &addr in addrs {
                 while let Some(mut sender) = self.pool.checkout(addr) {
-                    if sender.ready().await.is_ok() {
-                        return Ok(Upstream { addr, sender });
+                    // Not ready in time: dropped (the connection closes), the next one tried.
+                    let ready = tokio::time::timeout(POOLED_READY_DEADLINE, sender.ready()).await;
+                    if matches!(ready, Ok(Ok(()))) {
+                        return Ok(Upstream::new(addr, sender));
                     }
                 }
             }
@@ -176,7 +251,7 @@ impl Upstreams {
     ) -> Result<Upstream, UpstreamError> {
         let (stream, addr) = self.connect_tcp(addrs).await?;
         let handshake = hyper::client::conn::http1::Builder::new()
-            .handshake::<_, Incoming>(TokioIo::new(stream))
+            .handshake::<_, RequestBody>(TokioIo::new(stream))
             .await;
         let Ok((sender, connection)) = handshake else {
             return Err(UpstreamError::ConnectFailed);
@@ -191,7 +266,7 @@ impl Upstreams {
                 tracing::debug!(%error, "upstream connection ended with an error");
             }
         });
-        Ok(Upstream { addr, sender })
+        Ok(Upstream::new(addr, sender))
     }
 
     /// Wraps the body of a response whose connection must not be pooled (an upgrade).
@@ -238,7 +313,7 @@ struct Idle {
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A pooled connection and when it went idle.
-type IdleConnection = (SendRequest<Incoming>, Instant);
+type IdleConnection = (SendRequest<RequestBody>, Instant);
 
 /// Idle connections kept per upstream address.
 const MAX_IDLE_PER_ADDRESS: usize = 64;
@@ -256,7 +331,7 @@ impl Pool {
         }
     }
 
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let list = idle.by_addr.get_mut(&addr)?;
         let mut found = None;
@@ -272,8 +347,11 @@ impl Pool {
         found
     }
 
+    /// Takes `upstream` back for the next request, if both directions of its exchange ended
+    /// cleanly (the response when this is called, the request per `request_finished`); else
+    /// drops it, which closes the connection once hyper is done with it.
     fn checkin(&self, upstream: Upstream) {
-        if upstream.sender.is_closed() {
+        if upstream.sender.is_closed() || !upstream.request_finished() {
             return;
         }
         let now = Instant::now();
@@ -366,6 +444,9 @@ pub(crate) async fn send(
     mut upstream: Upstream,
     request: Request<Incoming>,
 ) -> Result<(http::Response<Incoming>, Upstream), ()> {
+    let request = request.map(RequestBody::new);
+    let sent = request.body().sent.clone();
+    upstream.request_sent = Some(sent.clone());
     match upstream.sender.try_send_request(request).await {
         Ok(response) => Ok((response, upstream)),
         Err(mut error) => {
@@ -376,6 +457,7 @@ pub(crate) async fn send(
                 .fresh(&[upstream.addr], false)
                 .await
                 .map_err(|_| ())?;
+            fresh.request_sent = Some(sent);
             match fresh.sender.send_request(request).await {
                 Ok(response) => Ok((response, fresh)),
                 Err(_) => Err(()),
@@ -407,7 +489,12 @@ mod tests {
             let _ = connection.await;
         });
         let addr = SocketAddr::from(([127, 0, 0, 2], port));
-        (Upstream { addr, sender }, far, driver)
+        let upstream = Upstream {
+            addr,
+            sender,
+            request_sent: Some(Arc::new(AtomicBool::new(true))),
+        };
+        (upstream, far, driver)
     }
 
     /// Checks in one connection to each of 40 addresses; the far ends stay open while the
@@ -435,6 +522,19 @@ mod tests {
         assert!(pool.checkout(addr).is_some());
         assert_eq!(pool.addresses(), 0);
         assert!(pool.checkout(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_sending_its_request_is_not_pooled() {
+        let pool = Pool::new(Duration::from_secs(60));
+        let (mut upstream, _far, _driver) = connection(8002).await;
+        upstream.request_sent = Some(Arc::new(AtomicBool::new(false)));
+        pool.checkin(upstream);
+        assert_eq!(pool.addresses(), 0);
+        let (mut unsent, _far, _driver) = connection(8003).await;
+        unsent.request_sent = None;
+        pool.checkin(unsent);
+        assert_eq!(pool.addresses(), 0);
     }
 
     #[tokio::test]

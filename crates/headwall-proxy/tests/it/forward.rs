@@ -443,3 +443,87 @@ async fn an_unparsable_port_is_a_400_never_port_80() {
         .await;
     assert_ne!(empty.status, 400, "an empty port is the default port");
 }
+
+/// Issue 14, defect 3: an origin answers a POST right after its head, while the client is still
+/// sending the body. The connection must not go back to the pool then: the next subscriber's
+/// request to that origin would wait behind this client's body (forever, if it never comes).
+/// The next request is answered on a connection of its own, and the slow body still arrives
+/// in full on the first.
+#[tokio::test]
+async fn an_early_answer_to_a_slow_post_never_stalls_the_next_request() {
+    use std::sync::{Arc, Mutex};
+    let h = start(r#"idle_timeout = "30s""#).await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    // Per connection: everything it received. Answers each request head at once.
+    type Received = Arc<Mutex<Vec<u8>>>;
+    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = origin.accept().await else {
+                return;
+            };
+            let bytes = Arc::new(Mutex::new(Vec::new()));
+            recorded.lock().unwrap().push(bytes.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut heads_answered = 0;
+                loop {
+                    let n = match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let heads = {
+                        let mut all = bytes.lock().unwrap();
+                        all.extend_from_slice(&buf[..n]);
+                        all.windows(4).filter(|w| w == b"\r\n\r\n").count()
+                    };
+                    while heads_answered < heads {
+                        heads_answered += 1;
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+
+    // The slow client: a 1000-byte body, of which only 10 bytes come now.
+    let mut slow = TcpStream::connect(h.proxy).await.unwrap();
+    let head = format!("POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[b'a'; 10]).await.unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    // Another subscriber, same origin: answered, on a connection of its own.
+    let next = headwall_testkit::send_raw(
+        h.proxy,
+        Some(subscriber_ip()),
+        &headwall_testkit::proxy_get(&url, &[]),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the next request was answered");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.body, b"hello");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "the next request needs its own connection"
+    );
+
+    // The slow body completes, all of it on the first connection.
+    slow.write_all(&[b'b'; 990]).await.unwrap();
+    let first = seen.lock().unwrap()[0].clone();
+    let complete = headwall_testkit::eventually(Duration::from_secs(5), || {
+        let bytes = first.lock().unwrap();
+        bytes.ends_with(&[b'b'; 990]) && bytes.windows(10).any(|w| w == [b'a'; 10])
+    })
+    .await;
+    assert!(complete, "the slow body did not reach the origin whole");
+}
