@@ -125,6 +125,12 @@ impl Collector for HeadwallCollector {
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
 
+        gauge(
+            &mut encoder,
+            "headwall_tunnels_open",
+            "CONNECT and WebSocket tunnels open now; each holds a max_connections slot.",
+            i64::try_from(metrics.tunnels_open()).unwrap_or(i64::MAX),
+        )?;
         counter(
             &mut encoder,
             "headwall_stripped_headers",

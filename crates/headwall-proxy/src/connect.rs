@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::gateway::Gateway;
 use crate::idle::{Activity, Tracked, until_idle};
+use crate::listener::Slot;
 use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
 
@@ -17,6 +18,7 @@ static PARTNER_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) async fn tunnel(
     gateway: &Arc<Gateway>,
+    slot: &Slot,
     mut request: Request<Incoming>,
 ) -> (Response<ProxyBody>, Outcome) {
     let Some(authority) = request.uri().authority().cloned() else {
@@ -67,7 +69,10 @@ pub(crate) async fn tunnel(
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let idle = gateway.settings.idle_timeout;
+    // The tunnel keeps the client connection's max_connections slot until both sockets close.
+    let guard = slot.tunnel(gateway);
     tokio::spawn(async move {
+        let _guard = guard;
         let Ok(client) = on_upgrade.await else {
             return;
         };

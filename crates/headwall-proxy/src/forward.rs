@@ -17,6 +17,7 @@ use headwall_policy::{Decision, WithholdReason};
 
 use crate::gateway::Gateway;
 use crate::idle::{Activity, until_idle};
+use crate::listener::Slot;
 use crate::metrics::{Listener, Outcome};
 use crate::respond::{self, ProxyBody};
 use crate::upstream::{self, UpstreamError};
@@ -51,15 +52,16 @@ pub(crate) async fn handle(
     gateway: Arc<Gateway>,
     client: SocketAddr,
     front: Front,
+    slot: Slot,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let (response, outcome) = match (request.method() == Method::CONNECT, front) {
-        (true, Front::Explicit) => crate::connect::tunnel(&gateway, request).await,
+        (true, Front::Explicit) => crate::connect::tunnel(&gateway, &slot, request).await,
         (true, Front::Transparent { .. }) => bad_request(
             "headwall: CONNECT is for the explicit proxy listener, not intercepted traffic\n",
         ),
-        (false, _) => forward(&gateway, client, front, request).await,
+        (false, _) => forward(&gateway, client, front, &slot, request).await,
     };
     gateway.metrics.count_request(front.listener(), outcome);
     // Until the response head is ready: streaming the body is the client's and origin's time.
@@ -193,6 +195,7 @@ async fn forward(
     gateway: &Arc<Gateway>,
     client: SocketAddr,
     front: Front,
+    slot: &Slot,
     mut request: Request<Incoming>,
 ) -> (Response<ProxyBody>, Outcome) {
     let Target {
@@ -371,7 +374,9 @@ async fn forward(
     {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let idle = gateway.settings.idle_timeout;
+        let guard = slot.tunnel(gateway);
         tokio::spawn(async move {
+            let _guard = guard;
             let (Ok(client_io), Ok(upstream_io)) = (client_upgrade.await, upstream_upgrade.await)
             else {
                 return;

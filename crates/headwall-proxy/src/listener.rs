@@ -59,13 +59,49 @@ pub(crate) async fn serve(
     }
 }
 
+/// A client connection's place under `max_connections`. The connection holds it while hyper
+/// serves it; a tunnel made from the connection (CONNECT, a WebSocket 101) takes it over, so the
+/// slot is free only once the tunnel's sockets have closed too — otherwise every tunnel would
+/// be an unbounded file descriptor past the limit.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// The guard a tunnel task holds for as long as it runs: the slot, and one in
+    /// `headwall_tunnels_open`.
+    pub(crate) fn tunnel(&self, gateway: &Arc<Gateway>) -> TunnelGuard {
+        gateway.metrics.tunnel_opened();
+        TunnelGuard {
+            _slot: self.clone(),
+            gateway: gateway.clone(),
+        }
+    }
+}
+
+/// Held by a running tunnel; dropped when both its sockets are done.
+pub(crate) struct TunnelGuard {
+    _slot: Slot,
+    gateway: Arc<Gateway>,
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.gateway.metrics.tunnel_closed();
+    }
+}
+
 async fn serve_connection(
     gateway: Arc<Gateway>,
     mut stream: TcpStream,
     peer: SocketAddr,
     kind: Listener,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
+    let slot = Slot {
+        _permit: Arc::new(permit),
+    };
     let _ = stream.set_nodelay(true);
     let (client, front) = match crate::front::identify(&gateway.settings, &mut stream, peer, kind)
         .await
@@ -84,9 +120,10 @@ async fn serve_connection(
     let service_gateway = gateway.clone();
     let service = hyper::service::service_fn(move |request| {
         let gateway = service_gateway.clone();
+        let slot = slot.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
-                crate::forward::handle(gateway, client, front, request).await,
+                crate::forward::handle(gateway, client, front, slot, request).await,
             )
         }
     });

@@ -99,6 +99,7 @@ pub struct Metrics {
     duration_sum_nanos: AtomicU64,
     canary_leaks: AtomicU64,
     canary_last_success: AtomicU64,
+    tunnels_open: AtomicU64,
 }
 
 impl Metrics {
@@ -154,6 +155,19 @@ impl Metrics {
         let count = self.duration_count.load(Ordering::Relaxed);
         let sum = self.duration_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         (buckets, count, sum)
+    }
+
+    /// CONNECT and WebSocket tunnels open now (each also holds a `max_connections` slot).
+    pub fn tunnels_open(&self) -> u64 {
+        self.tunnels_open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tunnel_opened(&self) {
+        self.tunnels_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tunnel_closed(&self) {
+        self.tunnels_open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Canary runs that found identity at the non-partner endpoint.

@@ -80,3 +80,43 @@ async fn connect_never_opens_a_tunnel_to_a_partner() {
     let (_, head) = connect(h.proxy, &format!("news.example.test:{port}")).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+/// Issue 14, defect 4: the connection's `max_connections` slot was released when hyper handed
+/// the socket to the tunnel, so tunnels were unbounded. A tunnel keeps its slot until both
+/// sockets close, and `headwall_tunnels_open` counts it.
+#[tokio::test]
+async fn tunnels_count_against_max_connections() {
+    let h = start("max_connections = 3").await;
+    let target = format!("news.example.test:{}", h.website.addr().port());
+    let mut tunnels = Vec::new();
+    for _ in 0..3 {
+        let (client, head) = connect(h.proxy, &target).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tunnels.push(client);
+    }
+    let metrics = h.gateway.metrics();
+    assert!(
+        headwall_testkit::eventually(Duration::from_secs(5), || metrics.tunnels_open() == 3).await,
+        "tunnels_open is {}",
+        metrics.tunnels_open()
+    );
+    assert_eq!(h.gateway.open_connections(), 3);
+    // A fourth client finds no slot: closed without an answer.
+    let mut fourth = TcpStream::connect(h.proxy).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), fourth.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a fourth connection was served"
+    );
+
+    // One tunnel closes: its slot comes back, and a new tunnel opens.
+    drop(tunnels.pop());
+    assert!(
+        headwall_testkit::eventually(Duration::from_secs(5), || metrics.tunnels_open() == 2).await,
+        "tunnels_open is {} after a tunnel closed",
+        metrics.tunnels_open()
+    );
+    let (_client, head) = connect(h.proxy, &target).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
