@@ -7,7 +7,7 @@
 //!
 //! 1. its name is a known tracking header ([`Reason::TrackingId`]) or on the built-in identity
 //!    list ([`Reason::IdentityHeader`]), whatever the (non-empty) value — names compare as
-//!    [`headwall_policy::normalize_header_name`] does, ignoring case, `_` equal to `-`;
+//!    [`headwall_policy::normalize_header_name`] does, ignoring case and punctuation runs;
 //! 2. otherwise its value holds a plausible phone number ([`Reason::PhoneNumber`]) or IMSI
 //!    ([`Reason::Imsi`]), in any header, familiar or not. See `number.rs` for the rules and
 //!    `tables.rs` for the numbering data behind them.

@@ -18,20 +18,39 @@ pub fn builtin_identity_headers() -> impl Iterator<Item = &'static str> {
         .filter(|line| !line.is_empty())
 }
 
-/// The form header names are compared in: ASCII lowercase, `_` replaced by `-`.
+/// The form header names are compared in (DESIGN, Stripping): ASCII lowercase, every run of
+/// characters other than letters and digits one `-`, none at either end. `X_MSISDN`,
+/// `x.msisdn`, `X__MSISDN_` and `X~MSISDN` are all `x-msisdn`: server stacks map punctuation to
+/// `_` (or drop it) in different ways, so a partner behind any of them could read any spelling
+/// as its own header.
 pub fn normalize_header_name(name: &str) -> String {
-    name.bytes()
-        .map(|b| char::from(normalize_byte(b)))
-        .collect::<String>()
+    let mut buf = vec![0u8; name.len()];
+    let used = normalize_into(name.as_bytes(), &mut buf);
+    buf.truncate(used);
+    // Only ASCII letters, digits and `-` are ever written.
+    String::from_utf8(buf).unwrap_or_default()
 }
 
+/// Writes the normalized form of `name` into `out` (at least `name.len()` long: the form is
+/// never longer) and returns its length.
 #[inline]
-fn normalize_byte(b: u8) -> u8 {
-    if b == b'_' {
-        b'-'
-    } else {
-        b.to_ascii_lowercase()
+fn normalize_into(name: &[u8], out: &mut [u8]) -> usize {
+    let mut used = 0;
+    let mut separator = false;
+    for &b in name {
+        if b.is_ascii_alphanumeric() {
+            if separator && used > 0 {
+                out[used] = b'-';
+                used += 1;
+            }
+            separator = false;
+            out[used] = b.to_ascii_lowercase();
+            used += 1;
+        } else {
+            separator = true;
+        }
     }
+    used
 }
 
 /// Whether `name` is an HTTP field-name: a non-empty `token` (RFC 9110 §5.1, §5.6.2).
@@ -83,8 +102,8 @@ impl StripSet {
         StripSet { names }
     }
 
-    /// Whether a client-sent header with this name must be removed. Case-insensitive, `_` equal
-    /// to `-`.
+    /// Whether a client-sent header with this name must be removed: compared in
+    /// [`normalize_header_name`]'s form (case and punctuation runs ignored).
     ///
     /// Hot path: names up to 64 bytes are normalized into a stack buffer, then one hash lookup;
     /// no heap allocation.
@@ -100,10 +119,8 @@ impl StripSet {
                 .contains(normalize_header_name(header_name).as_bytes());
         }
         let mut buf = [0u8; STACK_NAME_LEN];
-        for (dst, &src) in buf.iter_mut().zip(bytes) {
-            *dst = normalize_byte(src);
-        }
-        self.names.contains(&buf[..bytes.len()])
+        let used = normalize_into(bytes, &mut buf);
+        self.names.contains(&buf[..used])
     }
 
     /// Number of distinct normalized names.
@@ -154,6 +171,18 @@ mod tests {
         assert!(set.contains("x-partner-extra"));
         assert!(set.contains("X_PARTNER_EXTRA"));
         assert!(!set.contains("x-msisdnx"));
+        for spelling in [
+            "X.MSISDN",
+            "X~MSISDN",
+            "X__MSISDN",
+            "X-MSISDN_",
+            "_x-_msisdn",
+            "X-.MSISDN",
+        ] {
+            assert!(set.contains(spelling), "{spelling}");
+            assert_eq!(normalize_header_name(spelling), "x-msisdn");
+        }
+        assert!(!set.contains("xmsisdn"), "a separator is not nothing");
         assert!(!set.contains("accept"));
         assert!(!set.contains("x-msisdñ"));
         assert!(!set.contains(&"x".repeat(100)));

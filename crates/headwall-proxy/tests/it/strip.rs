@@ -21,6 +21,12 @@ fn spoofs() -> Vec<(&'static str, &'static str)> {
         ("X-Age-Verified", "true"),
         ("X_AGE_VERIFIED", "true"),
         ("X-Billing-Token", "forged.token.value"),
+        // Other punctuation: runs of non-alphanumerics are one `-` (issue 14).
+        ("X.MSISDN", FORGED),
+        ("X~MSISDN", FORGED),
+        ("X__MSISDN", FORGED),
+        ("X-MSISDN_", FORGED),
+        ("X.Age.Verified", "true"),
     ]
 }
 
