@@ -20,9 +20,10 @@ use crate::idle::{Activity, until_idle};
 use crate::listener::Slot;
 use crate::metrics::{Listener, Outcome};
 use crate::respond::{self, ProxyBody};
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::{self, SendError, UpstreamError};
 
 static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
+static BAD_BODY: AtomicU64 = AtomicU64::new(0);
 
 /// Which door a request came in by, and what that door knows about its destination.
 #[derive(Debug, Clone, Copy)]
@@ -348,7 +349,13 @@ async fn forward(
     let (mut response, upstream) = match upstream::send(&gateway.upstreams, upstream, request).await
     {
         Ok(sent) => sent,
-        Err(()) => {
+        Err(SendError::ClientBody) => {
+            crate::listener::warn_limited(&BAD_BODY, || {
+                tracing::debug!("malformed or short request body; answered 400");
+            });
+            return bad_request("headwall: the request body is malformed or incomplete\n");
+        }
+        Err(SendError::Upstream) => {
             return (
                 respond::text(
                     StatusCode::BAD_GATEWAY,

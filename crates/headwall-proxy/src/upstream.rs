@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ pub(crate) struct Upstream {
     pub(crate) sender: SendRequest<RequestBody>,
     /// Set once the request sent on it has given up its whole body (see [`RequestBody`]);
     /// `None` before a request is sent. The pool takes the connection back only when set.
-    request_sent: Option<Arc<AtomicBool>>,
+    request_sent: Option<Arc<AtomicU8>>,
 }
 
 impl Upstream {
@@ -70,7 +70,7 @@ impl Upstream {
     fn request_finished(&self) -> bool {
         self.request_sent
             .as_ref()
-            .is_some_and(|sent| sent.load(Ordering::Acquire))
+            .is_some_and(|state| state.load(Ordering::Acquire) == BODY_SENT)
     }
 }
 
@@ -79,16 +79,29 @@ impl Upstream {
 /// ready at once; anything slower is a connection in an unknown state.
 const POOLED_READY_DEADLINE: Duration = Duration::from_millis(100);
 
-/// A client's request body on its way upstream, marking when it has been read to its end.
+/// [`RequestBody`] states: still being read, read to its end, or broken by the client.
+const BODY_PENDING: u8 = 0;
+const BODY_SENT: u8 = 1;
+const BODY_FAILED: u8 = 2;
+
+/// A client's request body on its way upstream, marking when it has been read to its end, or
+/// that the client broke it (a malformed chunk, a short body).
 pub(crate) struct RequestBody {
     inner: Incoming,
-    sent: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
 
 impl RequestBody {
     fn new(inner: Incoming) -> RequestBody {
-        let sent = Arc::new(AtomicBool::new(inner.is_end_stream()));
-        RequestBody { inner, sent }
+        let start = if inner.is_end_stream() {
+            BODY_SENT
+        } else {
+            BODY_PENDING
+        };
+        RequestBody {
+            inner,
+            state: Arc::new(AtomicU8::new(start)),
+        }
     }
 }
 
@@ -102,15 +115,14 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let ended = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            // An error (the client went away mid-body) never marks it sent.
-            Poll::Ready(Some(Err(_))) | Poll::Pending => false,
+        let state = match &polled {
+            Poll::Ready(None) => BODY_SENT,
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => BODY_SENT,
+            // The client's fault (bad chunk framing, closed mid-body): never marked sent.
+            Poll::Ready(Some(Err(_))) => BODY_FAILED,
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => return polled,
         };
-        if ended {
-            this.sent.store(true, Ordering::Release);
-        }
+        this.state.store(state, Ordering::Release);
         polled
     }
 
@@ -437,30 +449,46 @@ impl Drop for PooledBody {
     }
 }
 
+/// Why a request got no upstream response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The client's request body was malformed or cut short: the client's fault (400).
+    ClientBody,
+    /// The upstream closed or broke the connection (502).
+    Upstream,
+}
+
 /// Sends `request`; when a pooled connection turned out closed before the request was written,
 /// retries once on a fresh connection to the same address.
 pub(crate) async fn send(
     upstreams: &Upstreams,
     mut upstream: Upstream,
     request: Request<Incoming>,
-) -> Result<(http::Response<Incoming>, Upstream), ()> {
+) -> Result<(http::Response<Incoming>, Upstream), SendError> {
     let request = request.map(RequestBody::new);
-    let sent = request.body().sent.clone();
-    upstream.request_sent = Some(sent.clone());
+    let state = request.body().state.clone();
+    upstream.request_sent = Some(state.clone());
+    let blame = |state: &AtomicU8| {
+        if state.load(Ordering::Acquire) == BODY_FAILED {
+            SendError::ClientBody
+        } else {
+            SendError::Upstream
+        }
+    };
     match upstream.sender.try_send_request(request).await {
         Ok(response) => Ok((response, upstream)),
         Err(mut error) => {
             let Some(request) = error.take_message() else {
-                return Err(());
+                return Err(blame(&state));
             };
             let mut fresh = upstreams
                 .fresh(&[upstream.addr], false)
                 .await
-                .map_err(|_| ())?;
-            fresh.request_sent = Some(sent);
+                .map_err(|_| SendError::Upstream)?;
+            fresh.request_sent = Some(state.clone());
             match fresh.sender.send_request(request).await {
                 Ok(response) => Ok((response, fresh)),
-                Err(_) => Err(()),
+                Err(_) => Err(blame(&state)),
             }
         }
     }
@@ -492,7 +520,7 @@ mod tests {
         let upstream = Upstream {
             addr,
             sender,
-            request_sent: Some(Arc::new(AtomicBool::new(true))),
+            request_sent: Some(Arc::new(AtomicU8::new(BODY_SENT))),
         };
         (upstream, far, driver)
     }
@@ -528,7 +556,7 @@ mod tests {
     async fn a_connection_still_sending_its_request_is_not_pooled() {
         let pool = Pool::new(Duration::from_secs(60));
         let (mut upstream, _far, _driver) = connection(8002).await;
-        upstream.request_sent = Some(Arc::new(AtomicBool::new(false)));
+        upstream.request_sent = Some(Arc::new(AtomicU8::new(BODY_PENDING)));
         pool.checkin(upstream);
         assert_eq!(pool.addresses(), 0);
         let (mut unsent, _far, _driver) = connection(8003).await;

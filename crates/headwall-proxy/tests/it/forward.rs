@@ -527,3 +527,40 @@ async fn an_early_answer_to_a_slow_post_never_stalls_the_next_request() {
     .await;
     assert!(complete, "the slow body did not reach the origin whole");
 }
+
+/// Issue 14: a malformed chunked request body is the client's fault — 400 and `bad_request`,
+/// not `502 upstream closed the connection` counted against the origin.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_400() {
+    let h = start("").await;
+    let url = h.website_url();
+    let extension = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(20_000));
+    let bodies = [
+        "ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n", // size overflow
+        "5\nhello\r\n0\r\n\r\n",                      // bare LF after the size
+        "3\r\nhello\r\n0\r\n\r\n",                    // data past its size
+        extension.as_str(),                           // a 20 kB chunk extension
+    ];
+    for body in bodies {
+        let request = format!(
+            "POST {url} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}"
+        );
+        let response = h.raw(subscriber_ip(), request.as_bytes()).await;
+        assert_eq!(
+            response.status,
+            400,
+            "body {:?}",
+            &body[..body.len().min(24)]
+        );
+    }
+    let metrics = h.gateway.metrics();
+    let explicit = headwall_proxy::Listener::Explicit;
+    assert_eq!(
+        metrics.requests(explicit, headwall_proxy::Outcome::BadRequest),
+        4
+    );
+    assert_eq!(
+        metrics.requests(explicit, headwall_proxy::Outcome::UpstreamError),
+        0
+    );
+}
