@@ -124,6 +124,11 @@ async fn respond(
     log: Arc<Mutex<Vec<ReceivedRequest>>>,
 ) -> Result<Response<EchoBody>, Infallible> {
     let upgrade = request.headers().get(header::UPGRADE).cloned();
+    let websocket_key = request
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|key| key.to_str().ok())
+        .map(str::to_owned);
     let on_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
     let (parts, mut body) = request.into_parts();
     let headers: Vec<(String, String)> = parts
@@ -171,11 +176,18 @@ async fn respond(
                 }
             }
         });
-        let response = Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::CONNECTION, "upgrade")
-            .header(header::UPGRADE, protocol)
-            .body(empty());
+            .header(header::UPGRADE, protocol);
+        // As a WebSocket server would (RFC 6455 §4.2.2), when asked with a key.
+        if let Some(accept) = websocket_key
+            .as_deref()
+            .and_then(headwall_policy::websocket_accept)
+        {
+            response = response.header("sec-websocket-accept", accept);
+        }
+        let response = response.body(empty());
         return Ok(response.unwrap_or_else(|_| Response::new(empty())));
     }
 

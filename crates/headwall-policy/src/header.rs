@@ -53,6 +53,24 @@ fn normalize_into(name: &[u8], out: &mut [u8]) -> usize {
     used
 }
 
+/// The `Sec-WebSocket-Accept` a server must answer a WebSocket opening handshake's
+/// `Sec-WebSocket-Key` with (RFC 6455 §4.2.2: base64 of SHA-1 over the key and the protocol's
+/// GUID); `None` when the key is not 16 bytes in base64. The gateway opens a tunnel to a
+/// partner only on a 101 that carries it: proof that the partner read this handshake as
+/// WebSocket, not as some other protocol.
+pub fn websocket_accept(key: &str) -> Option<String> {
+    use base64::Engine;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let engine = base64::engine::general_purpose::STANDARD;
+    if engine.decode(key).ok()?.len() != 16 {
+        return None;
+    }
+    let mut sha1 = sha1_smol::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(GUID);
+    Some(engine.encode(sha1.digest().bytes()))
+}
+
 /// Whether `name` is an HTTP field-name: a non-empty `token` (RFC 9110 §5.1, §5.6.2).
 pub fn is_field_name(name: &str) -> bool {
     !name.is_empty()

@@ -23,7 +23,9 @@ pub use config::{
 };
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, HostError};
-pub use header::{StripSet, builtin_identity_headers, is_field_name, normalize_header_name};
+pub use header::{
+    StripSet, builtin_identity_headers, is_field_name, normalize_header_name, websocket_accept,
+};
 pub use host::{HostPattern, HostPatternError, normalize_host};
 pub use load::{load, load_policy};
 pub use plan::{

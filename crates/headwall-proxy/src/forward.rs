@@ -251,12 +251,20 @@ async fn forward(
     // WebSocket may open one (its frames carry no HTTP headers); any other protocol (`h2c`,
     // `TLS/1.0`) would let the client send requests with its own identity headers from the
     // gateway's address (see `Policy::partner_at`, and CONNECT). There the request goes on
-    // without `Upgrade`, as a plain request.
+    // without `Upgrade`, as a plain request — and a WebSocket upgrade only when it is one
+    // (RFC 6455 §4.1: version 13 and a key), so that the 101 can be checked against it.
+    let to_partner = addrs
+        .iter()
+        .any(|addr| active.policy.partner_at(*addr).is_some());
+    let mut websocket_accept = None;
     let upgrade = stripped.upgrade.filter(|protocol| {
-        crate::strip::only_websocket(protocol)
-            || !addrs
-                .iter()
-                .any(|addr| active.policy.partner_at(*addr).is_some())
+        if !to_partner {
+            return true;
+        }
+        websocket_accept = crate::strip::only_websocket(protocol)
+            .then(|| crate::strip::websocket_accept(request.headers()))
+            .flatten();
+        websocket_accept.is_some()
     });
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
     let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
@@ -372,6 +380,21 @@ async fn forward(
             respond::text(
                 StatusCode::BAD_GATEWAY,
                 "headwall: upstream used a transfer coding other than chunked\n",
+            ),
+            Outcome::UpstreamError,
+        );
+    }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && client_upgrade.is_some()
+        && let Some(expected) = &websocket_accept
+        && response.headers().get("sec-websocket-accept") != Some(expected)
+    {
+        // A partner that switched without proving it read this handshake: whatever it speaks
+        // now is not known to be WebSocket, and no tunnel opens to it.
+        return (
+            respond::text(
+                StatusCode::BAD_GATEWAY,
+                "headwall: upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept\n",
             ),
             Outcome::UpstreamError,
         );

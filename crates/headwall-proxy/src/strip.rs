@@ -96,6 +96,23 @@ pub(crate) fn only_websocket(upgrade: &HeaderValue) -> bool {
     })
 }
 
+/// For a WebSocket opening handshake (RFC 6455 §4.1: `Sec-WebSocket-Version: 13` and a
+/// `Sec-WebSocket-Key` of 16 base64 bytes), the `Sec-WebSocket-Accept` its 101 must carry
+/// (§4.2.2: base64 of SHA-1 over the key and the protocol's GUID); `None` when the request is
+/// not such a handshake.
+pub(crate) fn websocket_accept(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut versions = headers.get_all("sec-websocket-version").iter();
+    if versions.next()?.as_bytes() != b"13" || versions.next().is_some() {
+        return None;
+    }
+    let mut keys = headers.get_all("sec-websocket-key").iter();
+    let key = keys.next()?.to_str().ok()?;
+    if keys.next().is_some() {
+        return None;
+    }
+    HeaderValue::from_str(&headwall_policy::websocket_accept(key)?).ok()
+}
+
 /// The bit of `name` in [`HOP_BY_HOP`] (0 for any other name).
 fn hop_by_hop_bit(name: &HeaderName) -> u8 {
     HOP_BY_HOP
@@ -259,6 +276,31 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("transfer-encoding", "br"),
         ])));
+    }
+
+    #[test]
+    fn websocket_accept_follows_rfc_6455() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        headers.insert(
+            "sec-websocket-key",
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        // RFC 6455 §1.3's own example.
+        assert_eq!(
+            websocket_accept(&headers).unwrap(),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        headers.insert("sec-websocket-version", HeaderValue::from_static("8"));
+        assert!(websocket_accept(&headers).is_none());
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        headers.insert("sec-websocket-key", HeaderValue::from_static("c2hvcnQ="));
+        assert!(
+            websocket_accept(&headers).is_none(),
+            "a key must be 16 bytes"
+        );
+        headers.remove("sec-websocket-key");
+        assert!(websocket_accept(&headers).is_none());
     }
 
     #[test]

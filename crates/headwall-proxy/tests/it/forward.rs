@@ -564,3 +564,68 @@ async fn a_malformed_chunked_body_is_the_clients_400() {
         0
     );
 }
+
+/// Issue 14: a WebSocket upgrade to a partner opened a raw tunnel whenever the partner said
+/// 101. Now the request must be a real opening handshake (version 13, a 16-byte key), or it
+/// goes on as a plain request; and the 101 must carry the key's `Sec-WebSocket-Accept`, or it
+/// is a 502 and no tunnel opens.
+#[tokio::test]
+async fn a_partner_switches_to_websocket_only_with_a_valid_handshake() {
+    let h = start("").await;
+    // A partner address on one of agecheck's ports that answers 101 as told.
+    let port = h.website.addr().port();
+    let partner = tokio::net::TcpListener::bind(("127.0.0.2", port))
+        .await
+        .unwrap();
+    let url = format!("http://verify.agecheck.test:{port}/");
+    let handshake = |key_lines: &str| {
+        format!(
+            "GET {url} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\n\
+             Upgrade: websocket\r\n{key_lines}\r\n"
+        )
+    };
+    let valid_key = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let accepts = ["", "Sec-WebSocket-Accept: bm90IHRoZSByaWdodCBhbnN3ZXI=\r\n"];
+    let serve = tokio::spawn(async move {
+        for accept in accepts {
+            let (mut stream, _) = partner.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\
+                 Upgrade: websocket\r\n{accept}\r\n"
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            // Held open a moment: a tunnel would be usable now.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    for accept in accepts {
+        let response = h
+            .raw(subscriber_ip(), handshake(valid_key).as_bytes())
+            .await;
+        assert_eq!(
+            response.status, 502,
+            "101 with accept {accept:?} was let through"
+        );
+    }
+    serve.await.unwrap();
+
+    // A handshake without version 13 and a key is no WebSocket handshake: sent on plain.
+    let response = h
+        .get(
+            subscriber_ip(),
+            &h.agecheck_url(),
+            &[("Connection", "Upgrade"), ("Upgrade", "websocket")],
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(only(&h.agecheck).header("upgrade"), None);
+}
