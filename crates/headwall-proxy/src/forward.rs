@@ -20,6 +20,7 @@ use crate::idle::{Activity, until_idle};
 use crate::listener::Slot;
 use crate::metrics::{Listener, Outcome};
 use crate::respond::{self, ProxyBody};
+use crate::strip::Codings;
 use crate::upstream::{self, SendError, UpstreamError};
 
 static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
@@ -209,14 +210,22 @@ async fn forward(
         Ok(target) => target,
         Err(reason) => return bad_request(reason),
     };
-    if !crate::strip::only_chunked(request.headers()) {
-        return (
-            respond::text(
-                StatusCode::NOT_IMPLEMENTED,
-                "headwall: only the chunked transfer coding is supported\n",
-            ),
-            Outcome::BadRequest,
-        );
+    match crate::strip::transfer_codings(request.headers()) {
+        Codings::Fine => {}
+        Codings::Unsupported => {
+            return (
+                respond::text(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "headwall: only the chunked transfer coding is supported\n",
+                ),
+                Outcome::BadRequest,
+            );
+        }
+        Codings::Repeated => {
+            return bad_request(
+                "headwall: the chunked transfer coding is applied more than once\n",
+            );
+        }
     }
 
     // The policy is pinned for the whole request: a reload in flight never mixes two policies.

@@ -72,20 +72,44 @@ pub fn strip_response(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Whether every transfer coding `headers` name is `chunked` (or none is named). Chunked is the
-/// only coding hyper decodes, and `Transfer-Encoding` is removed on the way through: a message
-/// sent `gzip, chunked` would arrive de-chunked but still compressed, and unlabelled.
+/// What the transfer codings of a message say about its framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codings {
+    /// None, or `chunked` once: the only framing hyper decodes.
+    Fine,
+    /// A coding other than `chunked` (`gzip, chunked` would arrive de-chunked but still
+    /// compressed, and unlabelled, since `Transfer-Encoding` is removed on the way through).
+    Unsupported,
+    /// `chunked` more than once (RFC 9112 §7.1: a sender must not), in one field or several:
+    /// hyper decodes it once, a recipient that decodes twice reads another message.
+    Repeated,
+}
+
+/// The [`Codings`] of `headers`' `Transfer-Encoding` fields; empty list elements are ignored.
+pub(crate) fn transfer_codings(headers: &HeaderMap) -> Codings {
+    let mut chunked = 0;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Codings::Unsupported;
+        };
+        for coding in text.split(',').map(str::trim) {
+            if coding.eq_ignore_ascii_case("chunked") {
+                chunked += 1;
+            } else if !coding.is_empty() {
+                return Codings::Unsupported;
+            }
+        }
+    }
+    if chunked > 1 {
+        Codings::Repeated
+    } else {
+        Codings::Fine
+    }
+}
+
+/// Whether `headers` are framed by `chunked` once or by no transfer coding at all.
 pub(crate) fn only_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .all(|value| {
-            value.to_str().is_ok_and(|text| {
-                text.split(',')
-                    .map(str::trim)
-                    .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("chunked"))
-            })
-        })
+    transfer_codings(headers) == Codings::Fine
 }
 
 /// Whether an `Upgrade` value asks for WebSocket and nothing else.

@@ -9,6 +9,7 @@ mod harness;
 mod connect;
 mod enrich;
 mod forward;
+mod framing;
 mod front;
 mod limits;
 mod strip;
