@@ -7,6 +7,7 @@ mod audit;
 mod browser;
 mod canary;
 mod cli;
+mod docs;
 mod fleet;
 mod load;
 mod plan;
