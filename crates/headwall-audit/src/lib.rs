@@ -46,6 +46,7 @@ mod source;
 mod summary;
 pub mod time;
 mod verify;
+mod window;
 mod writer;
 
 pub use postgres::{KILL_SWITCH_REFRESH, PgAuditReader, QueryError, verify_postgres};
@@ -57,6 +58,7 @@ pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use source::AuditSource;
 pub use summary::SubscriberSet;
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
+pub use window::EventWindow;
 pub use writer::{
     AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
     checkpoint_path,

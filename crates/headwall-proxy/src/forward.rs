@@ -237,15 +237,16 @@ async fn forward(
             count = stripped.identity_removed,
             "identity headers stripped from client request"
         );
-        // One event per request, with the count: names and values stay out of the record.
-        gateway.audit.event(
-            EventKind::SpoofStripped,
-            &SpoofStripped {
-                client_ip: client.ip(),
-                count: stripped.identity_removed,
-                host: &host,
-                port,
-            },
+        // One event per client and second, with the request count and the header names;
+        // values never enter the record.
+        gateway.spoofs.add(
+            &gateway.audit,
+            headwall_sessions::unix_now(),
+            client.ip(),
+            stripped
+                .identity_names
+                .iter()
+                .map(|name| headwall_policy::normalize_header_name(name.as_str())),
         );
     }
     // Intercepted traffic goes where the client was going; a name is never resolved for it.
@@ -469,16 +470,6 @@ async fn record_disclosure(
 ) -> Result<(), headwall_audit::AuditError> {
     drop(record);
     Ok(())
-}
-
-/// The detail of a `spoof_stripped` event: serialized as it stands, without building a JSON
-/// value per request. Fields in name order, as `serde_json::json!` would write them.
-#[derive(serde::Serialize)]
-struct SpoofStripped<'a> {
-    client_ip: std::net::IpAddr,
-    count: usize,
-    host: &'a str,
-    port: u16,
 }
 
 pub(crate) fn bad_request(reason: &'static str) -> (Response<ProxyBody>, Outcome) {

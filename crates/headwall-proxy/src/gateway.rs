@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use headwall_audit::{AuditLog, EventKind};
+use headwall_audit::{AuditLog, EventKind, EventWindow};
 use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
 use headwall_policy::{Policy, ValueKind};
 use headwall_sessions::{Profiles, Sessions};
@@ -137,6 +137,8 @@ pub struct Gateway {
     pub(crate) upstreams: Upstreams,
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) audit: AuditLog,
+    /// `spoof_stripped` tallies per client address for the current second.
+    pub(crate) spoofs: EventWindow,
     /// Set once at shutdown: connections finish their request in flight and close.
     pub(crate) drain: tokio::sync::watch::Sender<bool>,
     request_ids: RequestIds,
@@ -177,6 +179,7 @@ impl Gateway {
             upstreams,
             connections,
             audit,
+            spoofs: EventWindow::new(EventKind::SpoofStripped, "client_ip"),
             drain: tokio::sync::watch::Sender::new(false),
             request_ids: RequestIds {
                 prefix: random_prefix(),
@@ -290,6 +293,13 @@ impl Gateway {
         tokio::time::timeout(deadline, self.connections.acquire_many(all))
             .await
             .is_ok_and(|permits| permits.is_ok())
+    }
+
+    /// Sends the security events of every second that is over to the audit log (the
+    /// listeners call it once a second; call it once more before closing the log).
+    pub fn flush_security_events(&self) {
+        self.spoofs
+            .flush(&self.audit, headwall_sessions::unix_now().saturating_add(1));
     }
 
     /// Client connections open now.

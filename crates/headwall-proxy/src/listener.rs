@@ -27,9 +27,16 @@ pub(crate) async fn serve(
         tracing::info!(listener = kind.as_str(), %addr, "gateway listening");
     }
     tokio::pin!(shutdown);
+    // Closes each second's security-event tallies even when no new event comes to close them.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
+            _ = tick.tick() => {
+                gateway.spoofs.flush(&gateway.audit, headwall_sessions::unix_now());
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {

@@ -13,6 +13,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 pub struct StripOutcome {
     /// Identity header values removed (spoof attempts, or stale insertions by another box).
     pub identity_removed: usize,
+    /// The names of the identity headers removed (each once), for the `spoof_stripped` event.
+    pub identity_names: Vec<HeaderName>,
     /// The `Upgrade` value when the client asked for a protocol upgrade (`Connection: upgrade`).
     pub upgrade: Option<HeaderValue>,
 }
@@ -58,6 +60,7 @@ pub fn strip_request(headers: &mut HeaderMap, set: &StripSet) -> StripOutcome {
             outcome.identity_removed += entry.remove_entry_mult().1.count();
         }
     }
+    outcome.identity_names = identity;
     outcome
 }
 

@@ -269,6 +269,7 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.gateway.flush_security_events();
         self.audit.close().await;
         let _ = self.admin_shutdown.send(true);
         let _ = self.admin_task.await;

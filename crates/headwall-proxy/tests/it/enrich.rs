@@ -270,9 +270,81 @@ async fn spoofs_and_pinning_mismatches_are_security_events() {
     .await;
     assert!(recorded, "{:?}", h.security_events());
     let events = traffic_events();
-    assert_eq!(events[0].0, "spoof_stripped");
-    assert_eq!(events[0].1["count"], 2);
-    assert!(!events[0].1.to_string().contains("447700900999"));
-    assert_eq!(events[1].0, "pinning_mismatch");
-    assert_eq!(events[1].1["upstream_ip"], "127.0.0.3");
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let spoofs = of("spoof_stripped");
+    assert_eq!(spoofs.len(), 1, "{events:?}");
+    assert_eq!(spoofs[0]["client_ip"], "127.0.0.6");
+    assert_eq!(spoofs[0]["requests"], 1);
+    assert_eq!(
+        spoofs[0]["headers"],
+        serde_json::json!(["x-msisdn", "x-up-calling-line-id"])
+    );
+    assert!(!spoofs[0].to_string().contains("447700900999"));
+    let mismatches = of("pinning_mismatch");
+    assert_eq!(mismatches.len(), 1, "{events:?}");
+    assert_eq!(mismatches[0]["upstream_ip"], "127.0.0.3");
+}
+
+/// DESIGN, Audit log: `spoof_stripped` is one event per client address and second, with the
+/// number of requests and the header names: a client that spoofs on every request costs one row
+/// a second, not one row a request. Every spoofed request is counted in exactly one row.
+#[tokio::test]
+async fn spoof_events_are_one_row_per_client_and_second() {
+    let h = start("").await;
+    let started = std::time::Instant::now();
+    for n in 0..30 {
+        let name = if n % 2 == 0 {
+            "X-MSISDN"
+        } else {
+            "X.Nokia.MSISDN"
+        };
+        h.get(unbound_ip(), &h.website_url(), &[(name, "447700900999")])
+            .await;
+        h.get(subscriber_ip(), &h.website_url(), &[("X-UIDH", "forged")])
+            .await;
+    }
+    let seconds = started.elapsed().as_secs() + 2;
+    let spoofs = || -> Vec<serde_json::Value> {
+        h.security_events()
+            .into_iter()
+            .filter(|(kind, _)| kind == "spoof_stripped")
+            .map(|(_, detail)| detail)
+            .collect()
+    };
+    let requests_of = |client: &str| -> u64 {
+        spoofs()
+            .iter()
+            .filter(|d| d["client_ip"] == client)
+            .map(|d| d["requests"].as_u64().unwrap())
+            .sum()
+    };
+    let all_counted = headwall_testkit::eventually(std::time::Duration::from_secs(5), || {
+        requests_of("127.0.0.6") == 30 && requests_of("127.0.0.5") == 30
+    })
+    .await;
+    assert!(all_counted, "{:?}", spoofs());
+    let rows = spoofs();
+    for client in ["127.0.0.5", "127.0.0.6"] {
+        let of_client = rows.iter().filter(|d| d["client_ip"] == client).count() as u64;
+        assert!(
+            of_client <= seconds,
+            "{of_client} rows for {client} in about {seconds} s: {rows:?}"
+        );
+    }
+    let names: std::collections::BTreeSet<String> = rows
+        .iter()
+        .filter(|d| d["client_ip"] == "127.0.0.6")
+        .flat_map(|d| d["headers"].as_array().unwrap().clone())
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["x-msisdn", "x-nokia-msisdn"].map(String::from).into()
+    );
 }
