@@ -182,31 +182,14 @@ impl Shape {
     }
 }
 
-/// splitmix64: fast, deterministic, good enough for test data.
-struct Rng(u64);
+/// Test data from a seed (testkit's SplitMix64).
+type Rng = headwall_testkit::SplitMix64;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn hex64(&mut self, out: &mut String) {
-        out.clear();
-        for _ in 0..4 {
-            let _ = write!(out, "{:016x}", self.next());
-        }
+/// 32 random bytes as 64 hex digits, into `out`.
+fn hex64(rng: &mut Rng, out: &mut String) {
+    out.clear();
+    for _ in 0..4 {
+        let _ = write!(out, "{:016x}", rng.next_u64());
     }
 }
 
@@ -368,11 +351,11 @@ fn ensure_database(path: &Path, shape: &Shape) {
 }
 
 fn insert_rows(connection: &mut Connection, shape: &Shape) {
-    let mut rng = Rng(0x00c0_ffee);
+    let mut rng = Rng::new(0x00c0_ffee);
     let policy_hashes: Vec<String> = (0..=SPAN_DAYS / 30)
         .map(|_| {
             let mut text = String::new();
-            rng.hex64(&mut text);
+            hex64(&mut rng, &mut text);
             text
         })
         .collect();
@@ -428,7 +411,7 @@ fn insert_rows(connection: &mut Connection, shape: &Shape) {
                 0x5eed_0000_u64 + u64::try_from(epoch).unwrap(),
                 index
             );
-            rng.hex64(&mut hash);
+            hex64(&mut rng, &mut hash);
             insert
                 .execute(rusqlite::params![
                     i64::try_from(index).unwrap() + 1,

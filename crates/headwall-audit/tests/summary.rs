@@ -24,22 +24,8 @@ fn options() -> AuditOptions {
     }
 }
 
-/// splitmix64: deterministic random data, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-}
+/// Deterministic random data, so a failure can be replayed (testkit's SplitMix64).
+type Rng = headwall_testkit::SplitMix64;
 
 const PARTNERS: [&str; 3] = ["agecheck", "carrierpay", "idcheck"];
 const HOSTS: [&str; 4] = [
@@ -50,18 +36,18 @@ const HOSTS: [&str; 4] = [
 ];
 
 fn random_disclosure(rng: &mut Rng) -> Disclosure {
-    let msisdn = format!("4477009{:05}", rng.below(25));
+    let msisdn = format!("4477009{:05}", rng.index(25));
     Disclosure {
         request_id: "r".into(),
-        partner: PARTNERS[rng.below(PARTNERS.len())].into(),
+        partner: PARTNERS[rng.index(PARTNERS.len())].into(),
         purpose: "age_verification".into(),
         msisdn: Msisdn::parse(&msisdn).unwrap(),
         kinds: vec!["pseudonym".into()],
         headers: vec!["X-Subscriber-Id".into()],
-        host: HOSTS[rng.below(HOSTS.len())].into(),
+        host: HOSTS[rng.index(HOSTS.len())].into(),
         port: 80,
         // Now and then outside the partner's destinations: another shape on the same host.
-        upstream_ip: IpAddr::from([127, 0, 0, if rng.below(4) == 0 { 3 } else { 2 }]),
+        upstream_ip: IpAddr::from([127, 0, 0, if rng.index(4) == 0 { 3 } else { 2 }]),
         client_ip: IpAddr::from([127, 0, 0, 5]),
         policy_hash: "policy-1".into(),
     }
@@ -130,11 +116,11 @@ fn summary_in_use(path: &Path) -> bool {
 
 /// A time bound for a random window: none, a record's time, or one millisecond either side.
 fn bound(rng: &mut Rng, times: &[i64]) -> Option<i64> {
-    if times.is_empty() || rng.below(5) == 0 {
+    if times.is_empty() || rng.index(5) == 0 {
         return None;
     }
-    let ts = times[rng.below(times.len())];
-    Some(match rng.below(3) {
+    let ts = times[rng.index(times.len())];
+    Some(match rng.index(3) {
         0 => ts - 1,
         1 => ts,
         _ => ts + 1,
@@ -169,8 +155,8 @@ fn assert_same_answers(path: &Path, rng: &mut Rng, filters: usize) {
         }
     }
     let random = (0..filters).map(|_| ExposureFilter {
-        partner: (rng.below(3) == 0).then(|| PARTNERS[rng.below(PARTNERS.len())].to_owned()),
-        host: (rng.below(3) == 0).then(|| HOSTS[rng.below(HOSTS.len())].to_owned()),
+        partner: (rng.index(3) == 0).then(|| PARTNERS[rng.index(PARTNERS.len())].to_owned()),
+        host: (rng.index(3) == 0).then(|| HOSTS[rng.index(HOSTS.len())].to_owned()),
         range: TimeRange {
             from: bound(rng, &times),
             to: bound(rng, &times),
@@ -187,7 +173,7 @@ fn assert_same_answers(path: &Path, rng: &mut Rng, filters: usize) {
 async fn the_summary_answers_like_the_plain_query_through_writes_and_retention() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let log = AuditLog::open(&path, options()).unwrap();
     write_bursts(&log, &mut rng, 12, 15).await;
     assert!(summary_in_use(&path));
@@ -267,7 +253,7 @@ fn insert_raw(connection: &Connection, rng: &mut Rng, count: usize, start: i64) 
     let mut ts = start;
     for id in next..next + i64::try_from(count).unwrap() {
         // Times never decrease along the chain; several records share a millisecond.
-        ts += i64::try_from(rng.below(3)).unwrap() * 3_600_000;
+        ts += i64::try_from(rng.index(3)).unwrap() * 3_600_000;
         connection
             .execute(
                 "INSERT INTO disclosures VALUES (?1, ?2, 'r', ?3, 'age_verification', ?4,
@@ -275,9 +261,9 @@ fn insert_raw(connection: &Connection, rng: &mut Rng, count: usize, start: i64) 
                 rusqlite::params![
                     id,
                     ts,
-                    PARTNERS[rng.below(PARTNERS.len())],
-                    format!("4477009{:05}", rng.below(25)),
-                    HOSTS[rng.below(HOSTS.len())],
+                    PARTNERS[rng.index(PARTNERS.len())],
+                    format!("4477009{:05}", rng.index(25)),
+                    HOSTS[rng.index(HOSTS.len())],
                 ],
             )
             .unwrap();
@@ -289,7 +275,7 @@ fn insert_raw(connection: &Connection, rng: &mut Rng, count: usize, start: i64) 
 async fn a_log_from_before_the_summary_is_migrated_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let end = {
         let connection = Connection::open(&path).unwrap();
         connection.execute_batch(OLD_SCHEMA).unwrap();
@@ -359,7 +345,7 @@ async fn writes_and_retention_across_days_keep_the_day_counts_exact() {
     // moves from an old day to today.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(19);
+    let mut rng = Rng::new(19);
     AuditLog::open(&path, options()).unwrap().close().await;
     {
         let connection = Connection::open(&path).unwrap();
@@ -389,7 +375,7 @@ async fn writes_and_retention_across_days_keep_the_day_counts_exact() {
 async fn against_streams_and_can_stop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let log = AuditLog::open(&path, options()).unwrap();
     write_bursts(&log, &mut rng, 3, 20).await;
     log.close().await;
@@ -466,8 +452,8 @@ fn assert_against_like_every_record(path: &Path, rng: &mut Rng, policy: &headwal
     }));
     for _ in 0..20 {
         filters.push(ExposureFilter {
-            partner: (rng.below(3) == 0).then(|| PARTNERS[rng.below(PARTNERS.len())].into()),
-            host: (rng.below(3) == 0).then(|| HOSTS[rng.below(HOSTS.len())].into()),
+            partner: (rng.index(3) == 0).then(|| PARTNERS[rng.index(PARTNERS.len())].into()),
+            host: (rng.index(3) == 0).then(|| HOSTS[rng.index(HOSTS.len())].into()),
             range: TimeRange {
                 from: bound(rng, &times),
                 to: bound(rng, &times),
@@ -487,7 +473,7 @@ fn assert_against_like_every_record(path: &Path, rng: &mut Rng, policy: &headwal
 async fn against_reads_only_what_the_shapes_say_and_only_while_they_cover_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(23);
+    let mut rng = Rng::new(23);
     let policy = headwall_policy::load_policy("narrow.toml", NARROW_POLICY).unwrap();
     let log = AuditLog::open(&path, options()).unwrap();
     write_bursts(&log, &mut rng, 6, 20).await;
@@ -534,13 +520,13 @@ async fn against_reads_only_the_hosts_the_policy_refuses_when_they_are_few() {
     // through the index instead of scanning (they hold under 1/20 of the log).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
-    let mut rng = Rng(29);
+    let mut rng = Rng::new(29);
     let policy = headwall_policy::load_policy("narrow.toml", NARROW_POLICY).unwrap();
     let log = AuditLog::open(&path, options()).unwrap();
     let allowed = || Disclosure {
         partner: "agecheck".into(),
         host: "verify.agecheck.test".into(),
-        ..random_disclosure(&mut Rng(1))
+        ..random_disclosure(&mut Rng::new(1))
     };
     for round in 0..4 {
         let mut burst = tokio::task::JoinSet::new();

@@ -291,28 +291,14 @@ fn binding(k: u64, now: u64, with_imsi: bool) -> Binding {
     }
 }
 
-/// SplitMix64: a small, fast, reproducible generator.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
-    }
-}
+/// Reproducible addresses (testkit's SplitMix64).
+type SplitMix = headwall_testkit::SplitMix64;
 
 /// A random address inside bound network `k`.
 fn bound_address(v6: bool, k: u64, random: &mut SplitMix) -> IpAddr {
     if v6 {
         let prefix = u128::from(v6_prefix(0x2001_0db8, k));
-        IpAddr::V6(Ipv6Addr::from(prefix | u128::from(random.next())))
+        IpAddr::V6(Ipv6Addr::from(prefix | u128::from(random.next_u64())))
     } else {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0001 + k as u32))
     }
@@ -322,7 +308,7 @@ fn bound_address(v6: bool, k: u64, random: &mut SplitMix) -> IpAddr {
 fn unbound_address(v6: bool, random: &mut SplitMix) -> IpAddr {
     if v6 {
         let prefix = u128::from(v6_prefix(0x2001_0db9, random.below(1 << 32)));
-        IpAddr::V6(Ipv6Addr::from(prefix | u128::from(random.next())))
+        IpAddr::V6(Ipv6Addr::from(prefix | u128::from(random.next_u64())))
     } else {
         IpAddr::V4(Ipv4Addr::from(0x6440_0000 + random.below(1 << 22) as u32))
     }
@@ -366,7 +352,7 @@ fn memory_and_lookup(v6: bool) {
         ],
     );
 
-    let mut random = SplitMix(0x0bad_5eed);
+    let mut random = SplitMix::new(0x0bad_5eed);
     let bound: Vec<IpAddr> = (0..lookups)
         .map(|_| {
             let k = random.below(n);
