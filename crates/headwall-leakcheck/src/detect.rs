@@ -94,9 +94,10 @@ pub fn redact_value(value: &str, flagged: bool) -> String {
     }
     let mut redacted = String::with_capacity(value.len());
     let mut digits = String::new();
-    for c in value.chars().chain(std::iter::once('\0')) {
-        if c.is_ascii_digit() {
-            digits.push(c);
+    // `None` ends the value, so that every character of it, NUL included, is kept.
+    for c in value.chars().map(Some).chain(std::iter::once(None)) {
+        if let Some(digit) = c.filter(char::is_ascii_digit) {
+            digits.push(digit);
             continue;
         }
         if digits.len() >= MASKED_DIGIT_RUN {
@@ -107,8 +108,8 @@ pub fn redact_value(value: &str, flagged: bool) -> String {
             redacted.push_str(&digits);
         }
         digits.clear();
-        if c != '\0' {
-            redacted.push(c);
+        if let Some(other) = c {
+            redacted.push(other);
         }
     }
     redacted

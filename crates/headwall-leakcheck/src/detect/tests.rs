@@ -318,6 +318,11 @@ fn redacts_long_digit_runs_in_other_values() {
     );
     assert_eq!(redact_value("07700 900123", false), "07700 900123");
     assert_eq!(redact_value("ab12345678cd", false), "ab•••••678cd");
+    // A NUL is a character of the value like any other (found by fuzz/ leak_detect).
+    assert_eq!(
+        redact_value("1700000000012\u{0}\u{0}3456789", false),
+        "••••••••••012\u{0}\u{0}••••789"
+    );
 }
 
 #[test]
