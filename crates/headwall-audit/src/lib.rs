@@ -58,7 +58,7 @@ pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use source::AuditSource;
 pub use summary::SubscriberSet;
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
-pub use window::EventWindow;
+pub use window::{EventWindow, MAX_SOURCES_PER_SECOND, WindowFields};
 pub use writer::{
     AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
     checkpoint_path,

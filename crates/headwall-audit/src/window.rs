@@ -5,24 +5,38 @@
 //! writer, on the gateway's own CPU. Here they are tallied per client address for the second
 //! they happened in — the number of requests and the header names (never values) — and each
 //! tally becomes one event when its second is over: at the first tally of a later second, or
-//! when the owner calls [`EventWindow::flush`] (once a second, and at shutdown).
+//! when the owner calls [`EventWindow::flush`] (once a second, and at shutdown). The RADIUS
+//! listener tallies `radius_rejected` the same way per packet source, with the reasons.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
-
 use crate::record::EventKind;
 use crate::writer::AuditLog;
+
+/// Sources tallied one by one in a second; occurrences from further sources in that second are
+/// tallied together as one event (source `others`, with the number of sources), so a flood from
+/// many (or forged UDP) source addresses is still a bounded number of rows a second.
+pub const MAX_SOURCES_PER_SECOND: usize = 1024;
 
 /// Per-source tallies of one event kind for the current second.
 #[derive(Debug)]
 pub struct EventWindow {
     kind: EventKind,
-    /// The detail field that names the source (`client_ip`, `source`).
-    source_field: &'static str,
+    fields: WindowFields,
     open: Mutex<Open>,
+}
+
+/// The names of an aggregated event's detail fields.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowFields {
+    /// The field that names the source address (`client_ip`, `source`).
+    pub source: &'static str,
+    /// The field that counts the occurrences (`requests`, `packets`).
+    pub count: &'static str,
+    /// The field that lists the names seen, sorted (`headers`, `reasons`); never values.
+    pub names: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -30,40 +44,30 @@ struct Open {
     /// Unix second the tallies belong to.
     second: u64,
     by_source: HashMap<IpAddr, Tally>,
+    /// Occurrences from sources past [`MAX_SOURCES_PER_SECOND`], and how many sources.
+    others: Tally,
+    other_sources: BTreeSet<IpAddr>,
 }
 
 #[derive(Debug, Default)]
 struct Tally {
-    requests: u64,
+    count: u64,
     names: BTreeSet<String>,
 }
 
-/// One closed tally, as the event's detail.
-#[derive(Serialize)]
-struct Detail<'a> {
-    #[serde(flatten)]
-    source: HashMap<&'static str, String>,
-    /// The second, RFC 3339 (UTC).
-    second: String,
-    /// Requests (or packets) in that second.
-    requests: u64,
-    /// Header names seen, normalized and sorted; never values.
-    headers: &'a BTreeSet<String>,
-}
-
 impl EventWindow {
-    /// A window for `kind` events whose detail names the source as `source_field`.
-    pub fn new(kind: EventKind, source_field: &'static str) -> EventWindow {
+    /// A window for `kind` events whose details are named by `fields`.
+    pub fn new(kind: EventKind, fields: WindowFields) -> EventWindow {
         EventWindow {
             kind,
-            source_field,
+            fields,
             open: Mutex::new(Open::default()),
         }
     }
 
-    /// Tallies one occurrence from `source` at Unix second `now` with these header `names`
-    /// (normalized; never values). Tallies
-    /// of an earlier second are closed first and go to `log`.
+    /// Tallies one occurrence from `source` at Unix second `now` with these `names`
+    /// (normalized header names, reasons; never values). Tallies of an earlier second are
+    /// closed first and go to `log`.
     pub fn add(
         &self,
         log: &AuditLog,
@@ -71,16 +75,27 @@ impl EventWindow {
         source: IpAddr,
         names: impl IntoIterator<Item = String>,
     ) {
+        let source = source.to_canonical();
         let closed = {
             let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
             let closed = (open.second != now).then(|| take(&mut open, now));
-            let tally = open.by_source.entry(source).or_default();
-            tally.requests += 1;
+            let open = &mut *open;
+            let tally = if open.by_source.len() < MAX_SOURCES_PER_SECOND
+                || open.by_source.contains_key(&source)
+            {
+                open.by_source.entry(source).or_default()
+            } else {
+                if open.other_sources.len() < MAX_SOURCES_PER_SECOND * 64 {
+                    open.other_sources.insert(source);
+                }
+                &mut open.others
+            };
+            tally.count += 1;
             tally.names.extend(names);
             closed
         };
-        if let Some((second, tallies)) = closed {
-            self.emit(log, second, tallies);
+        if let Some(closed) = closed {
+            self.emit(log, closed);
         }
     }
 
@@ -90,29 +105,52 @@ impl EventWindow {
             let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
             (open.second < now && !open.by_source.is_empty()).then(|| take(&mut open, now))
         };
-        if let Some((second, tallies)) = closed {
-            self.emit(log, second, tallies);
+        if let Some(closed) = closed {
+            self.emit(log, closed);
         }
     }
 
-    fn emit(&self, log: &AuditLog, second: u64, tallies: HashMap<IpAddr, Tally>) {
-        let at = crate::time::format_rfc3339(i64::try_from(second).unwrap_or(0) * 1000);
-        let mut tallies: Vec<(IpAddr, Tally)> = tallies.into_iter().collect();
+    fn emit(&self, log: &AuditLog, closed: Open) {
+        let at = crate::time::format_rfc3339(i64::try_from(closed.second).unwrap_or(0) * 1000);
+        let mut tallies: Vec<(IpAddr, Tally)> = closed.by_source.into_iter().collect();
         tallies.sort_by_key(|(source, _)| *source);
         for (source, tally) in tallies {
-            let detail = Detail {
-                source: HashMap::from([(self.source_field, source.to_string())]),
-                second: at.clone(),
-                requests: tally.requests,
-                headers: &tally.names,
-            };
+            log.event(self.kind, &self.detail(source.to_string(), &at, &tally));
+        }
+        if closed.others.count > 0 {
+            let mut detail = self.detail("others".to_owned(), &at, &closed.others);
+            // At least this many sources (the set is bounded too).
+            detail.insert("sources".into(), closed.other_sources.len().into());
             log.event(self.kind, &detail);
         }
+    }
+
+    /// One closed tally as its event's detail: source, second (RFC 3339, UTC), count, names.
+    fn detail(
+        &self,
+        source: String,
+        second: &str,
+        tally: &Tally,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut detail = serde_json::Map::new();
+        detail.insert(self.fields.source.into(), source.into());
+        detail.insert("second".into(), second.into());
+        detail.insert(self.fields.count.into(), tally.count.into());
+        detail.insert(
+            self.fields.names.into(),
+            tally.names.iter().cloned().collect(),
+        );
+        detail
     }
 }
 
 /// Takes the open tallies (and their second) and starts `now`'s.
-fn take(open: &mut Open, now: u64) -> (u64, HashMap<IpAddr, Tally>) {
-    let second = std::mem::replace(&mut open.second, now);
-    (second, std::mem::take(&mut open.by_source))
+fn take(open: &mut Open, now: u64) -> Open {
+    std::mem::replace(
+        open,
+        Open {
+            second: now,
+            ..Open::default()
+        },
+    )
 }

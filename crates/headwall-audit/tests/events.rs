@@ -8,7 +8,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use headwall_audit::{AuditLog, AuditOptions, Disclosure, EventKind, verify};
+use headwall_audit::{
+    AuditLog, AuditOptions, Disclosure, EventKind, EventWindow, MAX_SOURCES_PER_SECOND,
+    WindowFields, verify,
+};
 use headwall_identity::{Msisdn, SigningKey};
 use rusqlite::Connection;
 
@@ -115,4 +118,53 @@ async fn a_disclosure_commit_takes_the_buffered_events_with_it() {
         "{rows:?}"
     );
     log.close().await;
+}
+
+/// A flood from more sources than [`MAX_SOURCES_PER_SECOND`] in one second (forged UDP sources
+/// cost an attacker nothing) is still that many rows and one `others` row, which counts every
+/// occurrence and the sources it stands for; an IPv4-mapped source is its IPv4 address.
+#[tokio::test]
+async fn a_window_bounds_its_rows_per_second_whatever_the_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let log = open(&path);
+    let window = EventWindow::new(
+        EventKind::RadiusRejected,
+        WindowFields {
+            source: "source",
+            count: "packets",
+            names: "reasons",
+        },
+    );
+    let extra = 500u32;
+    let sources = u32::try_from(MAX_SOURCES_PER_SECOND).unwrap() + extra;
+    for n in 0..sources {
+        let source = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+        window.add(&log, 1_000, source, ["bad_authenticator".to_owned()]);
+        window.add(&log, 1_000, source, ["truncated".to_owned()]);
+    }
+    let mapped: IpAddr = "::ffff:10.0.0.0".parse().unwrap();
+    window.add(&log, 1_000, mapped, ["truncated".to_owned()]);
+    window.flush(&log, 1_001);
+    log.close().await;
+
+    let details: Vec<serde_json::Value> = events(&path)
+        .iter()
+        .filter(|(kind, _)| kind == "radius_rejected")
+        .map(|(_, detail)| serde_json::from_str(detail).unwrap())
+        .collect();
+    assert_eq!(details.len(), MAX_SOURCES_PER_SECOND + 1);
+    let first = &details[0];
+    assert_eq!(first["source"], "10.0.0.0");
+    assert_eq!(first["packets"], 3, "the mapped source is the same source");
+    assert_eq!(
+        first["reasons"],
+        serde_json::json!(["bad_authenticator", "truncated"])
+    );
+    let others = details.last().unwrap();
+    assert_eq!(others["source"], "others");
+    assert_eq!(others["sources"], extra);
+    assert_eq!(others["packets"], 2 * extra);
+    let total: u64 = details.iter().map(|d| d["packets"].as_u64().unwrap()).sum();
+    assert_eq!(total, 2 * u64::from(sources) + 1);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use headwall_audit::{AuditLog, EventKind, EventWindow};
+use headwall_audit::{AuditLog, EventKind, EventWindow, WindowFields};
 use headwall_identity::{PartnerPseudonymKey, PseudonymKey, TokenIssuer};
 use headwall_policy::{Policy, ValueKind};
 use headwall_sessions::{Profiles, Sessions};
@@ -179,7 +179,14 @@ impl Gateway {
             upstreams,
             connections,
             audit,
-            spoofs: EventWindow::new(EventKind::SpoofStripped, "client_ip"),
+            spoofs: EventWindow::new(
+                EventKind::SpoofStripped,
+                WindowFields {
+                    source: "client_ip",
+                    count: "requests",
+                    names: "headers",
+                },
+            ),
             drain: tokio::sync::watch::Sender::new(false),
             request_ids: RequestIds {
                 prefix: random_prefix(),

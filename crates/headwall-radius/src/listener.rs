@@ -1,6 +1,7 @@
 //! The UDP accounting listener: authenticate, apply durably, then answer.
 //!
 //! A bad datagram never stops the loop: it is counted, logged at most once per 10 s per kind,
+//! tallied into one `radius_rejected` event per source address and second (with its reasons),
 //! and dropped without an answer. A good one becomes a [`Change`] committed by the session store;
 //! the Accounting-Response is sent only after that commit (RFC 2866 §2: a server that cannot
 //! record must not answer). Retransmissions (same source, identifier and authenticator) are
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use headwall_audit::{AuditLog, EventKind};
+use headwall_audit::{AuditLog, EventKind, EventWindow, WindowFields};
 use headwall_identity::{Imsi, Msisdn};
 use headwall_sessions::{Binding, Change, Sessions, unix_now};
 use ipnet::{IpNet, Ipv6Net};
@@ -81,11 +82,28 @@ pub async fn serve(
     let socket = Arc::new(socket);
     let settings = Arc::new(settings);
     let seen: Arc<Mutex<SeenPackets>> = Arc::default();
+    let rejections = EventWindow::new(
+        EventKind::RadiusRejected,
+        WindowFields {
+            source: "source",
+            count: "packets",
+            names: "reasons",
+        },
+    );
+    let rejected = |source: SocketAddr, reason: &str| {
+        rejections.add(&audit, unix_now(), source.ip(), [reason.to_owned()]);
+    };
     let mut buffer = vec![0u8; 4096];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let received = tokio::select! {
             () = &mut shutdown => break,
+            _ = tick.tick() => {
+                rejections.flush(&audit, unix_now());
+                continue;
+            }
             received = socket.recv_from(&mut buffer) => received,
         };
         let (len, source) = match received {
@@ -105,9 +123,9 @@ pub async fn serve(
             .find(|client| client.source.contains(&source.ip()))
         else {
             metrics.count("other", PacketResult::UnknownClient);
+            rejected(source, "unknown_client");
             limited(&UNKNOWN_CLIENT, || {
                 tracing::warn!(%source, "radius packet from an unknown client dropped");
-                rejected(&audit, source, "unknown_client");
             });
             continue;
         };
@@ -120,9 +138,9 @@ pub async fn serve(
                     PacketResult::Malformed
                 };
                 metrics.count("other", result);
+                rejected(source, error.as_str());
                 limited(&REJECTED, || {
                     tracing::warn!(%source, reason = error.as_str(), "radius packet dropped");
-                    rejected(&audit, source, error.as_str());
                 });
                 continue;
             }
@@ -154,9 +172,9 @@ pub async fn serve(
                     .packets
                     .remove(&key);
                 metrics.count(status, PacketResult::Malformed);
+                rejected(source, reason);
                 limited(&UNUSABLE, || {
                     tracing::warn!(%source, status, reason, "radius packet cannot be applied; not acknowledged");
-                    rejected(&audit, source, reason);
                 });
                 continue;
             }
@@ -196,6 +214,8 @@ pub async fn serve(
             }
         });
     }
+    // The last second's tallies, before the runtime closes the audit log.
+    rejections.flush(&audit, unix_now().saturating_add(1));
 }
 
 type PacketKey = (SocketAddr, u8, [u8; 16]);
@@ -346,15 +366,6 @@ static UNKNOWN_CLIENT: AtomicU64 = AtomicU64::new(0);
 static REJECTED: AtomicU64 = AtomicU64::new(0);
 static UNUSABLE: AtomicU64 = AtomicU64::new(0);
 static STORE_FAILED: AtomicU64 = AtomicU64::new(0);
-
-/// A `radius_rejected` security event (called at the log's rate limit, so a flood of bad
-/// packets cannot flood the audit log).
-fn rejected(audit: &AuditLog, source: SocketAddr, reason: &str) {
-    audit.event(
-        EventKind::RadiusRejected,
-        &serde_json::json!({ "source": source.ip().to_string(), "reason": reason }),
-    );
-}
 
 /// Runs `log` at most once per 10 s per slot: bad input is counted always, logged rarely.
 fn limited(last: &AtomicU64, log: impl FnOnce()) {

@@ -229,3 +229,60 @@ async fn dual_stack_listener_keeps_ipv4_subscribers_and_refuses_catch_all_prefix
     let log = gateway.log().join("\n");
     assert!(!log.contains("7700900999"), "refused number in the log");
 }
+
+/// DESIGN, Audit log: `radius_rejected` is one event per source address and second, counting
+/// every bad packet with its reasons — not one event per 10 s that drops the rest, and not one
+/// row per packet. 300 forged packets (wrong secret) and 200 truncated ones from one source in
+/// well under a second are at most two rows a second of sending, counting all 500.
+#[tokio::test]
+async fn bad_packets_are_one_rejection_row_per_source_and_second() {
+    let agecheck = origin(2).await;
+    let gateway = ServeProcess::start(binary(), &config(agecheck.addr().port()));
+    let radius = gateway.radius.expect("radius listener");
+    // An Accounting-Request header with a zero authenticator: fails authentication.
+    let mut forged = vec![4u8, 7, 0, 20];
+    forged.extend_from_slice(&[0u8; 16]);
+    // From 127.0.0.1, a known client (127.0.0.1/32).
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..500u32 {
+        let datagram: &[u8] = if i % 5 < 3 { &forged } else { &forged[..7] };
+        socket.send_to(datagram, radius).await.unwrap();
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // Still serving: a good Start is acknowledged after the flood.
+    assert!(radclient(radius, SECRET, &accounting("Start", "after")));
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+
+    let connection = rusqlite::Connection::open(dir.path().join("state/audit.db")).unwrap();
+    let details: Vec<serde_json::Value> = connection
+        .prepare("SELECT detail FROM security_events WHERE kind = 'radius_rejected' ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(|detail| serde_json::from_str(&detail.unwrap()).unwrap())
+        .collect();
+    assert!(
+        !details.is_empty() && details.len() as u64 <= seconds + 1,
+        "{} rows for {seconds} s of sending: {details:?}",
+        details.len()
+    );
+    let packets: u64 = details
+        .iter()
+        .map(|detail| detail["packets"].as_u64().expect("packets counted"))
+        .sum();
+    assert_eq!(packets, 500, "every bad packet counted: {details:?}");
+    let mut reasons = std::collections::BTreeSet::new();
+    for detail in &details {
+        assert_eq!(detail["source"], "127.0.0.1");
+        assert!(detail["second"].is_string());
+        for reason in detail["reasons"].as_array().expect("reasons") {
+            reasons.insert(reason.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(reasons.len(), 2, "both reasons named: {reasons:?}");
+}
