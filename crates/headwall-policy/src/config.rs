@@ -30,7 +30,10 @@ pub struct Config {
     pub identity: IdentitySettings,
     /// `[canary]`: the leak prober; `None` when absent.
     pub canary: Option<Canary>,
-    /// The compiled policy from `[[partner]]` tables and `[strip]`.
+    /// `[api]`: the HTTPS listener for OIDC and the CAMARA APIs; `None` when absent. Its
+    /// clients (`[[api.client]]`) are part of the policy.
+    pub api: Option<Api>,
+    /// The compiled policy from `[[partner]]` tables, `[[api.client]]` tables and `[strip]`.
     pub policy: Policy,
 }
 
@@ -210,4 +213,34 @@ pub struct Canary {
     pub msisdn: String,
     /// `kill_switch`: a detected leak turns enrichment off. Default `true`.
     pub kill_switch: bool,
+}
+
+/// `[api]`: network-based authentication and the CAMARA APIs over HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    /// `listen`: default `127.0.0.1:8443`.
+    pub listen: SocketAddr,
+    /// `public_url`: the OIDC issuer, `https://` with no query or fragment and no trailing
+    /// `/`; every discovery URL is under it. Required.
+    pub public_url: String,
+    /// `tls_cert_file` and `tls_key_file` (both or neither), resolved. `None`: plain HTTP,
+    /// allowed only behind `proxy_protocol_from` balancers.
+    pub tls: Option<ApiTls>,
+    /// `proxy_protocol_from`: TLS-terminating balancers that send PROXY v2. Default `[]`.
+    pub proxy_protocol_from: Vec<IpNet>,
+    /// `subscriber_networks`: device addresses `/authorize` may identify. Required, non-empty.
+    pub subscriber_networks: Vec<IpNet>,
+    /// `code_lifetime`: default 60 s, at most 600 s (RFC 6749 §4.1.2).
+    pub code_lifetime: Duration,
+    /// `access_token_lifetime`: default 300 s, at most 300 s.
+    pub access_token_lifetime: Duration,
+}
+
+/// `[api]`'s certificate chain and key (PEM), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTls {
+    /// `tls_cert_file`.
+    pub cert_file: PathBuf,
+    /// `tls_key_file` (0600).
+    pub key_file: PathBuf,
 }

@@ -7,6 +7,7 @@
 //! address actually connected to must all match one partner) and holds the [`StripSet`] of
 //! header names removed from every request. Start at [`load`] and [`Policy`].
 
+mod client;
 mod config;
 mod duration;
 mod error;
@@ -17,9 +18,10 @@ mod load;
 mod plan;
 mod policy;
 
+pub use client::{ApiClient, ApiScope, TextPosition};
 pub use config::{
-    Admin, Audit, AuditBackend, Canary, Config, Gateway, IdentitySettings, Radius, RadiusClient,
-    RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
+    Admin, Api, ApiTls, Audit, AuditBackend, Canary, Config, Gateway, IdentitySettings, Radius,
+    RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
 };
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, HostError};
@@ -29,7 +31,7 @@ pub use header::{
 pub use host::{HostPattern, HostPatternError, normalize_host};
 pub use load::{load, load_policy};
 pub use plan::{
-    Change, Grant, HostPlan, JustificationChange, KIND_ORDER, PairChange, PartnerPlan, Plan,
-    StripPlan, Widening, plan,
+    Change, ClientChange, ClientPlan, Grant, HostPlan, JustificationChange, KIND_ORDER, PairChange,
+    PartnerPlan, Plan, StripPlan, Widening, plan,
 };
 pub use policy::{Decision, Partner, PartnerHeader, Policy, Purpose, ValueKind, WithholdReason};

@@ -20,6 +20,8 @@ use crate::header::{is_field_name, normalize_header_name};
 use crate::host::{HostPattern, normalize_host, parent_suffixes};
 use crate::policy::{Partner, PartnerHeader, Policy, Purpose, ValueKind};
 
+mod api;
+
 type Str = Spanned<String>;
 
 /// `[radius].min_ipv6_prefix` when unset: a Framed-IPv6-Prefix shorter than this is malformed.
@@ -40,6 +42,7 @@ struct RawConfig {
     identity: Option<RawIdentity>,
     strip: Option<RawStrip>,
     canary: Option<Spanned<RawCanary>>,
+    api: Option<Spanned<api::RawApi>>,
     #[serde(default)]
     partner: Vec<Spanned<RawPartner>>,
 }
@@ -181,6 +184,12 @@ pub fn load(origin: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigE
     let identity = cx.identity(raw.identity);
     let canary = raw.canary.map(|c| cx.canary(c));
     let policy = cx.policy(raw.partner, raw.strip);
+    let api = raw.api.as_ref().map(|a| cx.api(a));
+    let clients = match raw.api {
+        Some(raw) => cx.api_clients(raw.into_inner().into_clients(), &policy),
+        None => Vec::new(),
+    };
+    let policy = policy.with_clients(clients);
     cx.finish(origin)?;
     Ok(Config {
         gateway,
@@ -191,11 +200,12 @@ pub fn load(origin: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigE
         audit,
         identity,
         canary,
+        api,
         policy,
     })
 }
 
-/// Loads only the policy (`[[partner]]` tables and `[strip]`) from a whole configuration file,
+/// Loads only the policy (`[[partner]]`, `[[api.client]]` and `[strip]`) from a whole configuration file,
 /// as `headwall plan` needs. The file must still be valid TOML with no unknown keys; errors in
 /// other tables are not reported and `[gateway]` is not required.
 pub fn load_policy(origin: &str, text: &str) -> Result<Policy, ConfigErrors> {
@@ -206,6 +216,11 @@ pub fn load_policy(origin: &str, text: &str) -> Result<Policy, ConfigErrors> {
         errors: Vec::new(),
     };
     let policy = cx.policy(raw.partner, raw.strip);
+    let clients = match raw.api {
+        Some(raw) => cx.api_clients(raw.into_inner().into_clients(), &policy),
+        None => Vec::new(),
+    };
+    let policy = policy.with_clients(clients);
     cx.finish(origin)?;
     Ok(policy)
 }
@@ -1565,8 +1580,8 @@ mod tests {
             errors(&format!("{GW}[gatway]\n")),
             [
                 "t.toml:3:2: unknown key `gatway` at the top level; expected one of: gateway, \
-                 admin, radius, sessions, subscribers, audit, identity, strip, canary, partner \
-                 (did you mean `gateway`?)"
+                 admin, radius, sessions, subscribers, audit, identity, strip, canary, api, \
+                 partner (did you mean `gateway`?)"
             ]
         );
         assert_eq!(

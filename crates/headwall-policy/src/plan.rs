@@ -10,6 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
+mod api;
+pub use api::{ClientChange, ClientPlan};
+
 use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
@@ -84,10 +87,15 @@ pub fn plan(old: &Policy, new: &Policy) -> Plan {
     partners.sort_by(|a, b| a.partner.cmp(&b.partner));
 
     let strip = strip_plan(old, new);
+    let api_clients = api::client_plans(old, new);
     let changes = partners
         .iter()
         .map(PartnerPlan::change_count)
         .sum::<usize>()
+        + api_clients
+            .iter()
+            .map(ClientPlan::change_count)
+            .sum::<usize>()
         + strip.added.len()
         + strip.removed.len();
     let widening_changes = partners
@@ -95,7 +103,11 @@ pub fn plan(old: &Policy, new: &Policy) -> Plan {
         .flat_map(|p| &p.hosts)
         .flat_map(|h| &h.pairs)
         .filter(|pair| pair.widens)
-        .count();
+        .count()
+        + api_clients
+            .iter()
+            .map(ClientPlan::widening_count)
+            .sum::<usize>();
     Plan {
         from_hash: old.hash().to_owned(),
         to_hash: new.hash().to_owned(),
@@ -103,6 +115,7 @@ pub fn plan(old: &Policy, new: &Policy) -> Plan {
         changes,
         widening_changes,
         partners,
+        api_clients,
         strip,
     }
 }
@@ -110,7 +123,8 @@ pub fn plan(old: &Policy, new: &Policy) -> Plan {
 /// The exposure difference between two policies, as [`plan`] computes it.
 ///
 /// Serializes (for `--json`) as `{"from_hash", "to_hash", "widens", "changes",
-/// "widening_changes", "partners": [PartnerPlan], "strip": StripPlan}`.
+/// "widening_changes", "partners": [PartnerPlan], "api_clients": [ClientPlan], "strip":
+/// StripPlan}`; `api_clients` only when a client changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     from_hash: String,
@@ -119,6 +133,8 @@ pub struct Plan {
     changes: usize,
     widening_changes: usize,
     partners: Vec<PartnerPlan>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    api_clients: Vec<ClientPlan>,
     strip: StripPlan,
 }
 
@@ -136,7 +152,8 @@ impl Plan {
     }
 
     /// Number of changes: each added, removed or changed pair, each partner rename and
-    /// justification change, and each name added to or removed from the strip set.
+    /// justification change, each API client scope, redirect URI, purpose and justification
+    /// change, and each name added to or removed from the strip set.
     pub fn changes(&self) -> usize {
         self.changes
     }
@@ -159,6 +176,11 @@ impl Plan {
     /// The partners with at least one change, by name.
     pub fn partners(&self) -> &[PartnerPlan] {
         &self.partners
+    }
+
+    /// The API clients with at least one change, by id.
+    pub fn api_clients(&self) -> &[ClientPlan] {
+        &self.api_clients
     }
 
     /// Changes to the strip set beyond partner header names.
@@ -192,6 +214,10 @@ impl Plan {
         for partner in &self.partners {
             out.push('\n');
             partner.write_text(&mut out);
+        }
+        for client in &self.api_clients {
+            out.push('\n');
+            client.write_text(&mut out);
         }
         if !self.strip.added.is_empty() || !self.strip.removed.is_empty() {
             out.push_str("\nstrip (names removed from every client request)\n");

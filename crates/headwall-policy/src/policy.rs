@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
+use crate::client::ApiClient;
 use crate::fasthash::FxBuild;
 use crate::header::{StripSet, normalize_header_name};
 use crate::host::{HostPattern, parent_suffixes};
@@ -233,6 +234,8 @@ pub struct Policy {
     /// Wildcard parent (`example.com` for `*.example.com`) → partner indices.
     wildcard: HashMap<String, Vec<usize>, FxBuild>,
     strip: StripSet,
+    /// `[[api.client]]`, in configuration order.
+    clients: Vec<ApiClient>,
     hash: String,
 }
 
@@ -257,14 +260,22 @@ impl Policy {
             .iter()
             .flat_map(|p| p.headers.iter().map(|h| h.name.as_str()));
         let strip = StripSet::with_builtin(received.chain(strip_extra.iter().map(String::as_str)));
-        let hash = canonical_hash(&partners, &strip);
+        let hash = canonical_hash(&partners, &strip, &[]);
         Policy {
             partners,
             exact,
             wildcard,
             strip,
+            clients: Vec::new(),
             hash,
         }
+    }
+
+    /// The same policy with these already-validated API clients (and its hash over them).
+    pub(crate) fn with_clients(mut self, clients: Vec<ApiClient>) -> Policy {
+        self.hash = canonical_hash(&self.partners, &self.strip, &clients);
+        self.clients = clients;
+        self
     }
 
     /// No partners; the built-in strip list only. Nothing is ever enriched.
@@ -287,8 +298,20 @@ impl Policy {
         &self.strip
     }
 
-    /// Lowercase hex SHA-256 over a canonical rendering of partners and strip set: independent
-    /// of partner, host, port, destination and header order, comments and whitespace.
+    /// The API clients (`[[api.client]]`), in configuration order.
+    pub fn api_clients(&self) -> &[ApiClient] {
+        &self.clients
+    }
+
+    /// The API client with this `client_id`.
+    pub fn api_client(&self, id: &str) -> Option<&ApiClient> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    /// Lowercase hex SHA-256 over a canonical rendering of partners, API clients and strip set:
+    /// independent of partner, host, port, destination, header, client, scope and redirect URI
+    /// order, comments and whitespace. A policy without API clients hashes as it did before
+    /// clients existed, so the hashes in existing audit rows keep naming their policy.
     pub fn hash(&self) -> &str {
         &self.hash
     }
@@ -334,7 +357,7 @@ impl Policy {
 
 /// One line per fact, each sorted, values escaped with `{:?}`; a version line first so the
 /// format can change visibly.
-fn canonical_hash(partners: &[Partner], strip: &StripSet) -> String {
+fn canonical_hash(partners: &[Partner], strip: &StripSet, clients: &[ApiClient]) -> String {
     let mut text = String::from("headwall-policy/1\n");
     let mut sorted: Vec<&Partner> = partners.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -386,6 +409,28 @@ fn canonical_hash(partners: &[Partner], strip: &StripSet) -> String {
             let _ = writeln!(text, " header {name:?} {kind}");
         }
         if let Some(justification) = &partner.justification {
+            let _ = writeln!(text, " justification {justification:?}");
+        }
+    }
+    let mut sorted: Vec<&ApiClient> = clients.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    for client in sorted {
+        let _ = writeln!(
+            text,
+            "api-client {:?} purpose {:?}",
+            client.id, client.purpose
+        );
+        let mut scopes = client.scopes.clone();
+        scopes.sort();
+        for scope in scopes {
+            let _ = writeln!(text, " scope {scope}");
+        }
+        let mut uris: Vec<&String> = client.redirect_uris.iter().collect();
+        uris.sort();
+        for uri in uris {
+            let _ = writeln!(text, " redirect-uri {uri:?}");
+        }
+        if let Some(justification) = &client.justification {
             let _ = writeln!(text, " justification {justification:?}");
         }
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use headwall_policy::{Config, ConfigErrors};
+use headwall_policy::{Config, ConfigError, ConfigErrors};
 
 /// Why a configuration could not be used.
 #[derive(Debug)]
@@ -45,7 +45,78 @@ pub(crate) fn load(path: &Path) -> Result<Config, LoadError> {
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    headwall_policy::load(&path.display().to_string(), &text, base).map_err(LoadError::Invalid)
+    let origin = path.display().to_string();
+    let config = headwall_policy::load(&origin, &text, base).map_err(LoadError::Invalid)?;
+    let errors: Vec<ConfigError> = config
+        .policy
+        .api_clients()
+        .iter()
+        .filter_map(|client| {
+            let message = client_keys_problem(&client.jwks_file)?;
+            Some(ConfigError {
+                file: origin.clone(),
+                line: client.jwks_file_at.line,
+                column: client.jwks_file_at.column,
+                message: format!("`jwks_file` of [[api.client]] `{}`: {message}", client.id),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(LoadError::Invalid(ConfigErrors(errors)))
+    }
+}
+
+/// Why a client's JWKS file cannot authenticate it, if it cannot: unreadable, not a JWK Set
+/// (RFC 7517 §5), no key `/token` can check (`EC` P-256, `RSA`, `OKP` Ed25519), or a private
+/// key where only the client's public keys belong.
+fn client_keys_problem(path: &Path) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            return Some(format!(
+                "cannot read {}: {error}; give the file with the client's public keys",
+                path.display()
+            ));
+        }
+    };
+    let Ok(set) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Some(format!(
+            "{} is not JSON; expected a JWK Set, {{\"keys\": [...]}}",
+            path.display()
+        ));
+    };
+    let Some(keys) = set.get("keys").and_then(serde_json::Value::as_array) else {
+        return Some(format!(
+            "{} is not a JWK Set: it has no \"keys\" array",
+            path.display()
+        ));
+    };
+    let mut usable = 0;
+    for key in keys {
+        if key.get("d").is_some() {
+            return Some(format!(
+                "{} holds a private key (`d`); keep only the client's public keys there",
+                path.display()
+            ));
+        }
+        let kty = key.get("kty").and_then(serde_json::Value::as_str);
+        let crv = key.get("crv").and_then(serde_json::Value::as_str);
+        if matches!(
+            (kty, crv),
+            (Some("EC"), Some("P-256")) | (Some("RSA"), _) | (Some("OKP"), Some("Ed25519"))
+        ) {
+            usable += 1;
+        }
+    }
+    (usable == 0).then(|| {
+        format!(
+            "{} has no key /token can check client assertions with; give an EC P-256 (ES256), \
+             RSA (RS256) or OKP Ed25519 (EdDSA) public key",
+            path.display()
+        )
+    })
 }
 
 /// Reads a whole configuration file and compiles only its policy (`[[partner]]` and `[strip]`):

@@ -45,6 +45,13 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// Loads keys and profiles, binds every listener and starts serving. `config_path` is re-read
 /// on reload.
 pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result<Running> {
+    if config.api.is_some() {
+        // Fail closed and say so, rather than start without the listener the file asks for.
+        anyhow::bail!(
+            "[api] is validated by this version (`headwall check`, `headwall plan`) but not yet \
+             served; remove the [api] table to run the gateway"
+        );
+    }
     let keys = crate::keys::identity_keys(&config.identity)?;
     let audit = match &config.audit.backend {
         AuditBackend::Embedded { path } => {

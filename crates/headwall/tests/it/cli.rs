@@ -65,6 +65,88 @@ fn check_unknown_key_points_at_it() {
     );
 }
 
+/// Issue 15: `check` validates `[[api.client]]` key files at their `jwks_file` value: missing,
+/// not a JWK Set, a private key where only public keys belong, or no key type `/token` checks.
+#[test]
+fn check_reads_each_api_clients_jwks_file() {
+    let dir = headwall_testkit::temp_dir();
+    let path = dir.path().join("api.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n[api]\npublic_url = \"https://api.test\"\n\
+         tls_cert_file = \"api.crt\"\ntls_key_file = \"api.key\"\n\
+         subscriber_networks = [\"10.0.0.0/8\"]\n[[api.client]]\nid = \"shop-app\"\n\
+         jwks_file = \"shop.jwks.json\"\nredirect_uris = [\"https://shop.test/cb\"]\n\
+         scopes = [\"number-verification:verify\"]\npurpose = \"dpv:FraudPreventionAndDetection\"\n",
+    )
+    .unwrap();
+    let check = || {
+        let output = Command::new(binary())
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let at = format!(
+        "{}:10:13: `jwks_file` of [[api.client]] `shop-app`: ",
+        path.display()
+    );
+    let jwks = dir.path().join("shop.jwks.json");
+    let public =
+        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    let cases = [
+        (None, "cannot read"),
+        (Some("not json".to_owned()), "is not JSON"),
+        (Some(r#"{"kid":"a"}"#.to_owned()), "has no \"keys\" array"),
+        (
+            Some(format!(
+                r#"{{"keys":[{}]}}"#,
+                public.replace('}', r#","d":"secret"}"#)
+            )),
+            "holds a private key",
+        ),
+        (
+            Some(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.to_owned()),
+            "has no key /token can check",
+        ),
+    ];
+    for (contents, want) in cases {
+        match &contents {
+            Some(text) => std::fs::write(&jwks, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&jwks);
+            }
+        }
+        let (code, stderr) = check();
+        assert_eq!(code, Some(1), "{contents:?}: {stderr}");
+        assert!(stderr.starts_with(&at), "{contents:?}: {stderr}");
+        assert!(stderr.contains(want), "{contents:?}: {stderr}");
+        assert!(
+            !stderr.contains("secret"),
+            "a key's value in the error: {stderr}"
+        );
+    }
+    std::fs::write(&jwks, format!(r#"{{"keys":[{public}]}}"#)).unwrap();
+    let (code, stderr) = check();
+    assert_eq!(code, Some(0), "{stderr}");
+    // Until the listener exists, serve says so instead of running without it.
+    let output = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[api] is validated by this version"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_on_a_missing_file_exits_2() {
     let output = Command::new(binary())

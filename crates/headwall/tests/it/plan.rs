@@ -214,3 +214,39 @@ fn a_missing_file_exits_2() {
         stderr(&output)
     );
 }
+
+/// Issue 15: `[[api.client]]` is policy. A new scope for an API client is widening (exit 3 with
+/// `--fail-on-widen`), named in the text; taking it away again is not.
+#[test]
+fn an_api_client_gaining_a_scope_widens() {
+    let client = |scopes: &str| {
+        format!(
+            "{}\n[[api.client]]\nid = \"shop-app\"\njwks_file = \"shop.jwks.json\"\n\
+             redirect_uris = [\"https://shop.test/cb\"]\nscopes = [{scopes}]\n\
+             purpose = \"dpv:FraudPreventionAndDetection\"\n",
+            config(&[])
+        )
+    };
+    let files = Files::new();
+    let old = files.write("old.toml", &client("\"number-verification:verify\""));
+    let new = files.write(
+        "new.toml",
+        &client("\"number-verification:verify\", \"kyc-age-verification:verify\""),
+    );
+    let output = plan(&old, &new, &["--fail-on-widen"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}{}", stderr(&output));
+    assert!(
+        text.contains(
+            "api client shop-app (dpv:FraudPreventionAndDetection)\n  + scope \
+             kyc-age-verification:verify  WIDENS"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("1 change, 1 widens exposure."),
+        "{text}"
+    );
+    let output = plan(&new, &old, &["--fail-on-widen"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
