@@ -5,19 +5,32 @@ use std::process::Command;
 
 use crate::{binary, repo_root};
 
+/// Every configuration the repository ships as an example loads: examples/headwall.toml (every
+/// key) and each file in examples/configs/.
 #[test]
-fn check_accepts_the_example_config() {
-    let example = repo_root().join("examples/headwall.toml");
-    let output = Command::new(binary())
-        .args(["check", "--config"])
-        .arg(&example)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn check_accepts_every_example_config() {
+    let mut examples = vec![repo_root().join("examples/headwall.toml")];
+    let mut configs: Vec<_> = std::fs::read_dir(repo_root().join("examples/configs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 4, "examples/configs/: {configs:?}");
+    examples.extend(configs);
+    for example in examples {
+        let output = Command::new(binary())
+            .args(["check", "--config"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            example.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]
