@@ -107,7 +107,7 @@ pub struct TokenRequest<'a> {
 #[derive(Serialize)]
 struct Header<'a> {
     alg: &'static str,
-    typ: &'static str,
+    typ: &'a str,
     kid: &'a str,
 }
 
@@ -210,6 +210,57 @@ impl TokenIssuer {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
         Token(token)
+    }
+
+    /// Signs arbitrary `claims` (a JSON object) with header `{"alg":"EdDSA","typ":typ,"kid":..}`:
+    /// the access and ID tokens of `[api]` (`typ` `at+jwt` and `JWT`, RFC 9068 §2.1).
+    #[must_use]
+    pub fn sign(&self, typ: &str, claims: &serde_json::Value) -> Token {
+        let kid = self.key.key_id();
+        let header = Header {
+            alg: "EdDSA",
+            typ,
+            kid: &kid,
+        };
+        // Serializing strings and a JSON value cannot fail.
+        let header_json = serde_json::to_vec(&header).expect("header always serializes");
+        let claims_json = serde_json::to_vec(claims).expect("a JSON value always serializes");
+        let mut token = URL_SAFE_NO_PAD.encode(header_json);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
+        let signature = self.key.0.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        Token(token)
+    }
+
+    /// The claims of `token` when it is a compact JWS this issuer signed (EdDSA, this key's
+    /// `kid`, a valid signature, a JSON object payload); `None` otherwise. Says nothing about
+    /// expiry or audience: the caller checks the claims it relies on.
+    #[must_use]
+    pub fn verify(&self, token: &str) -> Option<serde_json::Value> {
+        let mut parts = token.split('.');
+        let (header_b64, claims_b64, signature_b64) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+        if header["alg"] != "EdDSA" || header["kid"] != self.key.key_id().as_str() {
+            return None;
+        }
+        let signature: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .ok()?
+            .try_into()
+            .ok()?;
+        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+        if !verify_detached(&self.key.public_key_bytes(), signed.as_bytes(), &signature) {
+            return None;
+        }
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims_b64).ok()?).ok()?;
+        claims.is_object().then_some(claims)
     }
 
     /// The JWKS document for `/.well-known/jwks.json`: `{"keys":[public_jwk]}`, members in

@@ -319,3 +319,41 @@ fn detached_signatures_verify_only_unchanged() {
         &signature
     ));
 }
+
+/// `sign` makes tokens jsonwebtoken accepts with the header's `typ`; `verify` gives back the
+/// claims of this issuer's tokens only: another key's, a changed payload, a changed algorithm
+/// or a truncated token is `None`.
+#[test]
+fn signed_claims_verify_here_and_in_jsonwebtoken_and_nothing_else_does() {
+    let issuer = issuer();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": PARTNER, "sub": "x", "iat": IAT, "exp": IAT + 60, "jti": "j1",
+    });
+    let token = issuer.sign("at+jwt", &claims);
+    let header = jsonwebtoken::decode_header(token.expose()).expect("a JWS header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let decoded =
+        jsonwebtoken::decode::<Value>(token.expose(), &decoding_key(&issuer), &validation())
+            .expect("jsonwebtoken verifies it");
+    assert_eq!(decoded.claims, claims);
+    assert_eq!(issuer.verify(token.expose()), Some(claims.clone()));
+
+    let other = TokenIssuer::new(
+        SigningKey::from_seed(&[0x43; 32]).expect("32 bytes"),
+        ISSUER,
+    );
+    assert_eq!(issuer.verify(other.sign("at+jwt", &claims).expose()), None);
+    let parts: Vec<&str> = token.expose().split('.').collect();
+    let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":"someone else"}"#);
+    assert_eq!(
+        issuer.verify(&format!("{}.{forged_claims}.{}", parts[0], parts[2])),
+        None
+    );
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+    assert_eq!(
+        issuer.verify(&format!("{none_header}.{}.{}", parts[1], parts[2])),
+        None
+    );
+    assert_eq!(issuer.verify(&format!("{}.{}", parts[0], parts[1])), None);
+    assert_eq!(issuer.verify(&format!("{}.x", token.expose())), None);
+}
