@@ -267,6 +267,12 @@ impl Gateway {
         &self.keys.issuer
     }
 
+    /// The root pseudonym key (the API derives each client's pairwise `sub` from it, as the
+    /// data plane derives each partner's pseudonyms).
+    pub fn pseudonym_key(&self) -> &PseudonymKey {
+        &self.keys.pseudonym
+    }
+
     /// Serves the explicit forward-proxy listener until `shutdown` resolves. Logs the bound
     /// address at start-up.
     pub async fn serve_explicit(

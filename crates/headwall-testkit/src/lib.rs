@@ -92,6 +92,8 @@ pub struct ServeProcess {
     pub radius: Option<SocketAddr>,
     /// The transparent listener's address, when `[gateway].transparent_listen` is set.
     pub transparent: Option<SocketAddr>,
+    /// The HTTPS API listener's address, when `[api]` is configured.
+    pub api: Option<SocketAddr>,
     /// The folder holding `headwall.toml` and its state.
     pub dir: tempfile::TempDir,
 }
@@ -159,6 +161,7 @@ impl ServeProcess {
             admin: field_addr(&line, "admin="),
             radius: optional_addr(&line, "radius="),
             transparent: optional_addr(&line, "transparent="),
+            api: optional_addr(&line, "api="),
             dir,
         }
     }

@@ -26,6 +26,8 @@ pub(crate) struct Running {
     pub(crate) admin_addr: SocketAddr,
     /// The RADIUS accounting listener, when `[radius]` is configured.
     pub(crate) radius_addr: Option<SocketAddr>,
+    /// The HTTPS API listener, when `[api]` is configured.
+    pub(crate) api_addr: Option<SocketAddr>,
     pub(crate) radius_metrics: Arc<RadiusMetrics>,
     pub(crate) audit: AuditLog,
     pub(crate) readiness: Arc<Readiness>,
@@ -45,13 +47,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// Loads keys and profiles, binds every listener and starts serving. `config_path` is re-read
 /// on reload.
 pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result<Running> {
-    if config.api.is_some() {
-        // Fail closed and say so, rather than start without the listener the file asks for.
-        anyhow::bail!(
-            "[api] is validated by this version (`headwall check`, `headwall plan`) but not yet \
-             served; remove the [api] table to run the gateway"
-        );
-    }
     let keys = crate::keys::identity_keys(&config.identity)?;
     let audit = match &config.audit.backend {
         AuditBackend::Embedded { path } => {
@@ -148,6 +143,24 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         Some(listener) => Some(listener.local_addr()?),
         None => None,
     };
+    let api = match &config.api {
+        Some(api) => {
+            // The certificate and key first: a bad pair must not leave a bound port behind.
+            let tls = match &api.tls {
+                Some(tls) => Some(headwall_api::server_config(&tls.cert_file, &tls.key_file)?),
+                None => None,
+            };
+            let listener = TcpListener::bind(api.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} ([api].listen)", api.listen))?;
+            Some((listener, tls, api.clone()))
+        }
+        None => None,
+    };
+    let api_addr = match &api {
+        Some((listener, _, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
     let admin_addr = admin.local_addr()?;
     let radius = match &config.radius {
         Some(radius) => {
@@ -205,6 +218,15 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             tracing::warn!(%error, "admin listener failed");
         }
     });
+    if let Some((listener, tls, settings)) = api {
+        let state = headwall_api::ApiState::new(settings, gateway.clone());
+        tasks.push(tokio::spawn(headwall_api::serve(
+            listener,
+            tls,
+            state,
+            stopped(watcher.clone()),
+        )));
+    }
     if let Some((socket, settings)) = radius {
         tasks.push(tokio::spawn(headwall_radius::serve(
             socket,
@@ -253,6 +275,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         transparent_addr,
         admin_addr,
         radius_addr,
+        api_addr,
         radius_metrics,
         shutdown,
         tasks,

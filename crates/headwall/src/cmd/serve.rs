@@ -20,11 +20,13 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
         };
         let radius = off_or(running.radius_addr);
         let transparent = off_or(running.transparent_addr);
+        let api = off_or(running.api_addr);
         tracing::info!(
             explicit = %running.explicit_addr,
             transparent = %transparent,
             admin = %running.admin_addr,
             radius = %radius,
+            api = %api,
             "headwall ready"
         );
         serve_signals(&running).await?;

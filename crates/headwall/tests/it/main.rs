@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod admin;
+mod api;
 mod audit;
 mod browser;
 mod canary;

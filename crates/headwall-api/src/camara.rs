@@ -1,0 +1,363 @@
+//! The CAMARA resource endpoints (Number Verification 2.1.0): request validation, `ErrorInfo`
+//! bodies, `x-correlator`, bearer tokens, and the disclosure of every answer before it leaves.
+//!
+//! A token is ours when [`TokenIssuer::verify`](headwall_identity::TokenIssuer::verify)
+//! accepts it, it has not expired, and its `jti` is a live entry of the issued tokens — which
+//! is also where the subscriber is: the token itself names only the client's pairwise `sub`.
+//! A token with a `number-verification` scope is used up by its first answer (DESIGN).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use headwall_audit::Disclosure;
+use headwall_policy::ApiScope;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::issued::Issued;
+use crate::{ApiState, Peer};
+
+/// `x-correlator` (CAMARA's `XCorrelator` schema): `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
+fn correlator(headers: &HeaderMap) -> Result<Option<HeaderValue>, ()> {
+    let Some(value) = headers.get("x-correlator") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let valid = bytes.len() <= 256
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(&b));
+    if valid {
+        Ok(Some(value.clone()))
+    } else {
+        Err(())
+    }
+}
+
+/// An answer with the correlator echoed and nothing cached.
+fn answer(status: StatusCode, body: Value, correlator: Option<&HeaderValue>) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = correlator {
+        headers.insert("x-correlator", value.clone());
+    }
+    response
+}
+
+/// CAMARA's `ErrorInfo`.
+fn error_info(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    correlator: Option<&HeaderValue>,
+) -> Response {
+    let body = json!({ "status": status.as_u16(), "code": code, "message": message });
+    let mut response = answer(status, body, correlator);
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    response
+}
+
+fn invalid_argument(correlator: Option<&HeaderValue>) -> Response {
+    error_info(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        "Client specified an invalid argument, request body or query param.",
+        correlator,
+    )
+}
+
+fn unauthenticated(correlator: Option<&HeaderValue>) -> Response {
+    error_info(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "Request not authenticated due to missing, invalid, or expired credentials. A new \
+         authentication is required.",
+        correlator,
+    )
+}
+
+fn unavailable(correlator: Option<&HeaderValue>) -> Response {
+    error_info(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "Service unavailable.",
+        correlator,
+    )
+}
+
+/// The token's subscriber and client when the bearer token is ours, live and allows `scope`;
+/// otherwise the error answer. A number-verification token is taken out of the issued tokens
+/// here, so it answers once.
+fn authorize(
+    state: &ApiState,
+    headers: &HeaderMap,
+    scope: ApiScope,
+    correlator: Option<&HeaderValue>,
+) -> Result<(Issued, Value), Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| Box::new(unauthenticated(correlator)))?;
+    let claims = state
+        .gateway
+        .token_issuer()
+        .verify(token)
+        .ok_or_else(|| Box::new(unauthenticated(correlator)))?;
+    let now = headwall_sessions::unix_now();
+    let live = claims["iss"] == state.settings.public_url.as_str()
+        && claims["exp"].as_u64().is_some_and(|exp| exp > now);
+    let Some(jti) = claims["jti"].as_str().filter(|_| live) else {
+        return Err(Box::new(unauthenticated(correlator)));
+    };
+    let issued = state
+        .issued
+        .get(jti)
+        .filter(|issued| claims["client_id"] == issued.client_id.as_str())
+        .ok_or_else(|| Box::new(unauthenticated(correlator)))?;
+    let by_network = claims["amr"]
+        .as_array()
+        .is_some_and(|amr| amr.iter().any(|m| m == "nba"));
+    if !by_network {
+        return Err(Box::new(error_info(
+            StatusCode::FORBIDDEN,
+            "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
+            "Client must authenticate via the mobile network to use this service",
+            correlator,
+        )));
+    }
+    // The client must still be registered for the scope: a reload may have narrowed it.
+    let active = state.gateway.policy();
+    let still = active
+        .policy
+        .api_client(&issued.client_id)
+        .is_some_and(|client| client.allows(scope));
+    if !issued.scopes.contains(&scope) || !still {
+        return Err(Box::new(error_info(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Client does not have sufficient permissions to perform this action.",
+            correlator,
+        )));
+    }
+    let single_use = issued
+        .scopes
+        .iter()
+        .any(|s| matches!(s, ApiScope::NumberVerify | ApiScope::NumberShare));
+    if single_use && !state.issued.take(jti) {
+        // Another request used it a moment ago.
+        return Err(Box::new(unauthenticated(correlator)));
+    }
+    if !state.gateway.enrichment_enabled() {
+        return Err(Box::new(unavailable(correlator)));
+    }
+    Ok((issued, claims))
+}
+
+/// Records what the client learns; `None` when the audit could not make it durable.
+async fn disclose(
+    state: &ApiState,
+    issued: &Issued,
+    peer: std::net::IpAddr,
+    path: &str,
+    kind: &str,
+    fields: Vec<String>,
+    jti: &str,
+) -> Option<()> {
+    let active = state.gateway.policy();
+    let client = active.policy.api_client(&issued.client_id)?;
+    let disclosure = Disclosure {
+        request_id: format!("api-{jti}"),
+        partner: client.id.clone(),
+        purpose: client.purpose.clone(),
+        msisdn: issued.msisdn.clone(),
+        kinds: vec![kind.to_owned()],
+        headers: fields,
+        host: path.to_owned(),
+        port: state.public_port,
+        upstream_ip: peer,
+        client_ip: issued.device,
+        policy_hash: active.policy.hash().to_owned(),
+    };
+    match state.gateway.audit().disclose(disclosure).await {
+        Ok(()) => Some(()),
+        Err(error) => {
+            tracing::warn!(%error, path, "audit write failed; API answer withheld");
+            None
+        }
+    }
+}
+
+/// `POST /number-verification/v2/verify`: does the device's number match the one the client
+/// holds (plain, or SHA-256 hex of the E.164 form with its `+`)?
+pub(crate) async fn verify(
+    State(state): State<Arc<ApiState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(correlator) = correlator(&headers) else {
+        return invalid_argument(None);
+    };
+    let correlator = correlator.as_ref();
+    let (issued, claims) = match authorize(&state, &headers, ApiScope::NumberVerify, correlator) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let Some(asserted) = asserted_number(&body) else {
+        return invalid_argument(correlator);
+    };
+    let e164 = format!("+{}", issued.msisdn.expose_digits());
+    let verified = match asserted {
+        Asserted::Plain(number) => number == e164,
+        Asserted::Hashed(hex) => {
+            let digest = Sha256::digest(e164.as_bytes());
+            let ours: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            hex.eq_ignore_ascii_case(&ours)
+        }
+    };
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    let field = format!("devicePhoneNumberVerified={verified}");
+    if disclose(
+        &state,
+        &issued,
+        peer,
+        "/number-verification/v2/verify",
+        "number_match",
+        vec![field],
+        jti,
+    )
+    .await
+    .is_none()
+    {
+        return unavailable(correlator);
+    }
+    answer(
+        StatusCode::OK,
+        json!({ "devicePhoneNumberVerified": verified }),
+        correlator,
+    )
+}
+
+/// `GET /number-verification/v2/device-phone-number`: the device's number itself (a client
+/// registered for it has a `justification`).
+pub(crate) async fn device_phone_number(
+    State(state): State<Arc<ApiState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(correlator) = correlator(&headers) else {
+        return invalid_argument(None);
+    };
+    let correlator = correlator.as_ref();
+    let (issued, claims) = match authorize(&state, &headers, ApiScope::NumberShare, correlator) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if disclose(
+        &state,
+        &issued,
+        peer,
+        "/number-verification/v2/device-phone-number",
+        "msisdn",
+        vec!["devicePhoneNumber".into()],
+        jti,
+    )
+    .await
+    .is_none()
+    {
+        return unavailable(correlator);
+    }
+    let number = format!("+{}", issued.msisdn.expose_digits());
+    answer(
+        StatusCode::OK,
+        json!({ "devicePhoneNumber": number }),
+        correlator,
+    )
+}
+
+/// What a verify request asserts.
+#[derive(Debug, PartialEq, Eq)]
+enum Asserted {
+    Plain(String),
+    Hashed(String),
+}
+
+/// `NumberVerificationRequestBody`: a JSON object with exactly one property, `phoneNumber`
+/// (`^\+[1-9][0-9]{4,14}$`) or `hashedPhoneNumber` (`^[a-fA-F0-9]{64}$`).
+fn asserted_number(body: &[u8]) -> Option<Asserted> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object()?;
+    if object.len() != 1 {
+        return None;
+    }
+    if let Some(number) = object.get("phoneNumber") {
+        let number = number.as_str()?;
+        let digits = number.strip_prefix('+')?;
+        let valid = (5..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        return valid.then(|| Asserted::Plain(number.to_owned()));
+    }
+    let hashed = object.get("hashedPhoneNumber")?.as_str()?;
+    let valid = hashed.len() == 64 && hashed.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| Asserted::Hashed(hashed.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_body_is_exactly_one_well_formed_number() {
+        let hash = "a".repeat(64);
+        assert_eq!(
+            asserted_number(br#"{"phoneNumber":"+447700900123"}"#),
+            Some(Asserted::Plain("+447700900123".into()))
+        );
+        assert_eq!(
+            asserted_number(format!(r#"{{"hashedPhoneNumber":"{hash}"}}"#).as_bytes()),
+            Some(Asserted::Hashed(hash.clone()))
+        );
+        for bad in [
+            r#"{}"#.to_owned(),
+            r#"{"phoneNumber":"447700900123"}"#.to_owned(),
+            r#"{"phoneNumber":"+0447700900123"}"#.to_owned(),
+            r#"{"phoneNumber":"+1234"}"#.to_owned(),
+            r#"{"phoneNumber":"+1234567890123456"}"#.to_owned(),
+            r#"{"phoneNumber":447700900123}"#.to_owned(),
+            format!(r#"{{"phoneNumber":"+447700900123","hashedPhoneNumber":"{hash}"}}"#),
+            r#"{"hashedPhoneNumber":"abc"}"#.to_owned(),
+            r#"{"other":"+447700900123"}"#.to_owned(),
+            r#"["+447700900123"]"#.to_owned(),
+            "not json".to_owned(),
+        ] {
+            assert_eq!(asserted_number(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_correlator_follows_camaras_pattern() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(correlator(&headers), Ok(None));
+        headers.insert(
+            "x-correlator",
+            HeaderValue::from_static("b4333c46-49c0:x/{y}"),
+        );
+        assert!(matches!(correlator(&headers), Ok(Some(_))));
+        headers.insert("x-correlator", HeaderValue::from_static("has space"));
+        assert_eq!(correlator(&headers), Err(()));
+    }
+}

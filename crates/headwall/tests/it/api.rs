@@ -1,0 +1,639 @@
+//! `[api]` on the real binary over real TLS: discovery, JWKS and `/authorize` with
+//! network-based authentication from RADIUS bindings (issue 15).
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use headwall_testkit::{ServeProcess, loopback, radclient, temp_dir};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::binary;
+
+const SECRET: &str = "testing123";
+const ISSUER: &str = "https://api.operator.test";
+const REDIRECT: &str = "https://shop.test/cb";
+const PURPOSE: &str = "dpv:FraudPreventionAndDetection";
+/// RFC 7636 appendix B's verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// The app backend's Ed25519 key (private_key_jwt); its public half is in the JWKS file.
+const CLIENT_SEED: [u8; 32] = [0x5c; 32];
+
+/// The client's public JWKS.
+fn client_jwks() -> String {
+    let public = headwall_identity::SigningKey::from_seed(&CLIENT_SEED)
+        .unwrap()
+        .public_key_bytes();
+    let x = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, public);
+    format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"shop-1","x":"{x}"}}]}}"#)
+}
+
+/// A client assertion (RFC 7523) signed by jsonwebtoken with the client's key.
+fn assertion(jti: &str, lifetime: u64) -> String {
+    // PKCS#8 v1 for an Ed25519 seed (RFC 8410 §7).
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&CLIENT_SEED);
+    let key = jsonwebtoken::EncodingKey::from_ed_der(&der);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("shop-1".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "shop-app", "sub": "shop-app", "aud": format!("{ISSUER}/token"),
+        "iat": now, "exp": now + lifetime, "jti": jti,
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// A gateway with RADIUS and `[api]`: devices 127.0.0.0/29 may be identified; a self-signed
+/// certificate for api.operator.test. Returns the process and the certificate (the client's
+/// trust root).
+fn start() -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
+    let dir = temp_dir();
+    let certified = rcgen::generate_simple_self_signed(vec!["api.operator.test".to_owned()])
+        .expect("self-signed certificate");
+    std::fs::write(dir.path().join("api.crt"), certified.cert.pem()).unwrap();
+    let key = dir.path().join("api.key");
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(dir.path().join("shop.jwks.json"), client_jwks()).unwrap();
+    let config = format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+[radius]
+listen = "127.0.0.1:0"
+country_code = "44"
+[[radius.clients]]
+source = "127.0.0.1/32"
+secret = "{SECRET}"
+[api]
+listen = "127.0.0.1:0"
+public_url = "{ISSUER}"
+tls_cert_file = "api.crt"
+tls_key_file = "api.key"
+subscriber_networks = ["127.0.0.0/29"]
+[[api.client]]
+id = "shop-app"
+jwks_file = "shop.jwks.json"
+redirect_uris = ["{REDIRECT}"]
+scopes = ["number-verification:verify"]
+purpose = "{PURPOSE}"
+"#
+    );
+    let gateway = ServeProcess::start_in(binary(), &config, dir);
+    (gateway, certified.cert.der().clone())
+}
+
+fn bind(gateway: &ServeProcess, ip: &str, session: &str, status: &str) -> bool {
+    radclient(
+        gateway.radius.expect("radius listener"),
+        SECRET,
+        &format!(
+            "Acct-Status-Type = {status}\nFramed-IP-Address = {ip}\n\
+             Calling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"{session}\"\n\
+             NAS-IP-Address = 127.0.0.1\n"
+        ),
+    )
+}
+
+/// One HTTPS GET from `source`, trusting only `root`: (status, head, body).
+async fn get(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    source: IpAddr,
+    path: &str,
+) -> (u16, String, String) {
+    https(api, root, source, "GET", path, &[], "").await
+}
+
+/// One HTTPS request from `source`, trusting only `root`: (status, head, body).
+async fn https(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    source: IpAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let tcp = socket.connect(api).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("api.operator.test").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: api.operator.test\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response));
+    // A peer closing without close_notify is still a complete response here.
+    let _ = read.await.expect("response within 10 s");
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn location(head: &str) -> Option<&str> {
+    head.lines().find_map(|line| {
+        line.split_once(':')
+            .filter(|(name, _)| name.eq_ignore_ascii_case("location"))
+            .map(|(_, value)| value.trim())
+    })
+}
+
+fn authorize_path(client: &str, redirect: &str, scope: &str, extra: &str) -> String {
+    let scope = scope.replace(' ', "%20");
+    format!(
+        "/authorize?client_id={client}&redirect_uri={redirect}&response_type=code&scope={scope}\
+         &state=st4te&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+    )
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_name_the_issuer_and_its_key() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    let (status, _, body) = get(api, &root, loopback(1), "/.well-known/openid-configuration").await;
+    assert_eq!(status, 200, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(document["issuer"], ISSUER);
+    assert_eq!(
+        document["authorization_endpoint"],
+        format!("{ISSUER}/authorize")
+    );
+    assert_eq!(document["token_endpoint"], format!("{ISSUER}/token"));
+    assert_eq!(
+        document["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        document["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["private_key_jwt"])
+    );
+    let (status, head, body) = get(api, &root, loopback(1), "/.well-known/jwks.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("application/jwk-set+json"),
+        "{head}"
+    );
+    let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(jwks["keys"][0].get("d").is_none(), "private key published");
+}
+
+/// Network-based authentication: a code only for a bound device inside `subscriber_networks`;
+/// `access_denied` (by redirect, with the state) for an unbound one, one outside the networks
+/// and one whose session stopped; and no redirect at all for an unknown client or an
+/// unregistered redirect URI.
+#[tokio::test]
+async fn authorize_gives_a_code_only_to_a_bound_device() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    assert!(bind(&gateway, "127.0.0.9", "s9", "Start"));
+    let scope = format!("openid {PURPOSE} number-verification:verify");
+    let path = authorize_path("shop-app", REDIRECT, &scope, "");
+
+    let (status, head, _) = get(api, &root, loopback(5), &path).await;
+    assert_eq!(status, 302, "{head}");
+    let to = location(&head).expect("a redirect");
+    let query = to
+        .strip_prefix(&format!("{REDIRECT}?"))
+        .expect("to the registered URI");
+    let code = query
+        .strip_prefix("code=")
+        .and_then(|rest| rest.strip_suffix("&state=st4te"))
+        .unwrap_or_else(|| panic!("code and state in {to}"));
+    assert_eq!(code.len(), 43, "{code}");
+
+    let denied = format!("{REDIRECT}?error=access_denied");
+    // .6 is bound by nobody; .9 is bound but outside subscriber_networks (127.0.0.0/29).
+    for device in [6, 9] {
+        let (status, head, _) = get(api, &root, loopback(device), &path).await;
+        assert_eq!(status, 302, "{head}");
+        let to = location(&head).unwrap();
+        assert!(
+            to.starts_with(&denied) && to.ends_with("&state=st4te"),
+            "{device}: {to}"
+        );
+    }
+
+    for (extra_path, why) in [
+        (
+            authorize_path("nobody", REDIRECT, &scope, ""),
+            "unknown client",
+        ),
+        (
+            authorize_path("shop-app", "https://evil.test/cb", &scope, ""),
+            "unregistered redirect",
+        ),
+        (format!("{path}&state=again"), "repeated parameter"),
+    ] {
+        let (status, head, body) = get(api, &root, loopback(5), &extra_path).await;
+        assert_eq!(status, 400, "{why}: {head}");
+        assert!(location(&head).is_none(), "{why}: redirected: {head}");
+        assert!(body.contains("refused"), "{why}: {body}");
+    }
+
+    for (bad, error) in [
+        (
+            path.replace("&code_challenge_method=S256", ""),
+            "invalid_request",
+        ),
+        (path.replace(CHALLENGE, "short"), "invalid_request"),
+        (
+            path.replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (
+            authorize_path(
+                "shop-app",
+                REDIRECT,
+                &format!("openid {PURPOSE} kyc-age-verification:verify"),
+                "",
+            ),
+            "invalid_scope",
+        ),
+        (
+            authorize_path(
+                "shop-app",
+                REDIRECT,
+                "openid number-verification:verify",
+                "",
+            ),
+            "invalid_scope",
+        ),
+    ] {
+        let (status, head, _) = get(api, &root, loopback(5), &bad).await;
+        assert_eq!(status, 302, "{bad}: {head}");
+        let to = location(&head).unwrap();
+        assert!(
+            to.starts_with(&format!("{REDIRECT}?error={error}")),
+            "{bad}: {to}"
+        );
+    }
+
+    // After the session's Stop the same device is no longer anyone.
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Stop"));
+    let (_, head, _) = get(api, &root, loopback(5), &path).await;
+    assert!(location(&head).unwrap().starts_with(&denied), "{head}");
+
+    let log = gateway.log().join("\n");
+    assert!(!log.contains("7700900123"), "a number in the log");
+    assert!(!log.contains(code), "a code in the log");
+}
+
+/// A key readable by others is refused at start, naming the file, before anything listens.
+#[test]
+fn a_tls_key_readable_by_others_stops_the_start() {
+    let dir = temp_dir();
+    let certified = rcgen::generate_simple_self_signed(vec!["api.operator.test".to_owned()])
+        .expect("self-signed certificate");
+    std::fs::write(dir.path().join("api.crt"), certified.cert.pem()).unwrap();
+    let key = dir.path().join("api.key");
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(
+        dir.path().join("headwall.toml"),
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[api]\n\
+             listen = \"127.0.0.1:0\"\npublic_url = \"{ISSUER}\"\ntls_cert_file = \"api.crt\"\n\
+             tls_key_file = \"api.key\"\nsubscriber_networks = [\"127.0.0.0/29\"]\n"
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("headwall.toml"))
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("api.key: the TLS key can be read by others"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}
+
+/// A code from `/authorize` for the device at 127.0.0.5.
+async fn code_for(api: SocketAddr, root: &rustls::pki_types::CertificateDer<'static>) -> String {
+    let scope = format!("openid {PURPOSE} number-verification:verify");
+    let (_, head, _) = get(
+        api,
+        root,
+        loopback(5),
+        &authorize_path("shop-app", REDIRECT, &scope, "&nonce=n0nce"),
+    )
+    .await;
+    let to = location(&head).unwrap_or_else(|| panic!("no redirect: {head}"));
+    to.split("code=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no code in {to}"))
+        .to_owned()
+}
+
+/// `/token` from the app backend (127.0.0.1): (status, JSON body).
+async fn redeem(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    code: &str,
+    assertion: &str,
+) -> (u16, serde_json::Value) {
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={REDIRECT}&code_verifier={VERIFIER}\
+         &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+         &client_assertion={assertion}"
+    );
+    let (status, head, body) = https(
+        api,
+        root,
+        loopback(1),
+        "POST",
+        "/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    )
+    .await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `POST /number-verification/v2/verify` with `token`: (status, head, JSON body).
+async fn verify(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    token: &str,
+    body: &str,
+) -> (u16, String, serde_json::Value) {
+    let bearer = format!("Bearer {token}");
+    let (status, head, body) = https(
+        api,
+        root,
+        loopback(1),
+        "POST",
+        "/number-verification/v2/verify",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+            ("x-correlator", "c0rr-1"),
+        ],
+        body,
+    )
+    .await;
+    (
+        status,
+        head,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn claims(jws: &str) -> serde_json::Value {
+    let payload = jws.split('.').nth(1).unwrap();
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The whole Number Verification flow as an app backend runs it, with the refusals that keep
+/// it honest: a replayed assertion, a code redeemed twice (which revokes the first token), a
+/// token used twice, a scope the client lacks, and what the audit holds afterwards.
+#[tokio::test]
+async fn number_verification_answers_once_per_token_from_a_durable_record() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+
+    let code = code_for(api, &root).await;
+    let first = assertion("a-1", 60);
+    let (status, tokens) = redeem(api, &root, &code, &first).await;
+    assert_eq!(status, 200, "{tokens}\n{}", gateway.log().join("\n"));
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 300);
+    assert_eq!(
+        tokens["scope"],
+        format!("openid {PURPOSE} number-verification:verify")
+    );
+    assert!(tokens.get("refresh_token").is_none());
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let at = claims(&access);
+    assert_eq!(at["iss"], ISSUER);
+    assert_eq!(at["client_id"], "shop-app");
+    assert_eq!(at["amr"], serde_json::json!(["nba"]));
+    let sub = at["sub"].as_str().unwrap().to_owned();
+    assert!(!sub.contains("7700900123"), "the number in the token");
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        (id["aud"].as_str(), id["sub"].as_str()),
+        (Some("shop-app"), Some(sub.as_str()))
+    );
+    assert_eq!(id["nonce"], "n0nce");
+
+    // The same assertion again, with a fresh code: replayed.
+    let second_code = code_for(api, &root).await;
+    let (status, refused) = redeem(api, &root, &second_code, &first).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // An assertion living longer than 300 s.
+    let (status, refused) = redeem(api, &root, &second_code, &assertion("a-long", 301)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    let (status, head, answer) =
+        verify(api, &root, &access, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        serde_json::json!({ "devicePhoneNumberVerified": true })
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("x-correlator: c0rr-1"),
+        "{head}"
+    );
+    // Single use.
+    let (status, _, answer) =
+        verify(api, &root, &access, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+
+    // A wrong number on a fresh token is false; the hashed form of the right one is true.
+    let (_, tokens) = redeem(api, &root, &second_code, &assertion("a-2", 60)).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let (status, _, answer) = verify(api, &root, token, r#"{"phoneNumber":"+447700900999"}"#).await;
+    assert_eq!(
+        (status, &answer),
+        (
+            200,
+            &serde_json::json!({ "devicePhoneNumberVerified": false })
+        )
+    );
+    let (_, tokens) = redeem(
+        api,
+        &root,
+        &code_for(api, &root).await,
+        &assertion("a-3", 60),
+    )
+    .await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    use sha2::Digest as _;
+    let hashed: String = sha2::Sha256::digest(b"+447700900123")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (status, _, answer) = verify(
+        api,
+        &root,
+        &token,
+        &format!(r#"{{"hashedPhoneNumber":"{hashed}"}}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer),
+        (
+            200,
+            &serde_json::json!({ "devicePhoneNumberVerified": true })
+        )
+    );
+
+    // No share scope: 403; a malformed body: 400; no token: 401.
+    let (_, tokens) = redeem(
+        api,
+        &root,
+        &code_for(api, &root).await,
+        &assertion("a-4", 60),
+    )
+    .await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = https(
+        api,
+        &root,
+        loopback(1),
+        "GET",
+        "/number-verification/v2/device-phone-number",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("PERMISSION_DENIED"), "{body}");
+    let (status, _, answer) = verify(api, &root, &token, r#"{"phoneNumber":"447700900123"}"#).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+    let (status, _, answer) = verify(
+        api,
+        &root,
+        "not-a-token",
+        r#"{"phoneNumber":"+447700900123"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+
+    // A code redeemed twice: refused, and the token of its first redemption stops working.
+    let code = code_for(api, &root).await;
+    let (status, tokens) = redeem(api, &root, &code, &assertion("a-5", 60)).await;
+    assert_eq!(status, 200);
+    let revoked = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, refused) = redeem(api, &root, &code, &assertion("a-6", 60)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _, _) = verify(api, &root, &revoked, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(status, 401, "a revoked token answered");
+
+    // Every answer is a durable disclosure to the client, with its result and never the
+    // number it asserted.
+    let db = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
+    let rows: Vec<(String, String, String, String, String)> = db
+        .prepare("SELECT partner, purpose, kinds, headers, host FROM disclosures ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let answers: Vec<&str> = rows
+        .iter()
+        .filter(|row| row.2 == "number_match")
+        .map(|row| row.3.as_str())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "devicePhoneNumberVerified=true",
+            "devicePhoneNumberVerified=false",
+            "devicePhoneNumberVerified=true"
+        ]
+    );
+    let subs = rows
+        .iter()
+        .filter(|row| row.2 == "pseudonym" && row.4 == "/token")
+        .count();
+    assert_eq!(subs, 5, "one row per token issued: {rows:?}");
+    assert!(
+        rows.iter()
+            .all(|row| row.0 == "shop-app" && row.1 == PURPOSE)
+    );
+    assert!(!rows.iter().any(|row| row.3.contains("7700900999")));
+    let log = gateway.log().join("\n");
+    assert!(
+        !log.contains("7700900123") && !log.contains(&access),
+        "a number or token in the log"
+    );
+}
