@@ -53,18 +53,46 @@ fn assertion(jti: &str, lifetime: u64) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
-/// A gateway with RADIUS and `[api]`: devices 127.0.0.0/29 may be identified; a self-signed
-/// certificate for api.operator.test. Returns the process and the certificate (the client's
-/// trust root).
+/// A gateway with RADIUS and `[api]`: devices 127.0.0.0/29 may be identified; a certificate
+/// for api.operator.test from a test CA. Returns the process and the CA certificate (the
+/// clients' trust root).
 fn start() -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
+    start_with("127.0.0.1:0", ISSUER, "api.operator.test", &client_jwks())
+}
+
+/// Like [`start`], listening on `listen` as `issuer` with a certificate for `name`, the client
+/// registered with the JWK Set `jwks`.
+fn start_with(
+    listen: &str,
+    issuer: &str,
+    name: &str,
+    jwks: &str,
+) -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
     let dir = temp_dir();
-    let certified = rcgen::generate_simple_self_signed(vec!["api.operator.test".to_owned()])
-        .expect("self-signed certificate");
-    std::fs::write(dir.path().join("api.crt"), certified.cert.pem()).unwrap();
+    // A test CA (the clients' only trust root, `ca.crt`) and the listener's certificate for
+    // `name` signed by it, as an operator's would be.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "headwall test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("api.crt"), leaf.pem()).unwrap();
     let key = dir.path().join("api.key");
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(dir.path().join("shop.jwks.json"), client_jwks()).unwrap();
+    std::fs::write(dir.path().join("shop.jwks.json"), jwks).unwrap();
     let config = format!(
         r#"
 [gateway]
@@ -78,8 +106,8 @@ country_code = "44"
 source = "127.0.0.1/32"
 secret = "{SECRET}"
 [api]
-listen = "127.0.0.1:0"
-public_url = "{ISSUER}"
+listen = "{listen}"
+public_url = "{issuer}"
 tls_cert_file = "api.crt"
 tls_key_file = "api.key"
 subscriber_networks = ["127.0.0.0/29"]
@@ -92,7 +120,7 @@ purpose = "{PURPOSE}"
 "#
     );
     let gateway = ServeProcess::start_in(binary(), &config, dir);
-    (gateway, certified.cert.der().clone())
+    (gateway, ca.der().clone())
 }
 
 fn bind(gateway: &ServeProcess, ip: &str, session: &str, status: &str) -> bool {
@@ -636,4 +664,84 @@ async fn number_verification_answers_once_per_token_from_a_durable_record() {
         !log.contains("7700900123") && !log.contains(&access),
         "a number or token in the log"
     );
+}
+
+/// The Python the API tests drive a client library with: `HEADWALL_TEST_PYTHON`, which
+/// scripts/test sets to the virtual environment it makes from tests/python/requirements.txt.
+fn client_python() -> std::path::PathBuf {
+    let python = std::env::var_os("HEADWALL_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target/test-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test, which makes the virtual environment with Authlib \
+         (crates/headwall/tests/python/requirements.txt)",
+        python.display()
+    );
+    python
+}
+
+/// A real OAuth/OIDC client library we did not write (Authlib, ES256 `private_key_jwt`,
+/// PKCE S256) runs discovery, the device's authorization, the token exchange and one verify
+/// against the real binary over TLS with our certificate as its only trust root. A device
+/// nobody bound gets `access_denied` through the same library.
+#[test]
+fn an_oidc_client_library_runs_the_whole_flow() {
+    let python = client_python();
+    let script = crate::repo_root().join("crates/headwall/tests/python/oidc_flow.py");
+    let keys = temp_dir();
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("keygen")
+        .arg(keys.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let jwks = std::fs::read_to_string(keys.path().join("client.jwks.json")).unwrap();
+    // The issuer is the address Authlib connects to: a free port, taken again at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let issuer = format!("https://127.0.0.1:{port}");
+    let (gateway, _) = start_with(&format!("127.0.0.1:{port}"), &issuer, "127.0.0.1", &jwks);
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    let ca = gateway.path("ca.crt");
+    let run = |device: &str| {
+        let output = std::process::Command::new(&python)
+            .arg(&script)
+            .arg("flow")
+            .arg(&issuer)
+            .arg(&ca)
+            .arg(keys.path().join("client.jwk"))
+            .arg(device)
+            .arg("+447700900123")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let (bound, unbound) = (run("127.0.0.5"), run("127.0.0.6"));
+    assert_eq!(
+        bound,
+        serde_json::json!({
+            "issuer": issuer,
+            "authorize_status": 302,
+            "redirected_to_registered_uri": true,
+            "token_type": "Bearer",
+            "has_id_token": true,
+            "has_refresh_token": false,
+            "verify_status": 200,
+            "verify": { "devicePhoneNumberVerified": true },
+            "correlator": "authlib-1",
+            "again_status": 401,
+        })
+    );
+    assert_eq!(unbound["authorize_error"], "access_denied", "{unbound}");
+    assert_eq!(unbound["redirected_to_registered_uri"], true);
 }
