@@ -1,5 +1,6 @@
-//! The CAMARA resource endpoints (Number Verification 2.1.0): request validation, `ErrorInfo`
-//! bodies, `x-correlator`, bearer tokens, and the disclosure of every answer before it leaves.
+//! The CAMARA resource endpoints (Number Verification 2.1.0, KYC Age Verification 0.2.1):
+//! request validation, `ErrorInfo` bodies, `x-correlator`, bearer tokens, and the disclosure of
+//! every answer before it leaves.
 //!
 //! A token is ours when [`TokenIssuer::verify`](headwall_identity::TokenIssuer::verify)
 //! accepts it, it has not expired, and its `jti` is a live entry of the issued tokens — which
@@ -288,6 +289,167 @@ pub(crate) async fn device_phone_number(
     )
 }
 
+/// `POST /kyc-age-verification/v0.2/verify`: is the token's subscriber at least
+/// `ageThreshold` years old, from `[subscribers]` profile data? `birthdate` answers any
+/// threshold; `age_verified` alone answers thresholds up to 18; anything else is
+/// `not_available`. `verifiedStatus` comes from `verified` when known; `contentLock` and
+/// `parentalControl` only when asked for. Three-legged only: a `phoneNumber` in the body is
+/// 422 `UNNECESSARY_IDENTIFIER` (the token already names the subscriber). The identity
+/// attributes the schema allows (`name`, `idDocument`, …) are type-checked and otherwise
+/// ignored: headwall holds no such data and answers no `identityMatchScore`.
+pub(crate) async fn kyc_age(
+    State(state): State<Arc<ApiState>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(correlator) = correlator(&headers) else {
+        return invalid_argument(None);
+    };
+    let correlator = correlator.as_ref();
+    let (issued, claims) = match authorize(&state, &headers, ApiScope::AgeVerify, correlator) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    let request = match age_request(&body) {
+        Ok(request) => request,
+        Err(AgeRequestError::Invalid) => return invalid_argument(correlator),
+        Err(AgeRequestError::PhoneNumber) => {
+            return error_info(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNNECESSARY_IDENTIFIER",
+                "The device is already identified by the access token.",
+                correlator,
+            );
+        }
+    };
+    let profile = state.gateway.profiles().profile(&issued.msisdn);
+    let today = headwall_sessions::Date::from_unix(headwall_sessions::unix_now());
+    let age_check = match (profile.birthdate, profile.age_verified) {
+        (Some(born), _) => tri(Some(
+            born.years_until(today) >= i32::from(request.threshold),
+        )),
+        (None, Some(adult)) if request.threshold <= 18 => tri(Some(adult)),
+        _ => tri(None),
+    };
+    let mut answer_body = json!({ "ageCheck": age_check });
+    let mut fields = vec![format!("ageCheck={age_check}")];
+    if let Some(verified) = profile.verified {
+        answer_body["verifiedStatus"] = json!(verified);
+        fields.push(format!("verifiedStatus={verified}"));
+    }
+    if request.content_lock {
+        let value = tri(profile.content_lock);
+        answer_body["contentLock"] = json!(value);
+        fields.push(format!("contentLock={value}"));
+    }
+    if request.parental_control {
+        let value = tri(profile.parental_control);
+        answer_body["parentalControl"] = json!(value);
+        fields.push(format!("parentalControl={value}"));
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if disclose(
+        &state,
+        &issued,
+        peer,
+        "/kyc-age-verification/v0.2/verify",
+        "age_check",
+        fields,
+        jti,
+    )
+    .await
+    .is_none()
+    {
+        return unavailable(correlator);
+    }
+    answer(StatusCode::OK, answer_body, correlator)
+}
+
+/// CAMARA's three-valued answers: `"true"`, `"false"`, `"not_available"`.
+fn tri(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "not_available",
+    }
+}
+
+/// What an age check asks.
+#[derive(Debug, PartialEq, Eq)]
+struct AgeRequest {
+    threshold: u8,
+    content_lock: bool,
+    parental_control: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum AgeRequestError {
+    Invalid,
+    PhoneNumber,
+}
+
+/// `VerifyRequestBody`: `ageThreshold` 0..=120 required; the optional members of the right
+/// types; `phoneNumber` refused (422) once the body is otherwise valid.
+fn age_request(body: &[u8]) -> Result<AgeRequest, AgeRequestError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| AgeRequestError::Invalid)?;
+    let object = value.as_object().ok_or(AgeRequestError::Invalid)?;
+    let threshold = object
+        .get("ageThreshold")
+        .and_then(Value::as_u64)
+        .filter(|t| *t <= 120)
+        .and_then(|t| u8::try_from(t).ok())
+        .ok_or(AgeRequestError::Invalid)?;
+    let flag = |name: &str| match object.get(name) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(AgeRequestError::Invalid),
+    };
+    let (content_lock, parental_control) =
+        (flag("includeContentLock")?, flag("includeParentalControl")?);
+    for name in [
+        "idDocument",
+        "name",
+        "givenName",
+        "familyName",
+        "middleNames",
+        "familyNameAtBirth",
+        "email",
+    ] {
+        if object.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(AgeRequestError::Invalid);
+        }
+    }
+    if let Some(birthdate) = object.get("birthdate") {
+        let valid = birthdate
+            .as_str()
+            .and_then(headwall_sessions::Date::parse)
+            .is_some();
+        if !valid {
+            return Err(AgeRequestError::Invalid);
+        }
+    }
+    if let Some(number) = object.get("phoneNumber") {
+        let well_formed = number.as_str().is_some_and(|n| {
+            n.strip_prefix('+').is_some_and(|d| {
+                (5..=15).contains(&d.len())
+                    && !d.starts_with('0')
+                    && d.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
+        return Err(if well_formed {
+            AgeRequestError::PhoneNumber
+        } else {
+            AgeRequestError::Invalid
+        });
+    }
+    Ok(AgeRequest {
+        threshold,
+        content_lock,
+        parental_control,
+    })
+}
+
 /// What a verify request asserts.
 #[derive(Debug, PartialEq, Eq)]
 enum Asserted {
@@ -346,6 +508,39 @@ mod tests {
         ] {
             assert_eq!(asserted_number(bad.as_bytes()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_age_request_is_a_threshold_and_optional_flags() {
+        assert_eq!(
+            age_request(br#"{"ageThreshold":18,"includeContentLock":true,"name":"F"}"#),
+            Ok(AgeRequest {
+                threshold: 18,
+                content_lock: true,
+                parental_control: false
+            })
+        );
+        for bad in [
+            r#"{}"#,
+            r#"{"ageThreshold":121}"#,
+            r#"{"ageThreshold":-1}"#,
+            r#"{"ageThreshold":"18"}"#,
+            r#"{"ageThreshold":18.5}"#,
+            r#"{"ageThreshold":18,"includeContentLock":"yes"}"#,
+            r#"{"ageThreshold":18,"name":5}"#,
+            r#"{"ageThreshold":18,"birthdate":"22/08/1978"}"#,
+            r#"{"ageThreshold":18,"phoneNumber":"12345"}"#,
+        ] {
+            assert_eq!(
+                age_request(bad.as_bytes()),
+                Err(AgeRequestError::Invalid),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            age_request(br#"{"ageThreshold":18,"phoneNumber":"+34629255833"}"#),
+            Err(AgeRequestError::PhoneNumber)
+        );
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             "/number-verification/v2/device-phone-number",
             get(crate::camara::device_phone_number),
         )
+        .route(
+            "/kyc-age-verification/v0.2/verify",
+            axum::routing::post(crate::camara::kyc_age)
+                .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
+        )
         .with_state(state)
 }
 

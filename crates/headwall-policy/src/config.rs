@@ -160,7 +160,8 @@ pub enum SessionsBackend {
 /// `[subscribers]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribers {
-    /// `file`: CSV with header row `msisdn,age_verified`, resolved. Required in the table.
+    /// `file`: CSV with a header row naming `msisdn` and its other columns (docs/config.md),
+    /// resolved. Required in the table.
     pub file: PathBuf,
 }
 

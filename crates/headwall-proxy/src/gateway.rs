@@ -229,6 +229,11 @@ impl Gateway {
         self.policy.load_full()
     }
 
+    /// The subscriber profiles in force.
+    pub fn profiles(&self) -> Arc<Profiles> {
+        self.profiles.load_full()
+    }
+
     /// Replaces the subscriber profiles.
     pub fn set_profiles(&self, profiles: Profiles) {
         self.profiles.store(Arc::new(profiles));

@@ -16,7 +16,7 @@ mod sessions;
 mod store;
 mod table;
 
-pub use profiles::{ProfileError, Profiles};
+pub use profiles::{Date, Profile, ProfileError, Profiles};
 pub use redis::{REDIS_DEADLINE, RedisSessions};
 pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError, database_path};

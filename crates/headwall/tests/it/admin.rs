@@ -11,7 +11,7 @@ use headwall_testkit::{ProbeResponse, ServeProcess, origin, radclient, send_raw}
 use crate::binary;
 use crate::radius::{SECRET, accounting, config, pseudonyms_seen};
 
-async fn admin(
+pub(crate) async fn admin(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -115,10 +115,19 @@ subscriber_networks = ["127.0.0.0/29"]
 id = "shop-app"
 jwks_file = "shop.jwks.json"
 redirect_uris = ["{REDIRECT}"]
-scopes = ["number-verification:verify"]
+scopes = ["number-verification:verify", "kyc-age-verification:verify"]
 purpose = "{PURPOSE}"
+[subscribers]
+file = "subscribers.csv"
 "#
     );
+    // The bound test subscriber: born 2000-01-15, ID checked, no content lock; parental
+    // control unknown.
+    std::fs::write(
+        dir.path().join("subscribers.csv"),
+        "msisdn,birthdate,verified,content_lock,parental_control\n447700900123,2000-01-15,true,false,\n",
+    )
+    .unwrap();
     let gateway = ServeProcess::start_in(binary(), &config, dir);
     (gateway, ca.der().clone())
 }
@@ -312,7 +321,7 @@ async fn authorize_gives_a_code_only_to_a_bound_device() {
             authorize_path(
                 "shop-app",
                 REDIRECT,
-                &format!("openid {PURPOSE} kyc-age-verification:verify"),
+                &format!("openid {PURPOSE} number-verification:device-phone-number:read"),
                 "",
             ),
             "invalid_scope",
@@ -379,9 +388,18 @@ fn a_tls_key_readable_by_others_stops_the_start() {
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
 }
 
-/// A code from `/authorize` for the device at 127.0.0.5.
+/// A code from `/authorize` for the device at 127.0.0.5, for Number Verification.
 async fn code_for(api: SocketAddr, root: &rustls::pki_types::CertificateDer<'static>) -> String {
-    let scope = format!("openid {PURPOSE} number-verification:verify");
+    code_with(api, root, "number-verification:verify").await
+}
+
+/// A code from `/authorize` for the device at 127.0.0.5, for `api_scope`.
+async fn code_with(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    api_scope: &str,
+) -> String {
+    let scope = format!("openid {PURPOSE} {api_scope}");
     let (_, head, _) = get(
         api,
         root,
@@ -744,4 +762,183 @@ fn an_oidc_client_library_runs_the_whole_flow() {
     );
     assert_eq!(unbound["authorize_error"], "access_denied", "{unbound}");
     assert_eq!(unbound["redirected_to_registered_uri"], true);
+}
+
+/// KYC Age Verification answers from `[subscribers]` profile data: the age from the birthdate
+/// for any threshold, `verifiedStatus`, and content lock and parental control only when asked
+/// (unknown is `not_available`). The token answers more than once; a phone number in the body
+/// is 422; a Number Verification token is 403 here. Every answer is a disclosure row.
+#[tokio::test]
+async fn age_verification_answers_from_the_profile() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    let code = code_with(api, &root, "kyc-age-verification:verify").await;
+    let (status, tokens) = redeem(api, &root, &code, &assertion("k-1", 60)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let ask = |body: String| {
+        let bearer = bearer.clone();
+        let root = root.clone();
+        async move {
+            let (status, _, body) = https(
+                api,
+                &root,
+                loopback(1),
+                "POST",
+                "/kyc-age-verification/v0.2/verify",
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                &body,
+            )
+            .await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    // Born 2000-01-15: 18 or older, not yet 60.
+    let (status, answer) = ask(
+        r#"{"ageThreshold":18,"includeContentLock":true,"includeParentalControl":true}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "ageCheck": "true",
+            "verifiedStatus": true,
+            "contentLock": "false",
+            "parentalControl": "not_available",
+        })
+    );
+    let (status, answer) = ask(r#"{"ageThreshold":60}"#.into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        serde_json::json!({ "ageCheck": "false", "verifiedStatus": true })
+    );
+    let (status, answer) = ask(r#"{"ageThreshold":18,"phoneNumber":"+447700900123"}"#.into()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (422, Some("UNNECESSARY_IDENTIFIER"))
+    );
+    let (status, answer) = ask(r#"{"ageThreshold":121}"#.into()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT"))
+    );
+
+    let code = code_for(api, &root).await;
+    let (_, tokens) = redeem(api, &root, &code, &assertion("k-2", 60)).await;
+    let nv = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let (status, _, body) = https(
+        api,
+        &root,
+        loopback(1),
+        "POST",
+        "/kyc-age-verification/v0.2/verify",
+        &[("Authorization", &nv), ("Content-Type", "application/json")],
+        r#"{"ageThreshold":18}"#,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("PERMISSION_DENIED"), "{body}");
+
+    let db = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
+    let answers: Vec<String> = db
+        .prepare("SELECT headers FROM disclosures WHERE kinds = 'age_check' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "ageCheck=true,verifiedStatus=true,contentLock=false,parentalControl=not_available",
+            "ageCheck=false,verifiedStatus=true",
+        ]
+    );
+}
+
+/// No audit, no answer; and the one kill switch stops API answers too. With the audit table
+/// unwritable a reusable age-check token gets 503 and a code exchange gets
+/// `temporarily_unavailable` — nothing about the subscriber leaves; once it is writable again
+/// the same token answers. With enrichment switched off by the operator, `/authorize` is
+/// `access_denied` and the token is 503.
+#[tokio::test]
+async fn without_a_durable_record_or_with_the_kill_switch_on_nothing_is_answered() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    let code = code_with(api, &root, "kyc-age-verification:verify").await;
+    let (_, tokens) = redeem(api, &root, &code, &assertion("f-1", 60)).await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let ask = || {
+        let (bearer, root) = (bearer.clone(), root.clone());
+        async move {
+            let (status, _, body) = https(
+                api,
+                &root,
+                loopback(1),
+                "POST",
+                "/kyc-age-verification/v0.2/verify",
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                r#"{"ageThreshold":18}"#,
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let db = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
+    db.execute_batch("ALTER TABLE disclosures RENAME TO unavailable")
+        .unwrap();
+    let (status, body) = ask().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("ageCheck"), "{body}");
+    let code = code_with(api, &root, "kyc-age-verification:verify").await;
+    let (status, refused) = redeem(api, &root, &code, &assertion("f-2", 60)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert!(refused.get("access_token").is_none());
+    db.execute_batch("ALTER TABLE unavailable RENAME TO disclosures")
+        .unwrap();
+    let (status, body) = ask().await;
+    assert_eq!(status, 200, "{body}");
+
+    let token = std::fs::read_to_string(gateway.path("state/admin.token")).unwrap();
+    let off = crate::admin::admin(
+        gateway.admin,
+        "POST",
+        "/v1/enrichment",
+        Some(token.trim()),
+        "{\"enabled\":false}",
+    )
+    .await;
+    assert_eq!(off.status, 200);
+    let (status, body) = ask().await;
+    assert_eq!(status, 503, "{body}");
+    let scope = format!("openid {PURPOSE} kyc-age-verification:verify");
+    let (_, head, _) = get(
+        api,
+        &root,
+        loopback(5),
+        &authorize_path("shop-app", REDIRECT, &scope, ""),
+    )
+    .await;
+    assert!(
+        location(&head)
+            .unwrap()
+            .starts_with(&format!("{REDIRECT}?error=access_denied")),
+        "{head}"
+    );
 }
