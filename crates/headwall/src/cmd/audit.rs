@@ -226,15 +226,39 @@ fn disclosure_table(records: &[DisclosureView]) -> String {
 /// A record's cells in a table, without its subscriber: time, partner, purpose, destination,
 /// headers with kinds, upstream, client.
 fn record_cells(record: &DisclosureView) -> Vec<String> {
+    // An API answer's "host" is its endpoint path (DESIGN, `[api]`): say what the client learned.
+    let (destination, what) = if record.host.starts_with('/') {
+        (format!("API {}", record.host), api_learned(record))
+    } else {
+        (
+            format!("{}:{}", record.host, record.port),
+            headers_with_kinds(&record.headers, &record.kinds),
+        )
+    };
     vec![
         record.time.clone(),
         record.partner.clone(),
         record.purpose.clone(),
-        format!("{}:{}", record.host, record.port),
-        headers_with_kinds(&record.headers, &record.kinds),
+        destination,
+        what,
         record.upstream_ip.clone(),
         record.client_ip.clone(),
     ]
+}
+
+/// What an API client learned from one answer, in words: `learned: number matches (true)`.
+fn api_learned(record: &DisclosureView) -> String {
+    let kind = record.kinds.first().map(String::as_str).unwrap_or_default();
+    let fields = record.headers.join(", ");
+    let what = match kind {
+        "number_match" if fields.ends_with("=true") => "number matches (true)".to_owned(),
+        "number_match" => "number does not match (false)".to_owned(),
+        "msisdn" => "the number itself".to_owned(),
+        "pseudonym" => "its pairwise sub for the subscriber".to_owned(),
+        "age_check" => format!("age check ({fields})"),
+        other => format!("{other} ({fields})"),
+    };
+    format!("learned: {what}")
 }
 
 fn exposure_table(rows: &[ExposureRow], range: TimeRange) -> String {

@@ -677,6 +677,43 @@ async fn number_verification_answers_once_per_token_from_a_durable_record() {
             .all(|row| row.0 == "shop-app" && row.1 == PURPOSE)
     );
     assert!(!rows.iter().any(|row| row.3.contains("7700900999")));
+    // The data subject's view: what the client learned, beside the header disclosures.
+    let output = std::process::Command::new(binary())
+        .args(["audit", "subscriber", "447700900123", "--config"])
+        .arg(gateway.path("headwall.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("Disclosures of subscriber 447700900123 (all records): 8"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("learned: number matches (true)").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("learned: number does not match (false)")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("learned: its pairwise sub for the subscriber")
+            .count(),
+        5,
+        "{text}"
+    );
+    assert!(
+        text.contains("API /number-verification/v2/verify"),
+        "{text}"
+    );
     let log = gateway.log().join("\n");
     assert!(
         !log.contains("7700900123") && !log.contains(&access),
