@@ -51,6 +51,8 @@ pub struct AdminState {
     pub gateway: Arc<Gateway>,
     /// RADIUS packet counters.
     pub radius: Arc<RadiusMetrics>,
+    /// The HTTPS API's counters, when `[api]` is configured.
+    pub api: Option<Arc<headwall_api::ApiMetrics>>,
     /// The audit log the audit endpoints read.
     pub audit: headwall_audit::AuditSource,
     /// `[radius].country_code`, for national-format numbers in audit queries.

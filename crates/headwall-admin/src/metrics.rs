@@ -25,6 +25,7 @@ pub(crate) fn registry(state: &AdminState) -> Registry {
     registry.register_collector(Box::new(HeadwallCollector {
         gateway: state.gateway.clone(),
         radius: state.radius.clone(),
+        api: state.api.clone(),
     }));
     registry
 }
@@ -51,6 +52,7 @@ pub(crate) fn exposition(registry: &Registry) -> Response {
 struct HeadwallCollector {
     gateway: Arc<Gateway>,
     radius: Arc<RadiusMetrics>,
+    api: Option<Arc<headwall_api::ApiMetrics>>,
 }
 
 impl std::fmt::Debug for HeadwallCollector {
@@ -201,6 +203,32 @@ impl Collector for HeadwallCollector {
             "Unix time of the last canary run that found nothing (0: none yet).",
             i64::try_from(metrics.canary_last_success()).unwrap_or(i64::MAX),
         )?;
+
+        if let Some(api) = &self.api {
+            let mut family = encoder.encode_descriptor(
+                "headwall_api_requests",
+                "HTTPS API requests by endpoint and outcome.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (endpoint, outcome, value) in api.requests() {
+                let labels = [
+                    ("endpoint", endpoint.as_str()),
+                    ("outcome", outcome.as_str()),
+                ];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+            let mut family = encoder.encode_descriptor(
+                "headwall_api_tokens_issued",
+                "Access tokens issued, by API client.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (client, value) in api.tokens_issued() {
+                let labels = [("client", client.as_str())];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
 
         let active = self.gateway.policy();
         let mut family = encoder.encode_descriptor(

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::issued::Issued;
+use crate::metrics::Endpoint;
 use crate::{ApiState, Peer};
 
 /// `x-correlator` (CAMARA's `XCorrelator` schema): `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
@@ -202,8 +203,18 @@ async fn disclose(
 
 /// `POST /number-verification/v2/verify`: does the device's number match the one the client
 /// holds (plain, or SHA-256 hex of the E.164 form with its `+`)?
-pub(crate) async fn verify(
+pub(crate) async fn verify_counted(
     State(state): State<Arc<ApiState>>,
+    peer: Extension<Peer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let response = verify(&state, peer, headers, body).await;
+    state.metrics.record(Endpoint::NvVerify, response)
+}
+
+async fn verify(
+    state: &ApiState,
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -212,7 +223,7 @@ pub(crate) async fn verify(
         return invalid_argument(None);
     };
     let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(&state, &headers, ApiScope::NumberVerify, correlator) {
+    let (issued, claims) = match authorize(state, &headers, ApiScope::NumberVerify, correlator) {
         Ok(found) => found,
         Err(response) => return *response,
     };
@@ -231,7 +242,7 @@ pub(crate) async fn verify(
     let jti = claims["jti"].as_str().unwrap_or_default();
     let field = format!("devicePhoneNumberVerified={verified}");
     if disclose(
-        &state,
+        state,
         &issued,
         peer,
         "/number-verification/v2/verify",
@@ -253,8 +264,17 @@ pub(crate) async fn verify(
 
 /// `GET /number-verification/v2/device-phone-number`: the device's number itself (a client
 /// registered for it has a `justification`).
-pub(crate) async fn device_phone_number(
+pub(crate) async fn share_counted(
     State(state): State<Arc<ApiState>>,
+    peer: Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let response = device_phone_number(&state, peer, headers).await;
+    state.metrics.record(Endpoint::NvShare, response)
+}
+
+async fn device_phone_number(
+    state: &ApiState,
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
@@ -262,13 +282,13 @@ pub(crate) async fn device_phone_number(
         return invalid_argument(None);
     };
     let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(&state, &headers, ApiScope::NumberShare, correlator) {
+    let (issued, claims) = match authorize(state, &headers, ApiScope::NumberShare, correlator) {
         Ok(found) => found,
         Err(response) => return *response,
     };
     let jti = claims["jti"].as_str().unwrap_or_default();
     if disclose(
-        &state,
+        state,
         &issued,
         peer,
         "/number-verification/v2/device-phone-number",
@@ -297,8 +317,18 @@ pub(crate) async fn device_phone_number(
 /// 422 `UNNECESSARY_IDENTIFIER` (the token already names the subscriber). The identity
 /// attributes the schema allows (`name`, `idDocument`, …) are type-checked and otherwise
 /// ignored: headwall holds no such data and answers no `identityMatchScore`.
-pub(crate) async fn kyc_age(
+pub(crate) async fn kyc_counted(
     State(state): State<Arc<ApiState>>,
+    peer: Extension<Peer>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let response = kyc_age(&state, peer, headers, body).await;
+    state.metrics.record(Endpoint::KycAge, response)
+}
+
+async fn kyc_age(
+    state: &ApiState,
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -307,7 +337,7 @@ pub(crate) async fn kyc_age(
         return invalid_argument(None);
     };
     let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(&state, &headers, ApiScope::AgeVerify, correlator) {
+    let (issued, claims) = match authorize(state, &headers, ApiScope::AgeVerify, correlator) {
         Ok(found) => found,
         Err(response) => return *response,
     };
@@ -350,7 +380,7 @@ pub(crate) async fn kyc_age(
     }
     let jti = claims["jti"].as_str().unwrap_or_default();
     if disclose(
-        &state,
+        state,
         &issued,
         peer,
         "/kyc-age-verification/v0.2/verify",

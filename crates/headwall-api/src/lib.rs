@@ -17,6 +17,7 @@ mod assertion;
 mod camara;
 mod codes;
 mod issued;
+mod metrics;
 mod oidc;
 mod tls;
 mod token;
@@ -33,6 +34,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+pub use metrics::{ApiMetrics, ApiOutcome, Endpoint};
 pub use tls::{TlsError, server_config};
 
 /// A client gets this long for its TLS handshake (or PROXY header) and its request head.
@@ -47,17 +49,19 @@ pub struct ApiState {
     issued: issued::IssuedTokens,
     /// The port of `public_url`, as audit rows record it.
     public_port: u16,
+    metrics: Arc<ApiMetrics>,
 }
 
 impl ApiState {
     /// The API over `gateway`'s bindings, policy (its `[[api.client]]` tables), kill switch,
-    /// keys and audit log, with `[api]`'s `settings`.
-    pub fn new(settings: Api, gateway: Arc<Gateway>) -> Arc<ApiState> {
+    /// keys and audit log, with `[api]`'s `settings`, counting into `metrics`.
+    pub fn new(settings: Api, gateway: Arc<Gateway>, metrics: Arc<ApiMetrics>) -> Arc<ApiState> {
         Arc::new(ApiState {
             codes: codes::Codes::new(settings.code_lifetime),
             assertions: assertion::Assertions::default(),
             issued: issued::IssuedTokens::default(),
             public_port: public_port(&settings.public_url),
+            metrics,
             settings,
             gateway,
         })

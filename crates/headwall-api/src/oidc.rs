@@ -13,6 +13,7 @@ use headwall_sessions::Lookup;
 use serde_json::json;
 
 use crate::codes::Grant;
+use crate::metrics::Endpoint;
 use crate::{ApiState, Peer};
 
 /// A token request is a few hundred bytes and one assertion; an RSA-signed assertion with a
@@ -26,21 +27,21 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/authorize", get(authorize))
         .route(
             "/token",
-            axum::routing::post(crate::token::token)
+            axum::routing::post(crate::token::counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )
         .route(
             "/number-verification/v2/verify",
-            axum::routing::post(crate::camara::verify)
+            axum::routing::post(crate::camara::verify_counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )
         .route(
             "/number-verification/v2/device-phone-number",
-            get(crate::camara::device_phone_number),
+            get(crate::camara::share_counted),
         )
         .route(
             "/kyc-age-verification/v0.2/verify",
-            axum::routing::post(crate::camara::kyc_age)
+            axum::routing::post(crate::camara::kyc_counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )
         .with_state(state)
@@ -113,6 +114,15 @@ impl Refusal {
 /// store unreachable — `access_denied` (CAMARA ICM: the device is not identified).
 async fn authorize(
     State(state): State<Arc<ApiState>>,
+    peer: Extension<Peer>,
+    query: RawQuery,
+) -> Response {
+    let response = authorize_inner(&state, peer, query).await;
+    state.metrics.record(Endpoint::Authorize, response)
+}
+
+async fn authorize_inner(
+    state: &ApiState,
     Extension(Peer(device)): Extension<Peer>,
     RawQuery(query): RawQuery,
 ) -> Response {

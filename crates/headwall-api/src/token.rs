@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::assertion::{self, JWT_BEARER, pkce_matches};
 use crate::codes::Redeemed;
 use crate::issued::Issued;
+use crate::metrics::Endpoint;
 use crate::oidc::params;
 use crate::{ApiState, Peer};
 
@@ -70,8 +71,19 @@ fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-pub(crate) async fn token(
+/// `/token`, counted.
+pub(crate) async fn counted(
     State(state): State<Arc<ApiState>>,
+    peer: Extension<Peer>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let response = token(&state, peer, headers, body).await;
+    state.metrics.record(Endpoint::Token, response)
+}
+
+async fn token(
+    state: &ApiState,
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
     body: String,
@@ -234,6 +246,7 @@ pub(crate) async fn token(
         return unavailable();
     }
     state.codes.record_tokens(code, vec![jti]);
+    state.metrics.token_issued(&client.id);
     let mut response = Json(json!({
         "access_token": access_token.expose(),
         "token_type": "Bearer",

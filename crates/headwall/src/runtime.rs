@@ -161,6 +161,9 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         Some((listener, _, _)) => Some(listener.local_addr()?),
         None => None,
     };
+    let api_metrics = api
+        .as_ref()
+        .map(|_| Arc::new(headwall_api::ApiMetrics::default()));
     let admin_addr = admin.local_addr()?;
     let radius = match &config.radius {
         Some(radius) => {
@@ -205,6 +208,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
     let admin_state = headwall_admin::AdminState {
         gateway: gateway.clone(),
         radius: radius_metrics.clone(),
+        api: api_metrics.clone(),
         audit: audit_source(&config.audit.backend),
         country_code: config.radius.as_ref().and_then(|r| r.country_code.clone()),
         token: admin_token.into_bytes().into(),
@@ -218,8 +222,8 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
             tracing::warn!(%error, "admin listener failed");
         }
     });
-    if let Some((listener, tls, settings)) = api {
-        let state = headwall_api::ApiState::new(settings, gateway.clone());
+    if let (Some((listener, tls, settings)), Some(metrics)) = (api, &api_metrics) {
+        let state = headwall_api::ApiState::new(settings, gateway.clone(), metrics.clone());
         tasks.push(tokio::spawn(headwall_api::serve(
             listener,
             tls,

@@ -642,6 +642,23 @@ async fn number_verification_answers_once_per_token_from_a_durable_record() {
     let (status, _, _) = verify(api, &root, &revoked, r#"{"phoneNumber":"+447700900123"}"#).await;
     assert_eq!(status, 401, "a revoked token answered");
 
+    // The metrics count each endpoint's outcomes and the tokens per client.
+    let scrape = crate::admin::admin(gateway.admin, "GET", "/metrics", None, "").await;
+    let metrics = String::from_utf8_lossy(&scrape.body).into_owned();
+    for line in [
+        "headwall_api_requests_total{endpoint=\"nv_verify\",outcome=\"ok\"} 3",
+        "headwall_api_requests_total{endpoint=\"nv_verify\",outcome=\"unauthenticated\"} 3",
+        "headwall_api_requests_total{endpoint=\"nv_verify\",outcome=\"bad_request\"} 1",
+        "headwall_api_requests_total{endpoint=\"nv_share\",outcome=\"forbidden\"} 1",
+        "headwall_api_requests_total{endpoint=\"token\",outcome=\"ok\"} 5",
+        "headwall_api_requests_total{endpoint=\"token\",outcome=\"unauthenticated\"} 2",
+        "headwall_api_requests_total{endpoint=\"token\",outcome=\"bad_request\"} 1",
+        "headwall_api_requests_total{endpoint=\"authorize\",outcome=\"ok\"} 5",
+        "headwall_api_tokens_issued_total{client=\"shop-app\"} 5",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+
     // Every answer is a durable disclosure to the client, with its result and never the
     // number it asserted.
     let db = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
