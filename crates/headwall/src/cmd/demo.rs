@@ -3,7 +3,8 @@
 //! Starts a partner for age verification (127.0.0.2), a billing partner (127.0.0.4) and an
 //! ordinary website (127.0.0.3), runs the real gateway on the configuration below, binds a test
 //! subscriber to 127.0.0.5 with a real RADIUS Accounting-Start (a simulated packet gateway), sends
-//! requests through the gateway's real listener, then a Stop. It prints what every origin
+//! requests through the gateway's real listener, lets a shop's app ask the HTTPS APIs about
+//! the same subscriber (`https.rs`), then a Stop. It prints what every origin and API client
 //! received and checks it: the demo exits 1 if anything went where it must not.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,6 +15,8 @@ use anyhow::Context;
 use headwall_leakcheck::{EchoOrigin, ReceivedRequest, proxy_get, send_raw};
 use headwall_radius::{AccountingRequest, AcctStatusType, PacketResult};
 use tokio::net::UdpSocket;
+
+mod https;
 
 /// A number from Ofcom's range reserved for drama: never a real subscriber.
 const SUBSCRIBER: &str = "447700900123";
@@ -71,6 +74,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         state.path().join("subscribers.csv"),
         format!("msisdn,age_verified\n{SUBSCRIBER},true\n{SECOND},false\n"),
     )?;
+    let api_root = https::prepare(state.path())?;
     let config = crate::config::load(&config_path)?;
     let running = crate::runtime::start(&config, &config_path).await?;
     let proxy = running.explicit_addr;
@@ -348,7 +352,19 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         got.header("x-msisdn") == Some(SUBSCRIBER),
     );
 
-    // 9. The session ends: after the acknowledged Stop, the partner gets nothing.
+    // 9. HTTPS: the same knowledge answering CAMARA's questions.
+    let api = running.api_addr.context("demo config has [api]")?;
+    https::act(
+        api,
+        &api_root,
+        SUBSCRIBER_ADDR,
+        UNBOUND_ADDR,
+        SUBSCRIBER,
+        &mut checks,
+    )
+    .await?;
+
+    // 10. The session ends: after the acknowledged Stop, the partner gets nothing.
     accounting(
         radius,
         AcctStatusType::Stop,
@@ -367,7 +383,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let got = last(&agecheck, "agecheck")?;
-    show("9. subscriber A -> agecheck after Stop", &got);
+    show("10. subscriber A -> agecheck after Stop", &got);
     checks.expect(
         "after Stop: partner got no identity",
         !has_identity_header(&got),
@@ -409,10 +425,23 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         "{}",
         super::audit::subscriber_text(&msisdn, range, &records)
     );
-    let partners: Vec<&str> = records.iter().map(|r| r.partner.as_str()).collect();
+    // Header disclosures name a host; API answers their endpoint path.
+    let partners: Vec<&str> = records
+        .iter()
+        .filter(|r| !r.host.starts_with('/'))
+        .map(|r| r.partner.as_str())
+        .collect();
     checks.expect(
         "the audit log holds exactly A's three disclosures the partners received",
         partners == ["agecheck", "carrierpay", "carrierpay"],
+    );
+    let api_answers = records
+        .iter()
+        .filter(|r| r.host.starts_with('/') && r.partner == "shop-app")
+        .count();
+    checks.expect(
+        "beside them, the API's three tokens and three answers to shop-app",
+        api_answers == 6,
     );
     let public_key = crate::keys::signing_key(&config.identity)?.public_key_bytes();
     let verified = source
@@ -509,7 +538,8 @@ hosts = {billing_hosts}
 ports = {billing_ports}
 destinations = {billing_destinations}
 headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
-"#
+{api}"#,
+        api = https::config()
     )
 }
 
