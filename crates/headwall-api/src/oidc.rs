@@ -26,21 +26,21 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/authorize", get(authorize))
         .route(
-            "/token",
+            headwall_policy::TOKEN_PATH,
             axum::routing::post(crate::token::counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )
         .route(
-            "/number-verification/v2/verify",
+            ApiScope::NumberVerify.endpoint_path(),
             axum::routing::post(crate::camara::verify_counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )
         .route(
-            "/number-verification/v2/device-phone-number",
+            ApiScope::NumberShare.endpoint_path(),
             get(crate::camara::share_counted),
         )
         .route(
-            "/kyc-age-verification/v0.2/verify",
+            ApiScope::AgeVerify.endpoint_path(),
             axum::routing::post(crate::camara::kyc_counted)
                 .layer(axum::extract::DefaultBodyLimit::max(TOKEN_BODY_LIMIT)),
         )

@@ -225,7 +225,7 @@ async fn token(
         msisdn: grant.msisdn.clone(),
         kinds: vec!["pseudonym".into()],
         headers: vec!["sub".into()],
-        host: "/token".into(),
+        host: headwall_policy::TOKEN_PATH.into(),
         port: state.public_port,
         upstream_ip: peer,
         client_ip: grant.device,

@@ -442,6 +442,18 @@ pub(crate) struct Shape<'a> {
 }
 
 fn allowed_shape(policy: &Policy, row: &Shape<'_>) -> Result<(), String> {
+    // An API answer names its endpoint path as its host (DESIGN, `[api]`): the question is
+    // whether that client may still learn it there.
+    if row.host.starts_with('/') {
+        return match policy.api_client(row.partner) {
+            Some(client) if client.may_learn_at(row.host) => Ok(()),
+            Some(client) => Err(format!(
+                "API client {} is not registered for what {} answers",
+                client.id, row.host
+            )),
+            None => Err(format!("no API client {}", row.partner)),
+        };
+    }
     let Ok(upstream) = row.upstream_ip.parse::<IpAddr>() else {
         return Err("the record's upstream address is unreadable".into());
     };

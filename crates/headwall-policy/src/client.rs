@@ -41,6 +41,15 @@ impl ApiScope {
         ApiScope::ALL.into_iter().find(|scope| scope.as_str() == s)
     }
 
+    /// The endpoint whose answers this scope allows (its audit rows name it as their host).
+    pub fn endpoint_path(self) -> &'static str {
+        match self {
+            ApiScope::NumberVerify => "/number-verification/v2/verify",
+            ApiScope::NumberShare => "/number-verification/v2/device-phone-number",
+            ApiScope::AgeVerify => "/kyc-age-verification/v0.2/verify",
+        }
+    }
+
     /// Whether registering a client for this scope needs a `justification`: the share scope
     /// hands the number itself to the client, which no purpose implies (minimum necessary).
     pub fn needs_justification(self) -> bool {
@@ -99,4 +108,19 @@ impl ApiClient {
     pub fn allows(&self, scope: ApiScope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// Whether this client may get an answer at the API endpoint `path`: its pairwise `sub` at
+    /// `/token` with any scope, a scope's answers at that scope's endpoint. For
+    /// `audit exposure --against`.
+    pub fn may_learn_at(&self, path: &str) -> bool {
+        if path == TOKEN_PATH {
+            return !self.scopes.is_empty();
+        }
+        ApiScope::ALL
+            .into_iter()
+            .any(|scope| scope.endpoint_path() == path && self.allows(scope))
+    }
 }
+
+/// The token endpoint's path, where a client learns its pairwise `sub`.
+pub const TOKEN_PATH: &str = "/token";

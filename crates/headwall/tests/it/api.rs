@@ -917,6 +917,52 @@ async fn age_verification_answers_from_the_profile() {
             "ageCheck=false,verifiedStatus=true",
         ]
     );
+
+    // Breach scoping covers API answers: the policy in force allowed all of them; one where
+    // the client lost the age scope would not have allowed the two age checks; one without the
+    // client, none of its four answers (two tokens, two age checks).
+    let config = std::fs::read_to_string(gateway.path("headwall.toml")).unwrap();
+    let narrower = gateway.path("narrower.toml");
+    std::fs::write(
+        &narrower,
+        config.replace(
+            r#"scopes = ["number-verification:verify", "kyc-age-verification:verify"]"#,
+            r#"scopes = ["number-verification:verify"]"#,
+        ),
+    )
+    .unwrap();
+    let none = gateway.path("none.toml");
+    std::fs::write(&none, "[gateway]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let against = |policy: &std::path::Path| {
+        let output = std::process::Command::new(binary())
+            .args(["audit", "exposure", "--json", "--config"])
+            .arg(gateway.path("headwall.toml"))
+            .arg("--against")
+            .arg(policy)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        let hosts: Vec<String> = json["unallowed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["host"].as_str().unwrap().to_owned())
+            .collect();
+        (output.status.code(), hosts)
+    };
+    assert_eq!(against(&gateway.path("headwall.toml")), (Some(0), vec![]));
+    let kyc = "/kyc-age-verification/v0.2/verify".to_owned();
+    assert_eq!(
+        against(&narrower),
+        (Some(1), vec![kyc.clone(), kyc.clone()])
+    );
+    let (code, hosts) = against(&none);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        hosts,
+        ["/token", kyc.as_str(), kyc.as_str(), "/token"].map(String::from)
+    );
 }
 
 /// No audit, no answer; and the one kill switch stops API answers too. With the audit table
