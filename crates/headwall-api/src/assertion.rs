@@ -1,5 +1,6 @@
 //! Client authentication at `/token`: `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core
-//! §9), checked with the client's registered public keys.
+//! §9), and signed request objects at `/authorize` (RFC 9101), checked with the client's
+//! registered public keys.
 //!
 //! The assertion must be signed with ES256, RS256 or EdDSA by a key in the client's JWKS file,
 //! have `iss` = `sub` = the client id, an `aud` naming the token endpoint or the issuer, an
@@ -84,43 +85,13 @@ impl Assertions {
         audiences: &[String],
         now: u64,
     ) -> Result<(), Rejected> {
-        let header = jsonwebtoken::decode_header(assertion).map_err(|_| Rejected::Malformed)?;
-        if !matches!(
-            header.alg,
-            Algorithm::ES256 | Algorithm::RS256 | Algorithm::EdDSA
-        ) {
-            return Err(Rejected::BadSignature);
-        }
-        let keys = self.keys_of(jwks_file).ok_or(Rejected::NoKeys)?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_audience(audiences);
-        validation.set_issuer(&[client_id]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECS;
-        let candidates = keys.keys.iter().filter(|jwk| {
-            let family_fits = matches!(
-                (&jwk.algorithm, header.alg),
-                (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                    | (AlgorithmParameters::RSA(_), Algorithm::RS256)
-                    | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
-            );
-            let kid_fits = match (&header.kid, &jwk.common.key_id) {
-                (Some(wanted), Some(kid)) => wanted == kid,
-                _ => true,
-            };
-            family_fits && kid_fits
-        });
-        let mut claims = None;
-        for jwk in candidates {
-            let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                continue;
-            };
-            if let Ok(data) = jsonwebtoken::decode::<Claims>(assertion, &key, &validation) {
-                claims = Some(data.claims);
-                break;
-            }
-        }
-        let claims = claims.ok_or(Rejected::BadSignature)?;
+        let claims: Claims = self.decode(
+            assertion,
+            client_id,
+            jwks_file,
+            audiences,
+            &["exp", "iss", "aud", "sub"],
+        )?;
         if claims.sub != client_id || claims.iss != client_id {
             return Err(Rejected::BadClaims);
         }
@@ -148,6 +119,80 @@ impl Assertions {
         }
         seen.insert(key, claims.exp + LEEWAY_SECS);
         Ok(())
+    }
+
+    /// A signed request object's parameters (RFC 9101): signed by `client_id` with a key in
+    /// `jwks_file`, `iss` the client, `aud` the issuer, not expired when it says when it
+    /// expires. Only string-valued members are parameters.
+    pub(crate) fn request_object(
+        &self,
+        request: &str,
+        client_id: &str,
+        jwks_file: &Path,
+        issuer: &str,
+    ) -> Result<HashMap<String, String>, Rejected> {
+        let claims: serde_json::Map<String, serde_json::Value> = self.decode(
+            request,
+            client_id,
+            jwks_file,
+            &[issuer.to_owned()],
+            &["iss", "aud"],
+        )?;
+        Ok(claims
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                serde_json::Value::String(text) => Some((name, text)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A JWS signed with ES256, RS256 or EdDSA by one of the keys in `jwks_file` (its `kid`
+    /// when the header names one), with `iss` = `client_id`, an `aud` among `audiences`, the
+    /// `required` claims, and `exp` in the future when present; its claims as `T`.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        jwt: &str,
+        client_id: &str,
+        jwks_file: &Path,
+        audiences: &[String],
+        required: &[&str],
+    ) -> Result<T, Rejected> {
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| Rejected::Malformed)?;
+        if !matches!(
+            header.alg,
+            Algorithm::ES256 | Algorithm::RS256 | Algorithm::EdDSA
+        ) {
+            return Err(Rejected::BadSignature);
+        }
+        let keys = self.keys_of(jwks_file).ok_or(Rejected::NoKeys)?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(audiences);
+        validation.set_issuer(&[client_id]);
+        validation.set_required_spec_claims(required);
+        validation.leeway = LEEWAY_SECS;
+        let candidates = keys.keys.iter().filter(|jwk| {
+            let family_fits = matches!(
+                (&jwk.algorithm, header.alg),
+                (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                    | (AlgorithmParameters::RSA(_), Algorithm::RS256)
+                    | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+            );
+            let kid_fits = match (&header.kid, &jwk.common.key_id) {
+                (Some(wanted), Some(kid)) => wanted == kid,
+                _ => true,
+            };
+            family_fits && kid_fits
+        });
+        for jwk in candidates {
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            if let Ok(data) = jsonwebtoken::decode::<T>(jwt, &key, &validation) {
+                return Ok(data.claims);
+            }
+        }
+        Err(Rejected::BadSignature)
     }
 
     /// The client's keys, re-read when the file changed; `None` when it cannot be read.

@@ -67,7 +67,8 @@ async fn discovery(State(state): State<Arc<ApiState>>) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": scopes,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr"],
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "request_uri_parameter_supported": false,
     });
     no_store(Json(document).into_response())
@@ -129,11 +130,36 @@ async fn authorize_inner(
     let Some(params) = params(query.as_deref().unwrap_or("")) else {
         return page("the request's parameters are malformed or repeated (RFC 6749 §3.1)");
     };
-    let get = |name: &str| params.get(name).map(String::as_str);
     let active = state.gateway.policy();
-    let Some(client) = get("client_id").and_then(|id| active.policy.api_client(id)) else {
+    let Some(client) = params
+        .get("client_id")
+        .and_then(|id| active.policy.api_client(id))
+    else {
         return page("unknown client_id");
     };
+    if params.contains_key("request_uri") {
+        return page("request_uri is not supported; send the request object itself as request");
+    }
+    // A signed request object (RFC 9101 §5): its parameters are the request's, and only they.
+    let params = match params.get("request") {
+        None => params,
+        Some(request) => {
+            let from_object = state.assertions.request_object(
+                request,
+                &client.id,
+                &client.jwks_file,
+                &state.settings.public_url,
+            );
+            match from_object {
+                Ok(object) if object.get("client_id").is_none_or(|id| *id == client.id) => object,
+                _ => {
+                    tracing::debug!(client = %client.id, "request object refused");
+                    return page("the request object is not signed by this client, or not for us");
+                }
+            }
+        }
+    };
+    let get = |name: &str| params.get(name).map(String::as_str);
     let Some(redirect_uri) = get("redirect_uri") else {
         return page("redirect_uri is required");
     };
@@ -151,12 +177,6 @@ async fn authorize_inner(
             ],
         )
     };
-    if get("request").is_some() || get("request_uri").is_some() {
-        return refuse(
-            Refusal::InvalidRequest,
-            "request objects are not supported yet",
-        );
-    }
     if get("response_type") != Some("code") {
         return refuse(
             Refusal::UnsupportedResponseType,

@@ -31,15 +31,19 @@ fn client_jwks() -> String {
     format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"shop-1","x":"{x}"}}]}}"#)
 }
 
-/// A client assertion (RFC 7523) signed by jsonwebtoken with the client's key.
-fn assertion(jti: &str, lifetime: u64) -> String {
-    // PKCS#8 v1 for an Ed25519 seed (RFC 8410 §7).
+/// jsonwebtoken's signing key for an Ed25519 seed: PKCS#8 v1 (RFC 8410 §7).
+fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
     let mut der = vec![
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
         0x20,
     ];
-    der.extend_from_slice(&CLIENT_SEED);
-    let key = jsonwebtoken::EncodingKey::from_ed_der(&der);
+    der.extend_from_slice(&seed);
+    jsonwebtoken::EncodingKey::from_ed_der(&der)
+}
+
+/// A client assertion (RFC 7523) signed by jsonwebtoken with the client's key.
+fn assertion(jti: &str, lifetime: u64) -> String {
+    let key = ed25519_key(CLIENT_SEED);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("shop-1".into());
     let now = std::time::SystemTime::now()
@@ -1041,4 +1045,56 @@ async fn without_a_durable_record_or_with_the_kill_switch_on_nothing_is_answered
             .starts_with(&format!("{REDIRECT}?error=access_denied")),
         "{head}"
     );
+}
+
+/// A signed request object (RFC 9101), signed with `seed`'s Ed25519 key.
+fn request_object(seed: [u8; 32], claims: &serde_json::Value) -> String {
+    let key = ed25519_key(seed);
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// `/authorize` with a request object: its parameters are the request's (a redirect URI in
+/// the query outside it is ignored); one signed by another key, or for another audience, gets
+/// a 400 page and no redirect.
+#[tokio::test]
+async fn authorize_takes_a_signed_request_object() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    let claims = serde_json::json!({
+        "iss": "shop-app", "aud": ISSUER, "client_id": "shop-app",
+        "redirect_uri": REDIRECT, "response_type": "code",
+        "scope": format!("openid {PURPOSE} number-verification:verify"),
+        "state": "from-the-object", "code_challenge": CHALLENGE, "code_challenge_method": "S256",
+    });
+    let path = |jwt: &str| {
+        format!("/authorize?client_id=shop-app&redirect_uri=https://evil.test/cb&request={jwt}")
+    };
+    let (status, head, _) = get(
+        api,
+        &root,
+        loopback(5),
+        &path(&request_object(CLIENT_SEED, &claims)),
+    )
+    .await;
+    assert_eq!(status, 302, "{head}");
+    let to = location(&head).unwrap();
+    assert!(to.starts_with(&format!("{REDIRECT}?code=")), "{to}");
+    assert!(to.ends_with("&state=from-the-object"), "{to}");
+
+    let mut wrong_audience = claims.clone();
+    wrong_audience["aud"] = serde_json::json!("https://other.test");
+    for (jwt, why) in [
+        (request_object([0x11; 32], &claims), "another key"),
+        (
+            request_object(CLIENT_SEED, &wrong_audience),
+            "another audience",
+        ),
+        ("not.a.jwt".to_owned(), "malformed"),
+    ] {
+        let (status, head, _) = get(api, &root, loopback(5), &path(&jwt)).await;
+        assert_eq!(status, 400, "{why}: {head}");
+        assert!(location(&head).is_none(), "{why}: redirected: {head}");
+    }
 }
