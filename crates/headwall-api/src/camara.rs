@@ -96,15 +96,38 @@ fn unavailable(correlator: Option<&HeaderValue>) -> Response {
     )
 }
 
-/// The token's subscriber and client when the bearer token is ours, live and allows `scope`;
-/// otherwise the error answer. A number-verification token is taken out of the issued tokens
-/// here, so it answers once.
-fn authorize(
+/// A resource request let in: its correlator, and what its token stands for.
+struct Admitted {
+    correlator: Option<HeaderValue>,
+    issued: Issued,
+    jti: String,
+    scope: ApiScope,
+}
+
+/// Lets a request in when its `x-correlator` is well-formed and its bearer token is ours,
+/// live and allows `scope`; otherwise the error answer. A number-verification token is taken
+/// out of the issued tokens here, so it answers once.
+fn admit(
+    state: &ApiState,
+    headers: &HeaderMap,
+    scope: ApiScope,
+) -> Result<Admitted, Box<Response>> {
+    let correlator = self::correlator(headers).map_err(|()| Box::new(invalid_argument(None)))?;
+    let (issued, jti) = check_token(state, headers, scope, correlator.as_ref())?;
+    Ok(Admitted {
+        correlator,
+        issued,
+        jti,
+        scope,
+    })
+}
+
+fn check_token(
     state: &ApiState,
     headers: &HeaderMap,
     scope: ApiScope,
     correlator: Option<&HeaderValue>,
-) -> Result<(Issued, Value), Box<Response>> {
+) -> Result<(Issued, String), Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -164,39 +187,43 @@ fn authorize(
     if !state.gateway.enrichment_enabled() {
         return Err(Box::new(unavailable(correlator)));
     }
-    Ok((issued, claims))
+    Ok((issued, jti.to_owned()))
 }
 
-/// Records what the client learns; `None` when the audit could not make it durable.
-async fn disclose(
+/// Records what the client learns — `kind`, and the answer's `fields` with their values — and
+/// only once that record is durable answers `body`; without it, 503 and nothing else.
+async fn respond(
     state: &ApiState,
-    issued: &Issued,
+    admitted: &Admitted,
     peer: std::net::IpAddr,
-    path: &str,
     kind: &str,
     fields: Vec<String>,
-    jti: &str,
-) -> Option<()> {
+    body: Value,
+) -> Response {
+    let correlator = admitted.correlator.as_ref();
+    let path = admitted.scope.endpoint_path();
     let active = state.gateway.policy();
-    let client = active.policy.api_client(&issued.client_id)?;
+    let Some(client) = active.policy.api_client(&admitted.issued.client_id) else {
+        return unavailable(correlator);
+    };
     let disclosure = Disclosure {
-        request_id: format!("api-{jti}"),
+        request_id: format!("api-{}", admitted.jti),
         partner: client.id.clone(),
         purpose: client.purpose.clone(),
-        msisdn: issued.msisdn.clone(),
+        msisdn: admitted.issued.msisdn.clone(),
         kinds: vec![kind.to_owned()],
         headers: fields,
         host: path.to_owned(),
         port: state.public_port,
         upstream_ip: peer,
-        client_ip: issued.device,
+        client_ip: admitted.issued.device,
         policy_hash: active.policy.hash().to_owned(),
     };
     match state.gateway.audit().disclose(disclosure).await {
-        Ok(()) => Some(()),
+        Ok(()) => answer(StatusCode::OK, body, correlator),
         Err(error) => {
             tracing::warn!(%error, path, "audit write failed; API answer withheld");
-            None
+            unavailable(correlator)
         }
     }
 }
@@ -219,18 +246,14 @@ async fn verify(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(correlator) = correlator(&headers) else {
-        return invalid_argument(None);
-    };
-    let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(state, &headers, ApiScope::NumberVerify, correlator) {
-        Ok(found) => found,
+    let admitted = match admit(state, &headers, ApiScope::NumberVerify) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
     let Some(asserted) = asserted_number(&body) else {
-        return invalid_argument(correlator);
+        return invalid_argument(admitted.correlator.as_ref());
     };
-    let e164 = format!("+{}", issued.msisdn.expose_digits());
+    let e164 = format!("+{}", admitted.issued.msisdn.expose_digits());
     let verified = match asserted {
         Asserted::Plain(number) => number == e164,
         Asserted::Hashed(hex) => {
@@ -239,27 +262,9 @@ async fn verify(
             hex.eq_ignore_ascii_case(&ours)
         }
     };
-    let jti = claims["jti"].as_str().unwrap_or_default();
     let field = format!("devicePhoneNumberVerified={verified}");
-    if disclose(
-        state,
-        &issued,
-        peer,
-        ApiScope::NumberVerify.endpoint_path(),
-        "number_match",
-        vec![field],
-        jti,
-    )
-    .await
-    .is_none()
-    {
-        return unavailable(correlator);
-    }
-    answer(
-        StatusCode::OK,
-        json!({ "devicePhoneNumberVerified": verified }),
-        correlator,
-    )
+    let body = json!({ "devicePhoneNumberVerified": verified });
+    respond(state, &admitted, peer, "number_match", vec![field], body).await
 }
 
 /// `GET /number-verification/v2/device-phone-number`: the device's number itself (a client
@@ -278,35 +283,14 @@ async fn device_phone_number(
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(correlator) = correlator(&headers) else {
-        return invalid_argument(None);
-    };
-    let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(state, &headers, ApiScope::NumberShare, correlator) {
-        Ok(found) => found,
+    let admitted = match admit(state, &headers, ApiScope::NumberShare) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
-    let jti = claims["jti"].as_str().unwrap_or_default();
-    if disclose(
-        state,
-        &issued,
-        peer,
-        ApiScope::NumberShare.endpoint_path(),
-        "msisdn",
-        vec!["devicePhoneNumber".into()],
-        jti,
-    )
-    .await
-    .is_none()
-    {
-        return unavailable(correlator);
-    }
-    let number = format!("+{}", issued.msisdn.expose_digits());
-    answer(
-        StatusCode::OK,
-        json!({ "devicePhoneNumber": number }),
-        correlator,
-    )
+    let number = format!("+{}", admitted.issued.msisdn.expose_digits());
+    let fields = vec!["devicePhoneNumber".to_owned()];
+    let body = json!({ "devicePhoneNumber": number });
+    respond(state, &admitted, peer, "msisdn", fields, body).await
 }
 
 /// `POST /kyc-age-verification/v0.2/verify`: is the token's subscriber at least
@@ -333,14 +317,11 @@ async fn kyc_age(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(correlator) = correlator(&headers) else {
-        return invalid_argument(None);
-    };
-    let correlator = correlator.as_ref();
-    let (issued, claims) = match authorize(state, &headers, ApiScope::AgeVerify, correlator) {
-        Ok(found) => found,
+    let admitted = match admit(state, &headers, ApiScope::AgeVerify) {
+        Ok(admitted) => admitted,
         Err(response) => return *response,
     };
+    let correlator = admitted.correlator.as_ref();
     let request = match age_request(&body) {
         Ok(request) => request,
         Err(AgeRequestError::Invalid) => return invalid_argument(correlator),
@@ -353,7 +334,7 @@ async fn kyc_age(
             );
         }
     };
-    let profile = state.gateway.profiles().profile(&issued.msisdn);
+    let profile = state.gateway.profiles().profile(&admitted.issued.msisdn);
     let today = headwall_sessions::Date::from_unix(headwall_sessions::unix_now());
     let age_check = match (profile.birthdate, profile.age_verified) {
         (Some(born), _) => tri(Some(
@@ -378,22 +359,7 @@ async fn kyc_age(
         answer_body["parentalControl"] = json!(value);
         fields.push(format!("parentalControl={value}"));
     }
-    let jti = claims["jti"].as_str().unwrap_or_default();
-    if disclose(
-        state,
-        &issued,
-        peer,
-        ApiScope::AgeVerify.endpoint_path(),
-        "age_check",
-        fields,
-        jti,
-    )
-    .await
-    .is_none()
-    {
-        return unavailable(correlator);
-    }
-    answer(StatusCode::OK, answer_body, correlator)
+    respond(state, &admitted, peer, "age_check", fields, answer_body).await
 }
 
 /// CAMARA's three-valued answers: `"true"`, `"false"`, `"not_available"`.

@@ -200,12 +200,15 @@ impl TokenIssuer {
         };
         // Serializing a struct of strings and integers to a Vec cannot fail.
         let claims_json = serde_json::to_vec(&claims).expect("claims always serialize");
+        self.signed(&self.header_b64, &claims_json)
+    }
 
-        let mut token =
-            String::with_capacity(self.header_b64.len() + claims_json.len() * 4 / 3 + 92);
-        token.push_str(&self.header_b64);
+    /// `header_b64.base64url(claims_json).base64url(signature)`.
+    fn signed(&self, header_b64: &str, claims_json: &[u8]) -> Token {
+        let mut token = String::with_capacity(header_b64.len() + claims_json.len() * 4 / 3 + 92);
+        token.push_str(header_b64);
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
+        URL_SAFE_NO_PAD.encode_string(claims_json, &mut token);
         let signature = self.key.0.sign(token.as_bytes());
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
@@ -225,13 +228,7 @@ impl TokenIssuer {
         // Serializing strings and a JSON value cannot fail.
         let header_json = serde_json::to_vec(&header).expect("header always serializes");
         let claims_json = serde_json::to_vec(claims).expect("a JSON value always serializes");
-        let mut token = URL_SAFE_NO_PAD.encode(header_json);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&claims_json, &mut token);
-        let signature = self.key.0.sign(token.as_bytes());
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
-        Token(token)
+        self.signed(&URL_SAFE_NO_PAD.encode(header_json), &claims_json)
     }
 
     /// The claims of `token` when it is a compact JWS this issuer signed (EdDSA, this key's
