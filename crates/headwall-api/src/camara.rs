@@ -105,8 +105,8 @@ struct Admitted {
 }
 
 /// Lets a request in when its `x-correlator` is well-formed and its bearer token is ours,
-/// live and allows `scope`; otherwise the error answer. A number-verification token is taken
-/// out of the issued tokens here, so it answers once.
+/// live and allows `scope`; otherwise the error answer. A number-verification token is used
+/// up only by an answer ([`respond`]): a request refused for its body can be sent again.
 fn admit(
     state: &ApiState,
     headers: &HeaderMap,
@@ -176,14 +176,6 @@ fn check_token(
             correlator,
         )));
     }
-    let single_use = issued
-        .scopes
-        .iter()
-        .any(|s| matches!(s, ApiScope::NumberVerify | ApiScope::NumberShare));
-    if single_use && !state.issued.take(jti) {
-        // Another request used it a moment ago.
-        return Err(Box::new(unauthenticated(correlator)));
-    }
     if !state.gateway.enrichment_enabled() {
         return Err(Box::new(unavailable(correlator)));
     }
@@ -202,6 +194,15 @@ async fn respond(
 ) -> Response {
     let correlator = admitted.correlator.as_ref();
     let path = admitted.scope.endpoint_path();
+    let single_use = admitted
+        .issued
+        .scopes
+        .iter()
+        .any(|s| matches!(s, ApiScope::NumberVerify | ApiScope::NumberShare));
+    if single_use && !state.issued.take(&admitted.jti) {
+        // Another request used it a moment ago.
+        return unauthenticated(correlator);
+    }
     let active = state.gateway.policy();
     let Some(client) = active.policy.api_client(&admitted.issued.client_id) else {
         return unavailable(correlator);

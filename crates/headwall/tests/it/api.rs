@@ -1098,3 +1098,142 @@ async fn authorize_takes_a_signed_request_object() {
         assert!(location(&head).is_none(), "{why}: redirected: {head}");
     }
 }
+
+/// Runs CAMARA's OpenAPI file over `cases` (schema or response ref, body) with the test
+/// virtual environment's jsonschema; fails naming the first body that does not validate.
+fn assert_camara_valid(openapi: &str, cases: &[(&str, serde_json::Value)]) {
+    use std::io::Write as _;
+    let yaml = crate::repo_root()
+        .join("crates/headwall-api/tests/camara")
+        .join(openapi);
+    let script = crate::repo_root().join("crates/headwall/tests/python/camara_schema.py");
+    let mut child = std::process::Command::new(client_python())
+        .arg(script)
+        .arg(yaml)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for (reference, body) in cases {
+        input.push_str(&serde_json::json!({ "ref": reference, "body": body }).to_string());
+        input.push('\n');
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok ")).count(),
+        cases.len(),
+        "{report}"
+    );
+}
+
+/// Every kind of answer the resource endpoints give validates against CAMARA's own OpenAPI
+/// files (vendored in crates/headwall-api/tests/camara/): 200s, and the 400, 401, 403 and
+/// 422 `ErrorInfo` bodies with their codes.
+#[tokio::test]
+async fn answers_validate_against_camaras_openapi_files() {
+    let (gateway, root) = start();
+    let api = gateway.api.expect("api listener");
+    assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
+    let fresh = |jti: &'static str, scope: &'static str| {
+        let root = root.clone();
+        async move {
+            let code = code_with(api, &root, scope).await;
+            let (_, tokens) = redeem(api, &root, &code, &assertion(jti, 60)).await;
+            tokens["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let call = |method: &'static str, path: &'static str, token: String, body: &'static str| {
+        let root = root.clone();
+        async move {
+            let bearer = format!("Bearer {token}");
+            let (status, _, body) = https(
+                api,
+                &root,
+                loopback(1),
+                method,
+                path,
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                body,
+            )
+            .await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let nv = "/number-verification/v2/verify";
+    let share = "/number-verification/v2/device-phone-number";
+    let kyc = "/kyc-age-verification/v0.2/verify";
+    let mut nv_cases = Vec::new();
+    let mut kyc_cases = Vec::new();
+    let token = fresh("s-1", "number-verification:verify").await;
+    let (status, body) = call(
+        "POST",
+        nv,
+        token.clone(),
+        r#"{"phoneNumber":"+447700900123"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    nv_cases.push(("#/components/schemas/NumberVerificationMatchResponse", body));
+    let (status, body) = call("POST", nv, token, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(status, 401);
+    nv_cases.push(("#/components/responses/Generic401", body));
+    let token = fresh("s-2", "number-verification:verify").await;
+    let (status, body) = call(
+        "POST",
+        nv,
+        token.clone(),
+        r#"{"phoneNumber":"0447700900123"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    nv_cases.push(("#/components/responses/Generic400", body));
+    let (status, body) = call("GET", share, token, "").await;
+    assert_eq!(status, 403);
+    nv_cases.push((
+        "#/components/responses/PhoneNumberVerificationPermissionDenied403",
+        body,
+    ));
+
+    let token = fresh("s-3", "kyc-age-verification:verify").await;
+    let all = r#"{"ageThreshold":21,"includeContentLock":true,"includeParentalControl":true}"#;
+    let (status, body) = call("POST", kyc, token.clone(), all).await;
+    assert_eq!(status, 200);
+    kyc_cases.push(("#/components/schemas/VerifyResponseBody", body));
+    let (status, body) = call("POST", kyc, token.clone(), r#"{"ageThreshold":"21"}"#).await;
+    assert_eq!(status, 400);
+    kyc_cases.push(("#/components/responses/Generic400", body));
+    let (status, body) = call(
+        "POST",
+        kyc,
+        token,
+        r#"{"ageThreshold":21,"phoneNumber":"+447700900123"}"#,
+    )
+    .await;
+    assert_eq!(status, 422);
+    kyc_cases.push(("#/components/responses/Generic422", body));
+    let (status, body) = call("POST", kyc, "forged".into(), r#"{"ageThreshold":21}"#).await;
+    assert_eq!(status, 401);
+    kyc_cases.push(("#/components/responses/Generic401", body));
+    let token = fresh("s-4", "number-verification:verify").await;
+    let (status, body) = call("POST", kyc, token, r#"{"ageThreshold":21}"#).await;
+    assert_eq!(status, 403);
+    kyc_cases.push(("#/components/responses/Generic403", body));
+
+    assert_camara_valid("number-verification.yaml", &nv_cases);
+    assert_camara_valid("kyc-age-verification.yaml", &kyc_cases);
+}
