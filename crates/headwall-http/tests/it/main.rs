@@ -1,4 +1,7 @@
 //! Integration tests of the codec: the smuggling corpus, and differentials against llhttp.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod cases;
 mod corpus;
+mod llhttp;
