@@ -61,8 +61,8 @@
 //!   forwarded: RFC 9110 §6.5), at most [`BodyLimits::max_trailer_bytes`].
 //!
 //! Where llhttp (Node.js) and hyper decide otherwise on the smuggling corpus
-//! (`crates/headwall-proxy/tests/corpus/framing.toml`), `tests/it/llhttp.rs` lists each case
-//! with the rule we follow.
+//! (`crates/headwall-proxy/tests/corpus/framing.toml`), `tests/it/llhttp.rs` and
+//! `tests/it/hyper_server.rs` list each case with the rule we follow.
 
 mod body;
 mod common;
