@@ -1,8 +1,9 @@
 //! Writes the committed seed corpus, `fuzz/corpus/<target>/`, from realistic inputs: RADIUS
 //! accounting packets built with the codec's own encoder, the shipped example configuration and
 //! variants of it, PROXY v2 headers from the `proxy-header` encoder, host names and patterns
-//! from the docs, request header sets, and policy pairs that load. Every seed is run through its
-//! target's check before it is written.
+//! from the docs, request header sets, policy pairs that load, and HTTP heads and chunked
+//! bodies like the smuggling corpus's. Every seed is run through its target's check before it
+//! is written.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example gen-seeds` (stable is fine); it
 //! replaces the `seed-*` files and leaves any other file (a fixed crash kept as a regression
@@ -12,7 +13,7 @@ use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use headwall_fuzz::{config, host, leak, plan, proxy, radius};
+use headwall_fuzz::{config, host, http, leak, plan, proxy, radius};
 use headwall_radius::{AccountingRequest, AcctStatusType, encode_accounting_request};
 use proxy_header::{ProxiedAddress, ProxyHeader, Tlv};
 
@@ -25,6 +26,7 @@ fn main() {
     write(&corpus, "host", host_seeds(), host::check);
     write(&corpus, "leak_detect", leak_seeds(), leak::check);
     write(&corpus, "plan_diff", plan_seeds(), plan::check);
+    write(&corpus, "http_head", http_seeds(), http::check);
 }
 
 fn write(corpus: &Path, target: &str, seeds: Vec<(&str, Vec<u8>)>, check: fn(&[u8])) {
@@ -338,5 +340,31 @@ fn plan_seeds() -> Vec<(&'static str, Vec<u8>)> {
         .into_iter()
         .zip(wide)
         .chain(NAMES_NARROW.into_iter().zip(narrow))
+        .collect()
+}
+
+// === http_head ===
+
+/// The first byte picks the method a response answers (0 GET, 1 HEAD, 2 CONNECT, 3 POST).
+fn http_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let seeds: [(&str, u8, &[u8]); 10] = [
+        ("request-absolute-cl", 3, b"POST http://example.com/a HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"),
+        ("request-chunked", 3, b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
+        ("request-cl-and-te", 3, b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ("request-connect", 2, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+        ("request-bare-lf", 0, b"GET /a HTTP/1.0\nConnection: keep-alive\nX-MSISDN: 447700900123\n\n"),
+        ("request-obs-fold", 0, b"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n chunked\r\n\r\n"),
+        ("response-chunked", 0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\nabcdefghijklmnopqrst\r\n0\r\n\r\n"),
+        ("response-head-length", 1, b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"),
+        ("response-103", 0, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"),
+        ("chunked-body", 3, b"ffffffffffffffff\r\nab\r\n"),
+    ];
+    seeds
+        .into_iter()
+        .map(|(name, method, bytes)| {
+            let mut seed = vec![method];
+            seed.extend_from_slice(bytes);
+            (name, seed)
+        })
         .collect()
 }

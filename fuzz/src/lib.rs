@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod host;
+pub mod http;
 pub mod leak;
 pub mod plan;
 pub mod proxy;
