@@ -496,6 +496,7 @@ mod tests {
             (b"5\r\nhello\rX0\r\n\r\n", BodyError::BadLineEnding),
             (b"0\r\n\n", BodyError::BadLineEnding),
             (b"0\r\nA: b\n\r\n", BodyError::BadLineEnding),
+            (b"0\r\nA: b\rX: c\r\n\r\n", BodyError::BadLineEnding),
             (b"0\r\n b\r\n\r\n", BodyError::BadTrailer),
             (b"0\r\nA b: c\r\n\r\n", BodyError::BadTrailer),
             (b"0\r\nA: b\x00\r\n\r\n", BodyError::BadTrailer),
