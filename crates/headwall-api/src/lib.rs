@@ -37,6 +37,9 @@ use tokio::net::{TcpListener, TcpStream};
 pub use metrics::{ApiMetrics, ApiOutcome, Endpoint};
 pub use tls::{TlsError, server_config};
 
+/// When the connection limit was last logged (Unix seconds).
+static LIMIT_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A client gets this long for its TLS handshake (or PROXY header) and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,6 +53,9 @@ pub struct ApiState {
     /// The port of `public_url`, as audit rows record it.
     public_port: u16,
     metrics: Arc<ApiMetrics>,
+    /// Connections held at once: `[gateway].max_connections` of the API's own, so a flood of
+    /// API connections cannot take the data plane's places, nor grow without bound.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -62,6 +68,7 @@ impl ApiState {
             issued: issued::IssuedTokens::default(),
             public_port: public_port(&settings.public_url),
             metrics,
+            connections: Arc::new(tokio::sync::Semaphore::new(gateway.max_connections())),
             settings,
             gateway,
         })
@@ -115,9 +122,21 @@ pub async fn serve(
                 }
             },
         };
+        let Ok(permit) = state.connections.clone().try_acquire_owned() else {
+            // Closed at once; said at most every 10 s.
+            let now = headwall_sessions::unix_now();
+            let last = LIMIT_WARNED.load(std::sync::atomic::Ordering::Relaxed);
+            if now >= last + 10 {
+                LIMIT_WARNED.store(now, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!("api: max_connections reached; closing new connections");
+            }
+            drop(stream);
+            continue;
+        };
         let (router, acceptor, state) = (router.clone(), acceptor.clone(), state.clone());
         tokio::spawn(async move {
             connection(stream, peer, router, acceptor, &state).await;
+            drop(permit);
         });
     }
 }

@@ -320,6 +320,11 @@ impl Gateway {
             .flush(&self.audit, headwall_sessions::unix_now().saturating_add(1));
     }
 
+    /// `[gateway].max_connections`.
+    pub fn max_connections(&self) -> usize {
+        self.settings.max_connections
+    }
+
     /// Client connections open now.
     pub fn open_connections(&self) -> usize {
         self.settings

@@ -61,16 +61,23 @@ fn assertion(jti: &str, lifetime: u64) -> String {
 /// for api.operator.test from a test CA. Returns the process and the CA certificate (the
 /// clients' trust root).
 fn start() -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
-    start_with("127.0.0.1:0", ISSUER, "api.operator.test", &client_jwks())
+    start_with(
+        "127.0.0.1:0",
+        ISSUER,
+        "api.operator.test",
+        &client_jwks(),
+        "",
+    )
 }
 
 /// Like [`start`], listening on `listen` as `issuer` with a certificate for `name`, the client
-/// registered with the JWK Set `jwks`.
+/// registered with the JWK Set `jwks`, and `gateway` lines added to `[gateway]`.
 fn start_with(
     listen: &str,
     issuer: &str,
     name: &str,
     jwks: &str,
+    gateway: &str,
 ) -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
     let dir = temp_dir();
     // A test CA (the clients' only trust root, `ca.crt`) and the listener's certificate for
@@ -101,6 +108,7 @@ fn start_with(
         r#"
 [gateway]
 listen = "127.0.0.1:0"
+{gateway}
 [admin]
 listen = "127.0.0.1:0"
 [radius]
@@ -781,7 +789,13 @@ fn an_oidc_client_library_runs_the_whole_flow() {
         .unwrap()
         .port();
     let issuer = format!("https://127.0.0.1:{port}");
-    let (gateway, _) = start_with(&format!("127.0.0.1:{port}"), &issuer, "127.0.0.1", &jwks);
+    let (gateway, _) = start_with(
+        &format!("127.0.0.1:{port}"),
+        &issuer,
+        "127.0.0.1",
+        &jwks,
+        "",
+    );
     assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
     let ca = gateway.path("ca.crt");
     let run = |device: &str| {
@@ -1236,4 +1250,33 @@ async fn answers_validate_against_camaras_openapi_files() {
 
     assert_camara_valid("number-verification.yaml", &nv_cases);
     assert_camara_valid("kyc-age-verification.yaml", &kyc_cases);
+}
+
+/// The API listener holds at most `[gateway].max_connections` connections of its own: past
+/// that a new one is closed at once (it cannot pile up TLS state), and a place freed is
+/// usable again.
+#[tokio::test]
+async fn api_connections_are_bounded() {
+    let (gateway, root) = start_with(
+        "127.0.0.1:0",
+        ISSUER,
+        "api.operator.test",
+        &client_jwks(),
+        "max_connections = 2",
+    );
+    let api = gateway.api.expect("api listener");
+    // Two connections that never start their handshake hold both places.
+    let first = tokio::net::TcpStream::connect(api).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(api).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(api).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut byte))
+        .await
+        .expect("the third connection is closed at once, not left waiting");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, _) = get(api, &root, loopback(1), "/.well-known/jwks.json").await;
+    assert_eq!(status, 200, "a freed place serves again");
 }
