@@ -357,8 +357,9 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// `token = 1*tchar`.
-pub(crate) fn is_token(bytes: &[u8]) -> bool {
+/// `token = 1*tchar` (RFC 9110 §5.6.2): a method, a field name, a transfer coding. The one
+/// definition the codec and the policy's header-name check share.
+pub fn is_token(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
 }
 

@@ -74,7 +74,7 @@ mod write;
 pub use body::{
     BodyDecoder, BodyLimits, ChunkedDecoder, Decoded, LengthDecoder, write_chunk, write_last_chunk,
 };
-pub use common::{ConnectionOptions, Field, FieldKind, Framing, Limits, Span, Version};
+pub use common::{ConnectionOptions, Field, FieldKind, Framing, Limits, Span, Version, is_token};
 pub use error::{BodyError, HeadError, WriteError};
 pub use request::{Method, RequestHead, Target, parse_request_head, parse_request_head_with};
 pub use response::{ResponseHead, parse_response_head, parse_response_head_with};

@@ -73,27 +73,7 @@ pub fn websocket_accept(key: &str) -> Option<String> {
 
 /// Whether `name` is an HTTP field-name: a non-empty `token` (RFC 9110 §5.1, §5.6.2).
 pub fn is_field_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    headwall_http::is_token(name.as_bytes())
 }
 
 /// Every header name removed from every client request: the built-in identity list, every name
