@@ -124,3 +124,10 @@ impl ApiClient {
 
 /// The token endpoint's path, where a client learns its pairwise `sub`.
 pub const TOKEN_PATH: &str = "/token";
+
+/// Whether an audit record's `host` is an API endpoint path rather than a request host: the
+/// API records the endpoint it answered at as the host (DESIGN, `[api]`), and no host name
+/// starts with `/`.
+pub fn is_api_endpoint(host: &str) -> bool {
+    host.starts_with('/')
+}

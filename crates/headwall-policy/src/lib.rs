@@ -18,7 +18,7 @@ mod load;
 mod plan;
 mod policy;
 
-pub use client::{ApiClient, ApiScope, TOKEN_PATH, TextPosition};
+pub use client::{ApiClient, ApiScope, TOKEN_PATH, TextPosition, is_api_endpoint};
 pub use config::{
     Admin, Api, ApiTls, Audit, AuditBackend, Canary, Config, Gateway, IdentitySettings, Radius,
     RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,

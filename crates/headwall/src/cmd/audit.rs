@@ -227,7 +227,7 @@ fn disclosure_table(records: &[DisclosureView]) -> String {
 /// headers with kinds, upstream, client.
 fn record_cells(record: &DisclosureView) -> Vec<String> {
     // An API answer's "host" is its endpoint path (DESIGN, `[api]`): say what the client learned.
-    let (destination, what) = if record.host.starts_with('/') {
+    let (destination, what) = if headwall_policy::is_api_endpoint(&record.host) {
         (format!("API {}", record.host), api_learned(record))
     } else {
         (

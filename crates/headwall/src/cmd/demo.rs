@@ -428,7 +428,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     // Header disclosures name a host; API answers their endpoint path.
     let partners: Vec<&str> = records
         .iter()
-        .filter(|r| !r.host.starts_with('/'))
+        .filter(|r| !headwall_policy::is_api_endpoint(&r.host))
         .map(|r| r.partner.as_str())
         .collect();
     checks.expect(
@@ -437,7 +437,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     );
     let api_answers = records
         .iter()
-        .filter(|r| r.host.starts_with('/') && r.partner == "shop-app")
+        .filter(|r| headwall_policy::is_api_endpoint(&r.host) && r.partner == "shop-app")
         .count();
     checks.expect(
         "beside them, the API's three tokens and three answers to shop-app",
