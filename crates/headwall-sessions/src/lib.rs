@@ -6,17 +6,20 @@
 //! commits each [`Change`] to SQLite before applying it to the table.
 //!
 //! A fleet shares bindings in Redis instead ([`RedisSessions`]); [`Sessions`] is the one handle
-//! every user holds, whichever backend is configured.
+//! every user holds, whichever backend is configured. Beside them, [`Records`] keeps the API's
+//! short-lived codes and token subjects in the same backend.
 //!
 //! Not here: RADIUS parsing (`headwall-radius`), what to disclose (`headwall-policy`).
 
 mod profiles;
+mod records;
 mod redis;
 mod sessions;
 mod store;
 mod table;
 
 pub use profiles::{Date, Profile, ProfileError, Profiles};
+pub use records::{MAX_MEMORY_RECORDS, MemoryRecords, Records};
 pub use redis::{REDIS_DEADLINE, RedisSessions};
 pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError, database_path};

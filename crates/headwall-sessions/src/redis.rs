@@ -332,7 +332,7 @@ impl RedisSessions {
         Ok(binding)
     }
 
-    async fn call<T: FromRedisValue>(&self, command: Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn call<T: FromRedisValue>(&self, command: Cmd) -> Result<T, StoreError> {
         self.deadline(async {
             match &self.connection {
                 Connection::Single(manager) => command.query_async(&mut manager.clone()).await,

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use headwall_identity::Msisdn;
-use headwall_sessions::{Binding, Change, Lookup, RedisSessions, Sessions};
+use headwall_sessions::{Binding, Change, Lookup, Records, RedisSessions, Sessions};
 use headwall_testkit::RedisServer;
 use ipnet::IpNet;
 
@@ -205,4 +205,49 @@ async fn an_outage_fails_closed_quickly_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!s.degraded());
+}
+
+/// The API's short-lived records in Redis, seen from two handles (two nodes of a fleet): what
+/// one creates the other reads, and the once-only operations hand a value out once in all.
+#[tokio::test]
+async fn records_are_shared_and_once_only_across_nodes() {
+    let server = RedisServer::start();
+    let a = Records::for_sessions(&sessions(&server, Duration::from_secs(3600)));
+    let b = Records::for_sessions(&sessions(&server, Duration::from_secs(3600)));
+    assert!(matches!(a, Records::Redis(_)));
+    let ttl = Duration::from_secs(60);
+
+    assert!(a.insert_new("headwall:test:k", "one", ttl).await.unwrap());
+    assert!(!b.insert_new("headwall:test:k", "two", ttl).await.unwrap());
+    assert_eq!(
+        b.get("headwall:test:k").await.unwrap().as_deref(),
+        Some("one")
+    );
+    // Swap: the first value goes to exactly one node; the expiry is kept.
+    assert_eq!(
+        b.swap("headwall:test:k", "b").await.unwrap().as_deref(),
+        Some("one")
+    );
+    assert_eq!(
+        a.swap("headwall:test:k", "a").await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert_eq!(a.swap("headwall:test:absent", "x").await.unwrap(), None);
+    assert_eq!(a.get("headwall:test:absent").await.unwrap(), None);
+    // Take: once.
+    assert_eq!(
+        b.take("headwall:test:k").await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(a.take("headwall:test:k").await.unwrap(), None);
+    // Put overwrites; a record expires by itself.
+    a.put("headwall:test:p", "x", Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get("headwall:test:p").await.unwrap().as_deref(),
+        Some("x")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.get("headwall:test:p").await.unwrap(), None);
 }
