@@ -11,19 +11,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// The longest an assertion may live, `exp − iat` (DESIGN).
 const MAX_LIFETIME_SECS: u64 = 300;
-/// Assertions remembered at once for replay checks; past this, new ones are refused until old
-/// ones expire (an attacker cannot push real ones out).
-const MAX_REMEMBERED: usize = 100_000;
 /// Clock skew allowed on `exp` and `iat`.
 const LEEWAY_SECS: u64 = 30;
 /// `client_assertion_type` for a JWT (RFC 7523 §2.2).
@@ -38,8 +36,15 @@ pub(crate) enum Rejected {
     BadSignature,
     BadClaims,
     TooLong,
-    Replayed,
-    Full,
+}
+
+/// A well-signed assertion whose `jti` has still to be used up: the caller creates `key` in
+/// the records for `ttl` (once in the whole fleet), and refuses the assertion as replayed when
+/// it already exists.
+#[derive(Debug)]
+pub(crate) struct Unused {
+    pub(crate) key: String,
+    pub(crate) ttl: Duration,
 }
 
 #[derive(Deserialize)]
@@ -66,17 +71,17 @@ pub(crate) fn claimed_client(assertion: &str) -> Option<String> {
 /// A JWKS file's keys and the modification time they were read at.
 type CachedKeys = (Option<SystemTime>, Arc<JwkSet>);
 
-/// The registered keys of every client, cached by file and modification time, and the
-/// assertions already used.
+/// The registered keys of every client, cached by file and modification time. (The
+/// assertions already used are records, kept where the codes are.)
 #[derive(Default)]
 pub(crate) struct Assertions {
     keys: Mutex<HashMap<PathBuf, CachedKeys>>,
-    seen: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Assertions {
     /// Checks `assertion` for `client_id` with the keys in `jwks_file`; `audiences` are the
-    /// token endpoint's URL and the issuer. On success the `jti` is used up.
+    /// token endpoint's URL and the issuer. On success, what the caller must record to use the
+    /// `jti` up.
     pub(crate) fn verify(
         &self,
         assertion: &str,
@@ -84,7 +89,7 @@ impl Assertions {
         jwks_file: &Path,
         audiences: &[String],
         now: u64,
-    ) -> Result<(), Rejected> {
+    ) -> Result<Unused, Rejected> {
         let claims: Claims = self.decode(
             assertion,
             client_id,
@@ -106,19 +111,12 @@ impl Assertions {
             .jti
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
             .ok_or(Rejected::BadClaims)?;
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (client_id.to_owned(), jti);
-        if seen.get(&key).is_some_and(|&until| until >= now) {
-            return Err(Rejected::Replayed);
-        }
-        if seen.len() >= MAX_REMEMBERED {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= MAX_REMEMBERED {
-                return Err(Rejected::Full);
-            }
-        }
-        seen.insert(key, claims.exp + LEEWAY_SECS);
-        Ok(())
+        // Remembered until the assertion could no longer be accepted anyway.
+        let digest = Sha256::digest(format!("{client_id}\0{jti}").as_bytes());
+        Ok(Unused {
+            key: format!("headwall:api:jti:{}", crate::hex(&digest)),
+            ttl: Duration::from_secs((claims.exp + LEEWAY_SECS).saturating_sub(now).max(1)),
+        })
     }
 
     /// A signed request object's parameters (RFC 9101): signed by `client_id` with a key in
@@ -216,7 +214,6 @@ impl Assertions {
 /// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge, for a verifier
 /// of 43 to 128 unreserved characters (§4.1).
 pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    use sha2::{Digest, Sha256};
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()

@@ -107,13 +107,13 @@ struct Admitted {
 /// Lets a request in when its `x-correlator` is well-formed and its bearer token is ours,
 /// live and allows `scope`; otherwise the error answer. A number-verification token is used
 /// up only by an answer ([`respond`]): a request refused for its body can be sent again.
-fn admit(
+async fn admit(
     state: &ApiState,
     headers: &HeaderMap,
     scope: ApiScope,
 ) -> Result<Admitted, Box<Response>> {
     let correlator = self::correlator(headers).map_err(|()| Box::new(invalid_argument(None)))?;
-    let (issued, jti) = check_token(state, headers, scope, correlator.as_ref())?;
+    let (issued, jti) = check_token(state, headers, scope, correlator.as_ref()).await?;
     Ok(Admitted {
         correlator,
         issued,
@@ -122,7 +122,7 @@ fn admit(
     })
 }
 
-fn check_token(
+async fn check_token(
     state: &ApiState,
     headers: &HeaderMap,
     scope: ApiScope,
@@ -146,9 +146,14 @@ fn check_token(
     let Some(jti) = claims["jti"].as_str().filter(|_| live) else {
         return Err(Box::new(unauthenticated(correlator)));
     };
-    let issued = state
-        .issued
-        .get(jti)
+    let issued = match state.issued.get(jti).await {
+        Ok(issued) => issued,
+        Err(error) => {
+            tracing::warn!(%error, "api records unavailable; request refused");
+            return Err(Box::new(unavailable(correlator)));
+        }
+    };
+    let issued = issued
         .filter(|issued| claims["client_id"] == issued.client_id.as_str())
         .ok_or_else(|| Box::new(unauthenticated(correlator)))?;
     let by_network = claims["amr"]
@@ -199,9 +204,16 @@ async fn respond(
         .scopes
         .iter()
         .any(|s| matches!(s, ApiScope::NumberVerify | ApiScope::NumberShare));
-    if single_use && !state.issued.take(&admitted.jti) {
-        // Another request used it a moment ago.
-        return unauthenticated(correlator);
+    if single_use {
+        match state.issued.take(&admitted.jti).await {
+            Ok(Some(_)) => {}
+            // Another request used it a moment ago (on this node or another).
+            Ok(None) => return unauthenticated(correlator),
+            Err(error) => {
+                tracing::warn!(%error, "api records unavailable; answer withheld");
+                return unavailable(correlator);
+            }
+        }
     }
     let active = state.gateway.policy();
     let Some(client) = active.policy.api_client(&admitted.issued.client_id) else {
@@ -247,7 +259,7 @@ async fn verify(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let admitted = match admit(state, &headers, ApiScope::NumberVerify) {
+    let admitted = match admit(state, &headers, ApiScope::NumberVerify).await {
         Ok(admitted) => admitted,
         Err(response) => return *response,
     };
@@ -258,8 +270,7 @@ async fn verify(
     let verified = match asserted {
         Asserted::Plain(number) => number == e164,
         Asserted::Hashed(hex) => {
-            let digest = Sha256::digest(e164.as_bytes());
-            let ours: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            let ours = crate::hex(&Sha256::digest(e164.as_bytes()));
             hex.eq_ignore_ascii_case(&ours)
         }
     };
@@ -284,7 +295,7 @@ async fn device_phone_number(
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    let admitted = match admit(state, &headers, ApiScope::NumberShare) {
+    let admitted = match admit(state, &headers, ApiScope::NumberShare).await {
         Ok(admitted) => admitted,
         Err(response) => return *response,
     };
@@ -318,7 +329,7 @@ async fn kyc_age(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let admitted = match admit(state, &headers, ApiScope::AgeVerify) {
+    let admitted = match admit(state, &headers, ApiScope::AgeVerify).await {
         Ok(admitted) => admitted,
         Err(response) => return *response,
     };
@@ -326,6 +337,14 @@ async fn kyc_age(
     let request = match age_request(&body) {
         Ok(request) => request,
         Err(AgeRequestError::Invalid) => return invalid_argument(correlator),
+        Err(AgeRequestError::OutOfRange) => {
+            return error_info(
+                StatusCode::BAD_REQUEST,
+                "OUT_OF_RANGE",
+                "ageThreshold must be between 0 and 120.",
+                correlator,
+            );
+        }
         Err(AgeRequestError::PhoneNumber) => {
             return error_info(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -383,6 +402,7 @@ struct AgeRequest {
 #[derive(Debug, PartialEq, Eq)]
 enum AgeRequestError {
     Invalid,
+    OutOfRange,
     PhoneNumber,
 }
 
@@ -391,12 +411,16 @@ enum AgeRequestError {
 fn age_request(body: &[u8]) -> Result<AgeRequest, AgeRequestError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| AgeRequestError::Invalid)?;
     let object = value.as_object().ok_or(AgeRequestError::Invalid)?;
-    let threshold = object
-        .get("ageThreshold")
-        .and_then(Value::as_u64)
-        .filter(|t| *t <= 120)
-        .and_then(|t| u8::try_from(t).ok())
-        .ok_or(AgeRequestError::Invalid)?;
+    // An integer outside 0..=120 is OUT_OF_RANGE (CAMARA's Generic400); anything else that
+    // is not an integer is INVALID_ARGUMENT.
+    let threshold = match object.get("ageThreshold") {
+        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => number
+            .as_u64()
+            .filter(|t| *t <= 120)
+            .and_then(|t| u8::try_from(t).ok())
+            .ok_or(AgeRequestError::OutOfRange)?,
+        _ => return Err(AgeRequestError::Invalid),
+    };
     let flag = |name: &str| match object.get(name) {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -519,8 +543,6 @@ mod tests {
         );
         for bad in [
             r#"{}"#,
-            r#"{"ageThreshold":121}"#,
-            r#"{"ageThreshold":-1}"#,
             r#"{"ageThreshold":"18"}"#,
             r#"{"ageThreshold":18.5}"#,
             r#"{"ageThreshold":18,"includeContentLock":"yes"}"#,
@@ -532,6 +554,13 @@ mod tests {
                 age_request(bad.as_bytes()),
                 Err(AgeRequestError::Invalid),
                 "{bad}"
+            );
+        }
+        for out_of_range in [r#"{"ageThreshold":121}"#, r#"{"ageThreshold":-1}"#] {
+            assert_eq!(
+                age_request(out_of_range.as_bytes()),
+                Err(AgeRequestError::OutOfRange),
+                "{out_of_range}"
             );
         }
         assert_eq!(

@@ -2,29 +2,28 @@
 //! kept server-side with the subscriber they stand for (the code itself is 256 random bits
 //! and names nobody).
 //!
-//! Codes are held by their SHA-256, never as issued, so the table cannot be replayed from a
-//! memory dump. A redeemed code stays remembered until its lifetime ends, with the token ids
-//! it was exchanged for: a second redemption is refused and revokes those (RFC 6749 §4.1.2).
-//! This store is in memory, which is right for one node with the embedded sessions store; a
-//! fleet needs it in Redis beside the bindings (not built yet).
+//! Codes live in the sessions backend's [`Records`] — this node's memory beside the embedded
+//! store, Redis beside Redis bindings, so a code issued by one node of a fleet is redeemed by
+//! any — under the SHA-256 of the code, never the code, so the table cannot be replayed from a
+//! dump. Redeeming is one atomic swap: the record becomes "redeemed, for these token ids" and
+//! the caller sees what was there before, so of two redemptions racing on two nodes exactly one
+//! gets the grant; the other learns the first's token ids and revokes them (RFC 6749 §4.1.2).
+//! The redeemed record stays until the code's lifetime ends.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use headwall_identity::Msisdn;
 use headwall_policy::ApiScope;
+use headwall_sessions::{Records, StoreError};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// Codes held at once; past this, new authorizations are refused (`temporarily_unavailable`)
-/// until old ones expire, so a flood of `/authorize` cannot grow memory without bound.
-const MAX_CODES: usize = 100_000;
 
 /// What a code was issued for: `/token` redeems it only for the same client, redirect URI and
 /// PKCE verifier.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Grant {
     pub(crate) client_id: String,
     pub(crate) redirect_uri: String,
@@ -39,27 +38,50 @@ pub(crate) struct Grant {
     /// Unix seconds of the network-based authentication.
     pub(crate) auth_time: u64,
     /// The device's address then.
-    pub(crate) device: std::net::IpAddr,
+    pub(crate) device: IpAddr,
 }
 
-enum Entry {
-    Fresh {
-        grant: Grant,
-        until: Instant,
-    },
-    Redeemed {
-        token_ids: Vec<String>,
-        until: Instant,
-    },
-}
+impl Grant {
+    fn encode(&self) -> String {
+        let scopes: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
+        json!({
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "code_challenge": self.code_challenge,
+            "msisdn": self.msisdn.expose_digits(),
+            "scopes": scopes,
+            "nonce": self.nonce,
+            "auth_time": self.auth_time,
+            "device": self.device.to_string(),
+        })
+        .to_string()
+    }
 
-impl Entry {
-    fn until(&self) -> Instant {
-        match self {
-            Entry::Fresh { until, .. } | Entry::Redeemed { until, .. } => *until,
-        }
+    /// A grant from its record; `None` for anything unreadable (refused, never guessed).
+    fn decode(text: &str) -> Option<Grant> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        let text = |name: &str| value[name].as_str().map(str::to_owned);
+        Some(Grant {
+            client_id: text("client_id")?,
+            redirect_uri: text("redirect_uri")?,
+            code_challenge: text("code_challenge")?,
+            msisdn: Msisdn::parse(value["msisdn"].as_str()?).ok()?,
+            scopes: value["scopes"]
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().and_then(ApiScope::from_scope_str))
+                .collect::<Option<_>>()?,
+            nonce: text("nonce"),
+            auth_time: value["auth_time"].as_u64()?,
+            device: value["device"].as_str()?.parse().ok()?,
+        })
     }
 }
+
+/// A code not yet redeemed: `F` and its grant.
+const FRESH: char = 'F';
+/// A redeemed code: `R` and the ids of the tokens it was (or is being) exchanged for.
+const REDEEMED: char = 'R';
 
 /// What redeeming a code found.
 #[derive(Debug)]
@@ -72,85 +94,61 @@ pub(crate) enum Redeemed {
     Unknown,
 }
 
-/// The codes of one node.
+/// The codes, wherever the sessions backend keeps records.
 pub(crate) struct Codes {
     lifetime: Duration,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    records: Records,
 }
 
 impl Codes {
-    pub(crate) fn new(lifetime: Duration) -> Codes {
-        Codes {
-            lifetime,
-            entries: Mutex::new(HashMap::new()),
-        }
+    pub(crate) fn new(lifetime: Duration, records: Records) -> Codes {
+        Codes { lifetime, records }
     }
 
-    /// A new code for `grant`, or `None` when no random bytes could be had or the table is
-    /// full.
-    pub(crate) fn issue(&self, grant: Grant) -> Option<String> {
+    /// A new code for `grant`; `Ok(None)` when no random bytes could be had.
+    pub(crate) async fn issue(&self, grant: &Grant) -> Result<Option<String>, StoreError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).ok()?;
+        if getrandom::fill(&mut bytes).is_err() {
+            return Ok(None);
+        }
         let code = URL_SAFE_NO_PAD.encode(bytes);
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_CODES {
-            entries.retain(|_, entry| entry.until() > now);
-            if entries.len() >= MAX_CODES {
-                return None;
-            }
-        }
-        entries.insert(
-            digest(&code),
-            Entry::Fresh {
-                grant,
-                until: now + self.lifetime,
+        let record = format!("{FRESH}{}", grant.encode());
+        // 256 random bits never collide; a false here would mean a broken generator.
+        let created = self
+            .records
+            .insert_new(&key(&code), &record, self.lifetime)
+            .await?;
+        Ok(created.then_some(code))
+    }
+
+    /// Redeems `code` once, for the token with id `token_id` the caller is about to issue: a
+    /// later redemption is told that id, to revoke it.
+    pub(crate) async fn redeem(&self, code: &str, token_id: &str) -> Result<Redeemed, StoreError> {
+        let record = format!("{REDEEMED}{token_id}");
+        let before = self.records.swap(&key(code), &record).await?;
+        Ok(match before {
+            None => Redeemed::Unknown,
+            Some(text) => match text.strip_prefix(FRESH) {
+                Some(grant) => Grant::decode(grant).map_or(Redeemed::Unknown, Redeemed::Grant),
+                None => Redeemed::Again(
+                    text.strip_prefix(REDEEMED)
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
             },
-        );
-        Some(code)
-    }
-
-    /// Redeems `code` once.
-    pub(crate) fn redeem(&self, code: &str) -> Redeemed {
-        let key = digest(code);
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.remove(&key) {
-            Some(Entry::Fresh { grant, until }) if until > now => {
-                entries.insert(
-                    key,
-                    Entry::Redeemed {
-                        token_ids: Vec::new(),
-                        until,
-                    },
-                );
-                Redeemed::Grant(grant)
-            }
-            Some(Entry::Redeemed { token_ids, until }) if until > now => {
-                entries.insert(
-                    key,
-                    Entry::Redeemed {
-                        token_ids: Vec::new(),
-                        until,
-                    },
-                );
-                Redeemed::Again(token_ids)
-            }
-            _ => Redeemed::Unknown,
-        }
-    }
-
-    /// Records the token ids a redeemed code was exchanged for.
-    pub(crate) fn record_tokens(&self, code: &str, ids: Vec<String>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(Entry::Redeemed { token_ids, .. }) = entries.get_mut(&digest(code)) {
-            token_ids.extend(ids);
-        }
+        })
     }
 }
 
-fn digest(code: &str) -> [u8; 32] {
-    Sha256::digest(code.as_bytes()).into()
+/// The record key of `code`: its SHA-256, hex.
+fn key(code: &str) -> String {
+    format!(
+        "headwall:api:code:{}",
+        crate::hex(&Sha256::digest(code.as_bytes()))
+    )
 }
 
 #[cfg(test)]
@@ -163,29 +161,41 @@ mod tests {
             redirect_uri: "https://shop.test/cb".into(),
             code_challenge: "x".into(),
             msisdn: Msisdn::parse("447700900123").unwrap(),
-            scopes: vec![ApiScope::NumberVerify],
-            nonce: None,
-            auth_time: 0,
+            scopes: vec![ApiScope::NumberVerify, ApiScope::AgeVerify],
+            nonce: Some("n".into()),
+            auth_time: 7,
             device: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 
-    #[test]
-    fn a_code_is_redeemed_once_and_a_second_try_names_the_first_tokens() {
-        let codes = Codes::new(Duration::from_secs(60));
-        let code = codes.issue(grant()).unwrap();
-        assert_eq!(code.len(), 43);
-        assert!(matches!(codes.redeem(&code), Redeemed::Grant(g) if g.client_id == "shop"));
-        codes.record_tokens(&code, vec!["t1".into()]);
-        assert!(matches!(codes.redeem(&code), Redeemed::Again(ids) if ids == ["t1"]));
-        assert!(matches!(codes.redeem(&code), Redeemed::Again(ids) if ids.is_empty()));
-        assert!(matches!(codes.redeem("nonsense"), Redeemed::Unknown));
+    fn memory() -> Records {
+        Records::for_sessions(&headwall_sessions::Sessions::memory(60))
     }
 
-    #[test]
-    fn an_expired_code_is_unknown() {
-        let codes = Codes::new(Duration::ZERO);
-        let code = codes.issue(grant()).unwrap();
-        assert!(matches!(codes.redeem(&code), Redeemed::Unknown));
+    #[tokio::test]
+    async fn a_code_is_redeemed_once_and_a_second_try_names_the_first_token() {
+        let codes = Codes::new(Duration::from_secs(60), memory());
+        let code = codes.issue(&grant()).await.unwrap().unwrap();
+        assert_eq!(code.len(), 43);
+        assert!(
+            matches!(codes.redeem(&code, "t1").await.unwrap(), Redeemed::Grant(g) if g == grant())
+        );
+        assert!(
+            matches!(codes.redeem(&code, "t2").await.unwrap(), Redeemed::Again(ids) if ids == ["t1"])
+        );
+        assert!(matches!(
+            codes.redeem("nonsense", "t3").await.unwrap(),
+            Redeemed::Unknown
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_expired_code_is_unknown() {
+        let codes = Codes::new(Duration::ZERO, memory());
+        let code = codes.issue(&grant()).await.unwrap().unwrap();
+        assert!(matches!(
+            codes.redeem(&code, "t").await.unwrap(),
+            Redeemed::Unknown
+        ));
     }
 }

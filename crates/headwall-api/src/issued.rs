@@ -1,70 +1,149 @@
-//! Access tokens issued, by `jti`: the subscriber behind each is kept here, never in the token
-//! (its `sub` is the client's pairwise pseudonym). Revoking removes; expiry removes on the way.
-//! In memory, like the codes (a fleet needs Redis; not built yet).
+//! Access tokens issued, by `jti`: the subscriber behind each is kept server-side, never in
+//! the token (its `sub` is the client's pairwise pseudonym), in the sessions backend's
+//! [`Records`] like the codes, so any node of a fleet answers for a token another issued.
+//!
+//! A record is `T` and the token's subject, or the tombstone `X` that a revocation leaves: a
+//! token is only issued when its record could be created new, so a revocation that races ahead
+//! of the issue wins and the token never leaves. Single-use tokens are taken (read and
+//! removed in one step), so two requests racing with one token on two nodes get one answer.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::Duration;
 
 use headwall_identity::Msisdn;
 use headwall_policy::ApiScope;
-
-/// Tokens held at once; past this `/token` answers `temporarily_unavailable`.
-const MAX_TOKENS: usize = 200_000;
+use headwall_sessions::{Records, StoreError};
+use serde_json::{Value, json};
 
 /// What one access token stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Issued {
     pub(crate) client_id: String,
     pub(crate) msisdn: Msisdn,
     pub(crate) scopes: Vec<ApiScope>,
     /// The device's address at authentication (the audit's `client_ip`).
     pub(crate) device: IpAddr,
-    pub(crate) until: Instant,
 }
 
-/// The access tokens of one node.
-#[derive(Default)]
+const LIVE: char = 'T';
+const REVOKED: &str = "X";
+
+impl Issued {
+    fn encode(&self) -> String {
+        let scopes: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
+        let subject = json!({
+            "client_id": self.client_id,
+            "msisdn": self.msisdn.expose_digits(),
+            "scopes": scopes,
+            "device": self.device.to_string(),
+        });
+        format!("{LIVE}{subject}")
+    }
+
+    /// A live token's subject from its record; `None` for a tombstone or anything unreadable.
+    fn decode(record: &str) -> Option<Issued> {
+        let value: Value = serde_json::from_str(record.strip_prefix(LIVE)?).ok()?;
+        Some(Issued {
+            client_id: value["client_id"].as_str()?.to_owned(),
+            msisdn: Msisdn::parse(value["msisdn"].as_str()?).ok()?,
+            scopes: value["scopes"]
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().and_then(ApiScope::from_scope_str))
+                .collect::<Option<_>>()?,
+            device: value["device"].as_str()?.parse().ok()?,
+        })
+    }
+}
+
+/// The access tokens, wherever the sessions backend keeps records.
 pub(crate) struct IssuedTokens {
-    tokens: Mutex<HashMap<String, Issued>>,
+    records: Records,
+    /// How long a token (and a tombstone) lives: `access_token_lifetime`.
+    lifetime: Duration,
 }
 
 impl IssuedTokens {
-    /// Remembers `issued` under `jti`; false when the table is full.
-    pub(crate) fn insert(&self, jti: String, issued: Issued) -> bool {
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if tokens.len() >= MAX_TOKENS {
-            let now = Instant::now();
-            tokens.retain(|_, token| token.until > now);
-            if tokens.len() >= MAX_TOKENS {
-                return false;
-            }
-        }
-        tokens.insert(jti, issued);
-        true
+    pub(crate) fn new(records: Records, lifetime: Duration) -> IssuedTokens {
+        IssuedTokens { records, lifetime }
     }
 
-    /// Forgets these tokens: a code redeemed twice revokes what it was exchanged for.
-    pub(crate) fn revoke(&self, ids: &[String]) {
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Remembers `issued` under `jti`; `false` when `jti` was revoked first (then the token
+    /// must not be handed out).
+    pub(crate) async fn insert(&self, jti: &str, issued: &Issued) -> Result<bool, StoreError> {
+        self.records
+            .insert_new(&key(jti), &issued.encode(), self.lifetime)
+            .await
+    }
+
+    /// Revokes these tokens, issued or about to be: a code redeemed twice revokes what it was
+    /// exchanged for.
+    pub(crate) async fn revoke(&self, ids: &[String]) -> Result<(), StoreError> {
         for id in ids {
-            tokens.remove(id);
+            self.records.put(&key(id), REVOKED, self.lifetime).await?;
         }
+        Ok(())
     }
 
     /// The live token `jti` stands for.
-    pub(crate) fn get(&self, jti: &str) -> Option<Issued> {
-        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens
-            .get(jti)
-            .filter(|t| t.until > Instant::now())
-            .cloned()
+    pub(crate) async fn get(&self, jti: &str) -> Result<Option<Issued>, StoreError> {
+        Ok(self
+            .records
+            .get(&key(jti))
+            .await?
+            .and_then(|record| Issued::decode(&record)))
     }
 
-    /// Uses up `jti`; false when it was already gone.
-    pub(crate) fn take(&self, jti: &str) -> bool {
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens.remove(jti).is_some()
+    /// Uses up `jti`: its subject, or `None` when another request used it first.
+    pub(crate) async fn take(&self, jti: &str) -> Result<Option<Issued>, StoreError> {
+        Ok(self
+            .records
+            .take(&key(jti))
+            .await?
+            .and_then(|record| Issued::decode(&record)))
+    }
+}
+
+fn key(jti: &str) -> String {
+    format!("headwall:api:token:{jti}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> IssuedTokens {
+        let records = Records::for_sessions(&headwall_sessions::Sessions::memory(60));
+        IssuedTokens::new(records, Duration::from_secs(60))
+    }
+
+    fn issued() -> Issued {
+        Issued {
+            client_id: "shop".into(),
+            msisdn: Msisdn::parse("447700900123").unwrap(),
+            scopes: vec![ApiScope::NumberShare],
+            device: "2001:db8::5".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_read_until_taken_once() {
+        let tokens = tokens();
+        assert!(tokens.insert("j", &issued()).await.unwrap());
+        assert_eq!(tokens.get("j").await.unwrap(), Some(issued()));
+        assert_eq!(tokens.take("j").await.unwrap(), Some(issued()));
+        assert_eq!(tokens.take("j").await.unwrap(), None);
+        assert_eq!(tokens.get("j").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_that_comes_first_keeps_the_token_from_being_issued() {
+        let tokens = tokens();
+        tokens.revoke(&["j".into()]).await.unwrap();
+        assert!(!tokens.insert("j", &issued()).await.unwrap());
+        assert_eq!(tokens.get("j").await.unwrap(), None);
+        assert!(tokens.insert("k", &issued()).await.unwrap());
+        tokens.revoke(&["k".into()]).await.unwrap();
+        assert_eq!(tokens.get("k").await.unwrap(), None);
     }
 }

@@ -8,10 +8,11 @@
 //! principles hold: an unknown client, an unbound or stale device, an unreachable store or the
 //! kill switch all end in a refusal, never a guess.
 //!
-//! Built so far: the TLS listener (or plain HTTP behind PROXY v2 balancers), discovery, JWKS,
-//! `/authorize`, `/token` (`private_key_jwt`) and Number Verification (`/verify`,
-//! `/device-phone-number`), each answer a durable disclosure before it leaves. Not yet: KYC
-//! Age Verification, signed request objects, codes and tokens in Redis for a fleet, metrics.
+//! Here: the TLS listener (or plain HTTP behind PROXY v2 balancers), discovery, JWKS,
+//! `/authorize` (with signed request objects), `/token` (`private_key_jwt`), Number
+//! Verification (`/verify`, `/device-phone-number`) and KYC Age Verification, each answer a
+//! durable disclosure before it leaves. Codes, token subjects and used assertion ids are
+//! records in the sessions backend (memory, or Redis for a fleet, so any node redeems).
 
 mod assertion;
 mod camara;
@@ -50,6 +51,8 @@ pub struct ApiState {
     codes: codes::Codes,
     assertions: assertion::Assertions,
     issued: issued::IssuedTokens,
+    /// Where codes, token subjects and used assertion ids live (memory, or the fleet's Redis).
+    records: headwall_sessions::Records,
     /// The port of `public_url`, as audit rows record it.
     public_port: u16,
     metrics: Arc<ApiMetrics>,
@@ -62,10 +65,12 @@ impl ApiState {
     /// The API over `gateway`'s bindings, policy (its `[[api.client]]` tables), kill switch,
     /// keys and audit log, with `[api]`'s `settings`, counting into `metrics`.
     pub fn new(settings: Api, gateway: Arc<Gateway>, metrics: Arc<ApiMetrics>) -> Arc<ApiState> {
+        let records = headwall_sessions::Records::for_sessions(gateway.sessions());
         Arc::new(ApiState {
-            codes: codes::Codes::new(settings.code_lifetime),
+            codes: codes::Codes::new(settings.code_lifetime, records.clone()),
             assertions: assertion::Assertions::default(),
-            issued: issued::IssuedTokens::default(),
+            issued: issued::IssuedTokens::new(records.clone(), settings.access_token_lifetime),
+            records,
             public_port: public_port(&settings.public_url),
             metrics,
             connections: Arc::new(tokio::sync::Semaphore::new(gateway.max_connections())),
@@ -209,6 +214,17 @@ async fn proxy_source(stream: &mut TcpStream) -> Option<IpAddr> {
     stream.read_exact(&mut header[16..]).await.ok()?;
     let (source, _) = headwall_proxy::parse_proxy_v2(&header)??;
     Some(source.ip())
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 #[cfg(test)]

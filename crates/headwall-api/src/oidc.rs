@@ -243,9 +243,13 @@ async fn authorize_inner(
         auth_time: now,
         device,
     };
-    match state.codes.issue(grant) {
-        Some(code) => redirect(redirect_uri, client_state, &[("code", &code)]),
-        None => refuse(Refusal::TemporarilyUnavailable, "try again shortly"),
+    match state.codes.issue(&grant).await {
+        Ok(Some(code)) => redirect(redirect_uri, client_state, &[("code", &code)]),
+        Ok(None) => refuse(Refusal::TemporarilyUnavailable, "try again shortly"),
+        Err(error) => {
+            tracing::warn!(%error, "api records unavailable; no code issued");
+            refuse(Refusal::TemporarilyUnavailable, "try again shortly")
+        }
     }
 }
 

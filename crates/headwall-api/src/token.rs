@@ -8,7 +8,6 @@
 //! `temporarily_unavailable` and nothing else. No refresh tokens.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -133,25 +132,44 @@ async fn token(
     let issuer = &state.settings.public_url;
     let audiences = [format!("{issuer}/token"), issuer.clone()];
     let now = headwall_sessions::unix_now();
-    if let Err(why) = state.assertions.verify(
+    let unused = match state.assertions.verify(
         client_assertion,
         &client.id,
         &client.jwks_file,
         &audiences,
         now,
     ) {
-        tracing::debug!(client = %client.id, reason = ?why, "client assertion refused");
-        return invalid_client();
+        Ok(unused) => unused,
+        Err(why) => {
+            tracing::debug!(client = %client.id, reason = ?why, "client assertion refused");
+            return invalid_client();
+        }
+    };
+    match state.records.insert_new(&unused.key, "1", unused.ttl).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(client = %client.id, "client assertion replayed");
+            return invalid_client();
+        }
+        Err(error) => return store_failed(&error),
     }
 
-    let grant = match state.codes.redeem(code) {
-        Redeemed::Grant(grant) => grant,
-        Redeemed::Again(token_ids) => {
-            state.issued.revoke(&token_ids);
+    // The token's id is chosen before the code is redeemed, so that a second redemption,
+    // even on another node a moment later, knows what to revoke.
+    let Some(jti) = random_id() else {
+        return unavailable();
+    };
+    let grant = match state.codes.redeem(code, &jti).await {
+        Ok(Redeemed::Grant(grant)) => grant,
+        Ok(Redeemed::Again(token_ids)) => {
             tracing::warn!(client = %client.id, "authorization code redeemed twice; its tokens are revoked");
+            if let Err(error) = state.issued.revoke(&token_ids).await {
+                return store_failed(&error);
+            }
             return invalid_grant();
         }
-        Redeemed::Unknown => return invalid_grant(),
+        Ok(Redeemed::Unknown) => return invalid_grant(),
+        Err(error) => return store_failed(&error),
     };
     let mismatch = if grant.client_id != client.id {
         Some("another client's code")
@@ -182,9 +200,6 @@ async fn token(
         .pseudonym_key()
         .for_partner(&client.id)
         .pseudonym(&grant.msisdn);
-    let Some(jti) = random_id() else {
-        return unavailable();
-    };
     let lifetime = state.settings.access_token_lifetime.as_secs();
     let mut scope_text: Vec<&str> = vec!["openid", client.purpose.as_str()];
     scope_text.extend(scopes.iter().map(|s| s.as_str()));
@@ -217,6 +232,19 @@ async fn token(
     }
     let id_token = state.gateway.token_issuer().sign("JWT", &id_claims);
 
+    // The subject is recorded first: if the code's second redemption revoked this id in the
+    // meantime, the record cannot be created and the token never leaves.
+    let issued = Issued {
+        client_id: client.id.clone(),
+        msisdn: grant.msisdn.clone(),
+        scopes,
+        device: grant.device,
+    };
+    match state.issued.insert(&jti, &issued).await {
+        Ok(true) => {}
+        Ok(false) => return invalid_grant(),
+        Err(error) => return store_failed(&error),
+    }
     // No audit, no answer: the pairwise sub is a disclosure to this client.
     let disclosure = Disclosure {
         request_id: format!("api-{jti}"),
@@ -235,17 +263,6 @@ async fn token(
         tracing::warn!(%error, "audit write failed; token not issued");
         return unavailable();
     }
-    let issued = Issued {
-        client_id: client.id.clone(),
-        msisdn: grant.msisdn.clone(),
-        scopes,
-        device: grant.device,
-        until: Instant::now() + Duration::from_secs(lifetime),
-    };
-    if !state.issued.insert(jti.clone(), issued) {
-        return unavailable();
-    }
-    state.codes.record_tokens(code, vec![jti]);
     state.metrics.token_issued(&client.id);
     let mut response = Json(json!({
         "access_token": access_token.expose(),
@@ -257,6 +274,12 @@ async fn token(
     .into_response();
     no_store(response.headers_mut());
     response
+}
+
+/// The sessions backend could not keep a record: 503, logged without key or value.
+fn store_failed(error: &headwall_sessions::StoreError) -> Response {
+    tracing::warn!(%error, "api records unavailable; token not issued");
+    unavailable()
 }
 
 /// 128 random bits, base64url.

@@ -12,18 +12,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::binary;
 
-const SECRET: &str = "testing123";
-const ISSUER: &str = "https://api.operator.test";
-const REDIRECT: &str = "https://shop.test/cb";
-const PURPOSE: &str = "dpv:FraudPreventionAndDetection";
+pub(crate) const SECRET: &str = "testing123";
+pub(crate) const ISSUER: &str = "https://api.operator.test";
+pub(crate) const REDIRECT: &str = "https://shop.test/cb";
+pub(crate) const PURPOSE: &str = "dpv:FraudPreventionAndDetection";
 /// RFC 7636 appendix B's verifier and its S256 challenge.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The app backend's Ed25519 key (private_key_jwt); its public half is in the JWKS file.
-const CLIENT_SEED: [u8; 32] = [0x5c; 32];
+pub(crate) const CLIENT_SEED: [u8; 32] = [0x5c; 32];
 
 /// The client's public JWKS.
-fn client_jwks() -> String {
+pub(crate) fn client_jwks() -> String {
     let public = headwall_identity::SigningKey::from_seed(&CLIENT_SEED)
         .unwrap()
         .public_key_bytes();
@@ -32,7 +32,7 @@ fn client_jwks() -> String {
 }
 
 /// jsonwebtoken's signing key for an Ed25519 seed: PKCS#8 v1 (RFC 8410 §7).
-fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
+pub(crate) fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
     let mut der = vec![
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
         0x20,
@@ -42,7 +42,7 @@ fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
 }
 
 /// A client assertion (RFC 7523) signed by jsonwebtoken with the client's key.
-fn assertion(jti: &str, lifetime: u64) -> String {
+pub(crate) fn assertion(jti: &str, lifetime: u64) -> String {
     let key = ed25519_key(CLIENT_SEED);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("shop-1".into());
@@ -67,17 +67,25 @@ fn start() -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
         "api.operator.test",
         &client_jwks(),
         "",
+        CLIENT_SCOPES,
     )
 }
 
+/// The scopes of the tests' client (no number sharing: that needs a justification).
+pub(crate) const CLIENT_SCOPES: &str =
+    r#"scopes = ["number-verification:verify", "kyc-age-verification:verify"]"#;
+
 /// Like [`start`], listening on `listen` as `issuer` with a certificate for `name`, the client
-/// registered with the JWK Set `jwks`, and `gateway` lines added to `[gateway]`.
-fn start_with(
+/// registered with the JWK Set `jwks` and the `client` lines (its `scopes`, and a
+/// `justification` when it may read numbers), and `gateway` lines added to `[gateway]` (they
+/// may open further tables, such as `[sessions]`).
+pub(crate) fn start_with(
     listen: &str,
     issuer: &str,
     name: &str,
     jwks: &str,
     gateway: &str,
+    client: &str,
 ) -> (ServeProcess, rustls::pki_types::CertificateDer<'static>) {
     let dir = temp_dir();
     // A test CA (the clients' only trust root, `ca.crt`) and the listener's certificate for
@@ -127,7 +135,7 @@ subscriber_networks = ["127.0.0.0/29"]
 id = "shop-app"
 jwks_file = "shop.jwks.json"
 redirect_uris = ["{REDIRECT}"]
-scopes = ["number-verification:verify", "kyc-age-verification:verify"]
+{client}
 purpose = "{PURPOSE}"
 [subscribers]
 file = "subscribers.csv"
@@ -144,7 +152,7 @@ file = "subscribers.csv"
     (gateway, ca.der().clone())
 }
 
-fn bind(gateway: &ServeProcess, ip: &str, session: &str, status: &str) -> bool {
+pub(crate) fn bind(gateway: &ServeProcess, ip: &str, session: &str, status: &str) -> bool {
     radclient(
         gateway.radius.expect("radius listener"),
         SECRET,
@@ -167,7 +175,7 @@ async fn get(
 }
 
 /// One HTTPS request from `source`, trusting only `root`: (status, head, body).
-async fn https(
+pub(crate) async fn https(
     api: SocketAddr,
     root: &rustls::pki_types::CertificateDer<'static>,
     source: IpAddr,
@@ -215,7 +223,7 @@ async fn https(
     (status, head.to_owned(), body.to_owned())
 }
 
-fn location(head: &str) -> Option<&str> {
+pub(crate) fn location(head: &str) -> Option<&str> {
     head.lines().find_map(|line| {
         line.split_once(':')
             .filter(|(name, _)| name.eq_ignore_ascii_case("location"))
@@ -223,7 +231,7 @@ fn location(head: &str) -> Option<&str> {
     })
 }
 
-fn authorize_path(client: &str, redirect: &str, scope: &str, extra: &str) -> String {
+pub(crate) fn authorize_path(client: &str, redirect: &str, scope: &str, extra: &str) -> String {
     let scope = scope.replace(' ', "%20");
     format!(
         "/authorize?client_id={client}&redirect_uri={redirect}&response_type=code&scope={scope}\
@@ -411,11 +419,21 @@ async fn code_with(
     root: &rustls::pki_types::CertificateDer<'static>,
     api_scope: &str,
 ) -> String {
+    code_from(api, root, loopback(5), api_scope).await
+}
+
+/// A code from `/authorize` for the device at `device`, for `api_scope`.
+pub(crate) async fn code_from(
+    api: SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    device: IpAddr,
+    api_scope: &str,
+) -> String {
     let scope = format!("openid {PURPOSE} {api_scope}");
     let (_, head, _) = get(
         api,
         root,
-        loopback(5),
+        device,
         &authorize_path("shop-app", REDIRECT, &scope, "&nonce=n0nce"),
     )
     .await;
@@ -428,7 +446,7 @@ async fn code_with(
 }
 
 /// `/token` from the app backend (127.0.0.1): (status, JSON body).
-async fn redeem(
+pub(crate) async fn redeem(
     api: SocketAddr,
     root: &rustls::pki_types::CertificateDer<'static>,
     code: &str,
@@ -489,7 +507,7 @@ async fn verify(
     )
 }
 
-fn claims(jws: &str) -> serde_json::Value {
+pub(crate) fn claims(jws: &str) -> serde_json::Value {
     let payload = jws.split('.').nth(1).unwrap();
     let bytes =
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
@@ -752,7 +770,7 @@ async fn number_verification_answers_once_per_token_from_a_durable_record() {
 
 /// The Python the API tests drive a client library with: `HEADWALL_TEST_PYTHON`, which
 /// scripts/test sets to the virtual environment it makes from tests/python/requirements.txt.
-fn client_python() -> std::path::PathBuf {
+pub(crate) fn client_python() -> std::path::PathBuf {
     let python = std::env::var_os("HEADWALL_TEST_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("target/test-venv/bin/python"));
@@ -795,6 +813,7 @@ fn an_oidc_client_library_runs_the_whole_flow() {
         "127.0.0.1",
         &jwks,
         "",
+        CLIENT_SCOPES,
     );
     assert!(bind(&gateway, "127.0.0.5", "s5", "Start"));
     let ca = gateway.path("ca.crt");
@@ -901,7 +920,7 @@ async fn age_verification_answers_from_the_profile() {
     let (status, answer) = ask(r#"{"ageThreshold":121}"#.into()).await;
     assert_eq!(
         (status, answer["code"].as_str()),
-        (400, Some("INVALID_ARGUMENT"))
+        (400, Some("OUT_OF_RANGE"))
     );
 
     let code = code_for(api, &root).await;
@@ -1115,7 +1134,7 @@ async fn authorize_takes_a_signed_request_object() {
 
 /// Runs CAMARA's OpenAPI file over `cases` (schema or response ref, body) with the test
 /// virtual environment's jsonschema; fails naming the first body that does not validate.
-fn assert_camara_valid(openapi: &str, cases: &[(&str, serde_json::Value)]) {
+pub(crate) fn assert_camara_valid(openapi: &str, cases: &[(&str, serde_json::Value)]) {
     use std::io::Write as _;
     let yaml = crate::repo_root()
         .join("crates/headwall-api/tests/camara")
@@ -1263,6 +1282,7 @@ async fn api_connections_are_bounded() {
         "api.operator.test",
         &client_jwks(),
         "max_connections = 2",
+        CLIENT_SCOPES,
     );
     let api = gateway.api.expect("api listener");
     // Two connections that never start their handshake hold both places.
@@ -1279,4 +1299,105 @@ async fn api_connections_are_bounded() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _, _) = get(api, &root, loopback(1), "/.well-known/jwks.json").await;
     assert_eq!(status, 200, "a freed place serves again");
+}
+
+/// A fleet: two nodes sharing bindings and API records through a real Redis (and the identity
+/// keys, as a fleet must). A code from one node is redeemed at the other, a single-use token
+/// answers once in the whole fleet, an assertion used at one node is a replay at the other,
+/// and a code redeemed twice on two nodes revokes the first redemption's token everywhere.
+#[tokio::test]
+async fn a_fleet_shares_codes_tokens_and_used_assertions_through_redis() {
+    let mut redis = headwall_testkit::RedisServer::start();
+    let keys = temp_dir();
+    let keygen = std::process::Command::new(binary())
+        .args(["keygen", "--out"])
+        .arg(keys.path())
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let shared = format!(
+        "[sessions]\nbackend = \"redis\"\nredis_url = \"{}\"\n[identity]\n\
+         pseudonym_key_file = \"{}\"\nsigning_key_file = \"{}\"\n",
+        redis.url(),
+        keys.path().join("pseudonym.key").display(),
+        keys.path().join("signing.key").display(),
+    );
+    let node = || {
+        start_with(
+            "127.0.0.1:0",
+            ISSUER,
+            "api.operator.test",
+            &client_jwks(),
+            &shared,
+            CLIENT_SCOPES,
+        )
+    };
+    let ((a, root_a), (b, root_b)) = (node(), node());
+    let (api_a, api_b) = (a.api.unwrap(), b.api.unwrap());
+    assert!(bind(&a, "127.0.0.5", "s5", "Start"));
+
+    // Authorized at A, redeemed at B, answered at A; the token is then used up at B too.
+    let code = code_for(api_a, &root_a).await;
+    let used = assertion("fleet-1", 60);
+    let (status, tokens) = redeem(api_b, &root_b, &code, &used).await;
+    assert_eq!(status, 200, "{tokens}\n{}", b.log().join("\n"));
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, _, answer) =
+        verify(api_a, &root_a, &token, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(
+        (status, &answer),
+        (200, &serde_json::json!({"devicePhoneNumberVerified": true}))
+    );
+    let (status, _, _) = verify(api_b, &root_b, &token, r#"{"phoneNumber":"+447700900123"}"#).await;
+    assert_eq!(
+        status, 401,
+        "a single-use token answered twice in the fleet"
+    );
+
+    // The assertion B accepted is a replay at A.
+    let code = code_for(api_b, &root_b).await;
+    let (status, refused) = redeem(api_a, &root_a, &code, &used).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    // Redeemed at A, then again at B: B refuses and A's token is revoked fleet-wide.
+    let (status, first) = redeem(api_a, &root_a, &code, &assertion("fleet-2", 60)).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = redeem(api_b, &root_b, &code, &assertion("fleet-3", 60)).await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let revoked = first["access_token"].as_str().unwrap();
+    let (status, _, _) = verify(
+        api_a,
+        &root_a,
+        revoked,
+        r#"{"phoneNumber":"+447700900123"}"#,
+    )
+    .await;
+    assert_eq!(status, 401, "a revoked token answered");
+
+    // Nothing of the subscriber's in Redis but the binding: codes by digest, tokens by id.
+    let output = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url(), "--scan", "--pattern", "headwall:api:*"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        keys.contains("headwall:api:code:") && keys.contains("headwall:api:jti:"),
+        "{keys}"
+    );
+    assert!(!keys.contains("7700900123"), "{keys}");
+
+    // Redis gone: a code issued before cannot be redeemed (503), nothing is guessed.
+    let code = code_for(api_a, &root_a).await;
+    redis.stop();
+    let (status, refused) = redeem(api_b, &root_b, &code, &assertion("fleet-4", 60)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
 }

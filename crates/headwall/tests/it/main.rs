@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod audit;
 mod browser;
+mod camara;
 mod canary;
 mod cli;
 mod docs;
