@@ -43,6 +43,11 @@ pub(crate) fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
 
 /// A client assertion (RFC 7523) signed by jsonwebtoken with the client's key.
 pub(crate) fn assertion(jti: &str, lifetime: u64) -> String {
+    assertion_as("shop-app", jti, lifetime)
+}
+
+/// A client assertion for `client` with the tests' client key.
+fn assertion_as(client: &str, jti: &str, lifetime: u64) -> String {
     let key = ed25519_key(CLIENT_SEED);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("shop-1".into());
@@ -51,7 +56,7 @@ pub(crate) fn assertion(jti: &str, lifetime: u64) -> String {
         .unwrap()
         .as_secs();
     let claims = serde_json::json!({
-        "iss": "shop-app", "sub": "shop-app", "aud": format!("{ISSUER}/token"),
+        "iss": client, "sub": client, "aud": format!("{ISSUER}/token"),
         "iat": now, "exp": now + lifetime, "jti": jti,
     });
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
@@ -1399,5 +1404,93 @@ async fn a_fleet_shares_codes_tokens_and_used_assertions_through_redis() {
     assert_eq!(
         (status, refused["error"].as_str()),
         (503, Some("temporarily_unavailable"))
+    );
+}
+
+/// The device is who RADIUS says it is at `/authorize`, and a token stays with that subscriber:
+/// a stale binding is nobody; a late Stop of an old session leaves the newer binding; a token
+/// from before the address was rebound answers about its own subscriber, never the new one; a
+/// code issued to one client is refused to another.
+#[tokio::test]
+async fn tokens_stay_with_their_subscriber_and_client_through_rebinds_and_stale_sessions() {
+    // A second client, other-app, registered with the same key file.
+    let client = format!(
+        "{CLIENT_SCOPES}\npurpose = \"{PURPOSE}\"\n[[api.client]]\nid = \"other-app\"\n\
+         jwks_file = \"shop.jwks.json\"\nredirect_uris = [\"{REDIRECT}\"]\n{CLIENT_SCOPES}"
+    );
+    let (gateway, root) = start_with(
+        "127.0.0.1:0",
+        ISSUER,
+        "api.operator.test",
+        &client_jwks(),
+        "[sessions]\nstale_after = \"2s\"",
+        &client,
+    );
+    let api = gateway.api.expect("api listener");
+    let start = |ip: &str, number: &str, session: &str, status: &str| {
+        radclient(
+            gateway.radius.unwrap(),
+            SECRET,
+            &format!(
+                "Acct-Status-Type = {status}\nFramed-IP-Address = {ip}\n\
+                 Calling-Station-Id = \"{number}\"\nAcct-Session-Id = \"{session}\"\n\
+                 NAS-IP-Address = 127.0.0.1\n"
+            ),
+        )
+    };
+    let a = r#"{"phoneNumber":"+447700900123"}"#;
+    let b = r#"{"phoneNumber":"+447700900124"}"#;
+
+    // A code for subscriber A; then the address goes to B, and A's late Stop arrives.
+    assert!(start("127.0.0.5", "07700900123", "s-a", "Start"));
+    let code_a = code_for(api, &root).await;
+    let code_a2 = code_for(api, &root).await;
+    assert!(start("127.0.0.5", "07700900124", "s-b", "Start"));
+    assert!(start("127.0.0.5", "07700900123", "s-a", "Stop"));
+    let (status, tokens) = redeem(api, &root, &code_a, &assertion("r-1", 60)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let token_a = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, _, answer) = verify(api, &root, &token_a, b).await;
+    assert_eq!(
+        answer,
+        serde_json::json!({"devicePhoneNumberVerified": false}),
+        "told about B"
+    );
+    let (_, tokens) = redeem(api, &root, &code_a2, &assertion("r-2", 60)).await;
+    let (_, _, answer) = verify(api, &root, tokens["access_token"].as_str().unwrap(), a).await;
+    assert_eq!(
+        answer,
+        serde_json::json!({"devicePhoneNumberVerified": true})
+    );
+    // The late Stop left B's binding: the device is B now.
+    let code_b = code_for(api, &root).await;
+    let (_, tokens) = redeem(api, &root, &code_b, &assertion("r-3", 60)).await;
+    let (_, _, answer) = verify(api, &root, tokens["access_token"].as_str().unwrap(), b).await;
+    assert_eq!(
+        answer,
+        serde_json::json!({"devicePhoneNumberVerified": true})
+    );
+
+    // Shop-app's code is nothing to other-app, whose assertion is otherwise good.
+    let code = code_for(api, &root).await;
+    let (status, refused) = redeem(api, &root, &code, &assertion_as("other-app", "r-4", 60)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // A binding with no accounting for longer than stale_after is nobody.
+    assert!(start("127.0.0.4", "07700900123", "s-c", "Start"));
+    let scope = format!("openid {PURPOSE} number-verification:verify");
+    let path = authorize_path("shop-app", REDIRECT, &scope, "");
+    let (_, head, _) = get(api, &root, loopback(4), &path).await;
+    assert!(location(&head).unwrap().contains("code="), "{head}");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let (_, head, _) = get(api, &root, loopback(4), &path).await;
+    assert!(
+        location(&head)
+            .unwrap()
+            .starts_with(&format!("{REDIRECT}?error=access_denied")),
+        "{head}"
     );
 }
