@@ -34,7 +34,8 @@ pub enum Method {
 }
 
 impl Method {
-    fn of(token: &[u8]) -> Method {
+    /// The method a token names (case-sensitive): what a response's framing depends on.
+    pub fn from_token(token: &[u8]) -> Method {
         match token {
             b"GET" => Method::Get,
             b"HEAD" => Method::Head,
@@ -217,7 +218,7 @@ pub fn parse_request_head_with(
     if target.len() > limits.max_target_bytes {
         return Err(HeadError::TargetTooLong);
     }
-    let method = Method::of(method.as_bytes());
+    let method = Method::from_token(method.as_bytes());
     let version = Version::from_minor(minor)?;
     let target = target_form(method, target.as_bytes(), target_span)?;
 

@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use headwall_http::HeadError;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
-use http_body_util::Either;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -364,9 +367,8 @@ async fn forward(
     } else {
         Outcome::Forwarded
     };
-    let (mut response, upstream) = match upstream::send(&gateway.upstreams, upstream, request).await
-    {
-        Ok(sent) => sent,
+    let response = match upstream::send(&gateway.upstreams, upstream, request).await {
+        Ok(response) => response,
         Err(SendError::ClientBody) => {
             crate::listener::warn_limited(&BAD_BODY, || {
                 tracing::debug!("malformed or short request body; answered 400");
@@ -374,26 +376,22 @@ async fn forward(
             return bad_request("headwall: the request body is malformed or incomplete\n");
         }
         Err(SendError::Upstream) => {
-            return (
-                respond::text(
-                    StatusCode::BAD_GATEWAY,
-                    "headwall: upstream closed the connection\n",
-                ),
-                Outcome::UpstreamError,
-            );
+            return bad_gateway("headwall: upstream closed the connection\n");
+        }
+        Err(SendError::BadResponse(error)) => {
+            tracing::debug!(error = error.as_str(), "malformed upstream response head");
+            return bad_gateway(match error {
+                HeadError::ChunkedNotFinal
+                | HeadError::ChunkedRepeated
+                | HeadError::UnsupportedCoding
+                | HeadError::TransferEncodingInHttp10 => {
+                    "headwall: upstream used a transfer coding other than chunked\n"
+                }
+                _ => "headwall: upstream sent a malformed response\n",
+            });
         }
     };
 
-    if !crate::strip::only_chunked(response.headers()) {
-        // The connection goes with `upstream`, never pooled.
-        return (
-            respond::text(
-                StatusCode::BAD_GATEWAY,
-                "headwall: upstream used a transfer coding other than chunked\n",
-            ),
-            Outcome::UpstreamError,
-        );
-    }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && client_upgrade.is_some()
         && let Some(expected) = &websocket_accept
@@ -401,30 +399,34 @@ async fn forward(
     {
         // A partner that switched without proving it read this handshake: whatever it speaks
         // now is not known to be WebSocket, and no tunnel opens to it.
-        return (
-            respond::text(
-                StatusCode::BAD_GATEWAY,
-                "headwall: upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept\n",
-            ),
-            Outcome::UpstreamError,
+        return bad_gateway(
+            "headwall: upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept\n",
         );
     }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let (mut parts, body) = response.into_parts();
+        let Some((upstream_io, early)) = body.into_tunnel() else {
+            return bad_gateway(
+                "headwall: upstream switched protocols before the request was sent\n",
+            );
+        };
         let idle = gateway.settings.idle_timeout;
         let guard = slot.tunnel(gateway);
         tokio::spawn(async move {
             let _guard = guard;
-            let (Ok(client_io), Ok(upstream_io)) = (client_upgrade.await, upstream_upgrade.await)
-            else {
+            let Ok(client_io) = client_upgrade.await else {
                 return;
             };
             let activity = Activity::new();
             let mut client_io =
                 crate::idle::Tracked::new(TokioIo::new(client_io), activity.clone());
-            let mut upstream_io = TokioIo::new(upstream_io);
+            let mut upstream_io = upstream_io;
+            // What the origin sent right after its 101 is already the new protocol's.
+            if !early.is_empty() && client_io.write_all(&early).await.is_err() {
+                return;
+            }
             let _ = until_idle(
                 &activity,
                 idle,
@@ -432,24 +434,25 @@ async fn forward(
             )
             .await;
         });
-        crate::strip::strip_response(response.headers_mut(), true);
-        let response = response.map(|body| Either::Left(gateway.upstreams.unpooled_body(body)));
+        crate::strip::strip_response(&mut parts.headers, true);
+        let response = Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
         return (response, outcome);
     }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         // Nobody asked to switch (RFC 9110 §15.2.2: a server must not); the connection is in an
         // unknown protocol now and is dropped here, never pooled.
-        return (
-            respond::text(
-                StatusCode::BAD_GATEWAY,
-                "headwall: upstream switched protocols without being asked\n",
-            ),
-            Outcome::UpstreamError,
-        );
+        return bad_gateway("headwall: upstream switched protocols without being asked\n");
     }
+    let mut response = response;
     crate::strip::strip_response(response.headers_mut(), false);
-    let response = response.map(|body| Either::Left(gateway.upstreams.pooled_body(body, upstream)));
-    (response, outcome)
+    (response.map(Either::Left), outcome)
+}
+
+fn bad_gateway(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
+    (
+        respond::text(StatusCode::BAD_GATEWAY, reason),
+        Outcome::UpstreamError,
+    )
 }
 
 /// Makes the disclosure record durable before its values go out (DESIGN principle 4).

@@ -4,10 +4,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 
-use crate::upstream::PooledBody;
+use crate::upstream::UpstreamBody;
 
 /// The body of every response the gateway returns: an upstream's, or one of its own.
-pub(crate) type ProxyBody = Either<PooledBody, Full<Bytes>>;
+pub(crate) type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// A response of the gateway's own with a one-line plain-text reason.
 pub(crate) fn text(status: StatusCode, reason: &'static str) -> Response<ProxyBody> {

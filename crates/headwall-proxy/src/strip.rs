@@ -110,11 +110,6 @@ pub(crate) fn transfer_codings(headers: &HeaderMap) -> Codings {
     }
 }
 
-/// Whether `headers` are framed by `chunked` once or by no transfer coding at all.
-pub(crate) fn only_chunked(headers: &HeaderMap) -> bool {
-    transfer_codings(headers) == Codings::Fine
-}
-
 /// Whether an `Upgrade` value asks for WebSocket and nothing else.
 pub(crate) fn only_websocket(upgrade: &HeaderValue) -> bool {
     upgrade.to_str().is_ok_and(|text| {
@@ -285,6 +280,7 @@ mod tests {
 
     #[test]
     fn only_the_chunked_coding_passes() {
+        let only_chunked = |headers: &HeaderMap| transfer_codings(headers) == Codings::Fine;
         for (value, passes) in [
             ("chunked", true),
             ("Chunked", true),

@@ -1,23 +1,42 @@
 //! Upstream connections: name resolution (static hosts, then DNS), TCP connect with a deadline,
-//! and a small keep-alive pool keyed by the address actually connected to.
+//! a small keep-alive pool keyed by the address actually connected to, and the exchange of one
+//! request and its response on the gateway's own HTTP/1.1 codec (`headwall-http`).
 //!
 //! The pool key is the connected `SocketAddr`, not the host name, because destination pinning
 //! decides on the address the request really goes to (DESIGN, Matching).
+//!
+//! One exchange, in the order the code runs ([`send`]):
+//!
+//! 1. the request head is written in one buffer, framed as the client framed its body
+//!    (`Content-Length` as sent, re-chunked when the client sent chunked, none otherwise);
+//! 2. a body, if any, is pumped upstream by a task of its own, so that an origin that answers
+//!    before reading the whole body (a 413, a redirect) is heard at once;
+//! 3. the response head is read and checked by the codec (anything ambiguous is a 502); 1xx
+//!    interim answers are skipped, a 101 is handed over as a tunnel;
+//! 4. the body streams to the client through [`UpstreamBody`], decoded by its framing.
+//!
+//! The connection goes back to the pool only when both directions ended cleanly: the request
+//! body was written to its end, the response body was read to its end with no byte after it,
+//! and neither side asked to close (issue 14, defect 3; issue 20). An idle pooled connection
+//! holds only its socket: no buffer, no task.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
+use bytes::{Buf as _, Bytes, BytesMut};
+use headwall_http::{BodyDecoder, Framing, HeadError, Method, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
 
 use crate::gateway::GatewaySettings;
 
@@ -45,96 +64,19 @@ impl UpstreamError {
     }
 }
 
-/// An HTTP/1.1 connection to one upstream address, ready for a request.
+/// A TCP connection to one upstream address, ready for a request.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
-    pub(crate) sender: SendRequest<RequestBody>,
-    /// Set once the request sent on it has given up its whole body (see [`RequestBody`]);
-    /// `None` before a request is sent. The pool takes the connection back only when set.
-    request_sent: Option<Arc<AtomicU8>>,
+    stream: TcpStream,
+    /// Taken from the pool: a close before any answer byte may be the origin's idle timeout
+    /// racing our request, and a request without a body is then sent again once, fresh.
+    reused: bool,
+    /// Whether the connection may be pooled after its exchange (not for upgrades).
+    poolable: bool,
 }
 
-impl Upstream {
-    fn new(addr: SocketAddr, sender: SendRequest<RequestBody>) -> Upstream {
-        Upstream {
-            addr,
-            sender,
-            request_sent: None,
-        }
-    }
-
-    /// Whether the request written on this connection has ended: only then can the next
-    /// request follow on it. A response may end first (an origin that answers a POST before
-    /// reading its body): pooled then, the connection would hold the next subscriber's request
-    /// behind this client's body for as long as the client likes (issue 14, defect 3).
-    fn request_finished(&self) -> bool {
-        self.request_sent
-            .as_ref()
-            .is_some_and(|state| state.load(Ordering::Acquire) == BODY_SENT)
-    }
-}
-
-/// How long a pooled connection may take to be ready for the next request before it is given
-/// up for a new one. A connection is pooled only once both its directions ended, so it is
-/// ready at once; anything slower is a connection in an unknown state.
-const POOLED_READY_DEADLINE: Duration = Duration::from_millis(100);
-
-/// [`RequestBody`] states: still being read, read to its end, or broken by the client.
-const BODY_PENDING: u8 = 0;
-const BODY_SENT: u8 = 1;
-const BODY_FAILED: u8 = 2;
-
-/// A client's request body on its way upstream, marking when it has been read to its end, or
-/// that the client broke it (a malformed chunk, a short body).
-pub(crate) struct RequestBody {
-    inner: Incoming,
-    state: Arc<AtomicU8>,
-}
-
-impl RequestBody {
-    fn new(inner: Incoming) -> RequestBody {
-        let start = if inner.is_end_stream() {
-            BODY_SENT
-        } else {
-            BODY_PENDING
-        };
-        RequestBody {
-            inner,
-            state: Arc::new(AtomicU8::new(start)),
-        }
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let state = match &polled {
-            Poll::Ready(None) => BODY_SENT,
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => BODY_SENT,
-            // The client's fault (bad chunk framing, closed mid-body): never marked sent.
-            Poll::Ready(Some(Err(_))) => BODY_FAILED,
-            Poll::Ready(Some(Ok(_))) | Poll::Pending => return polled,
-        };
-        this.state.store(state, Ordering::Release);
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
+/// Bytes read from an upstream at a time.
+const READ_CHUNK: usize = 8 * 1024;
 pub(crate) struct Upstreams {
     hosts: HashMap<String, IpAddr>,
     connect_timeout: Duration,
@@ -234,8 +176,8 @@ impl Upstreams {
         Err(error)
     }
 
-    /// A ready HTTP connection to one of `addrs`: a pooled one if any is idle, else a new one.
-    /// `upgrade` connections are never pooled (they become tunnels).
+    /// A ready connection to one of `addrs`: a pooled one if any is idle and alive, else a new
+    /// one. `upgrade` connections are never pooled, before or after (they become tunnels).
     pub(crate) async fn http(
         &self,
         addrs: &[SocketAddr],
@@ -243,62 +185,32 @@ impl Upstreams {
     ) -> Result<Upstream, UpstreamError> {
         if !upgrade {
             for &addr in addrs {
-                while let Some(mut sender) = self.pool.checkout(addr) {
-                    // Not ready in time: dropped (the connection closes), the next one tried.
-                    let ready = tokio::time::timeout(POOLED_READY_DEADLINE, sender.ready()).await;
-                    if matches!(ready, Ok(Ok(()))) {
-                        return Ok(Upstream::new(addr, sender));
-                    }
+                if let Some(stream) = self.pool.checkout(addr) {
+                    return Ok(Upstream {
+                        addr,
+                        stream,
+                        reused: true,
+                        poolable: true,
+                    });
                 }
             }
         }
         self.fresh(addrs, upgrade).await
     }
 
-    /// A new HTTP connection, never from the pool.
+    /// A new connection, never from the pool.
     pub(crate) async fn fresh(
         &self,
         addrs: &[SocketAddr],
         upgrade: bool,
     ) -> Result<Upstream, UpstreamError> {
         let (stream, addr) = self.connect_tcp(addrs).await?;
-        let handshake = hyper::client::conn::http1::Builder::new()
-            .handshake::<_, RequestBody>(TokioIo::new(stream))
-            .await;
-        let Ok((sender, connection)) = handshake else {
-            return Err(UpstreamError::ConnectFailed);
-        };
-        tokio::spawn(async move {
-            let result = if upgrade {
-                connection.with_upgrades().await
-            } else {
-                connection.await
-            };
-            if let Err(error) = result {
-                tracing::debug!(%error, "upstream connection ended with an error");
-            }
-        });
-        Ok(Upstream::new(addr, sender))
-    }
-
-    /// Wraps the body of a response whose connection must not be pooled (an upgrade).
-    pub(crate) fn unpooled_body(&self, body: Incoming) -> PooledBody {
-        PooledBody {
-            inner: body,
-            checkin: None,
-        }
-    }
-
-    /// Wraps a response body so that the connection returns to the pool once it is read.
-    pub(crate) fn pooled_body(&self, body: Incoming, upstream: Upstream) -> PooledBody {
-        let mut pooled = PooledBody {
-            inner: body,
-            checkin: Some((self.pool.clone(), upstream)),
-        };
-        if pooled.inner.is_end_stream() {
-            pooled.check_in();
-        }
-        pooled
+        Ok(Upstream {
+            addr,
+            stream,
+            reused: false,
+            poolable: !upgrade,
+        })
     }
 }
 
@@ -325,10 +237,18 @@ struct Idle {
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A pooled connection and when it went idle.
-type IdleConnection = (SendRequest<RequestBody>, Instant);
+type IdleConnection = (TcpStream, Instant);
 
 /// Idle connections kept per upstream address.
 const MAX_IDLE_PER_ADDRESS: usize = 64;
+
+/// Whether an idle connection is still usable: open, and with nothing to read. An origin that
+/// closed it (a FIN) reads as end of file; one that sent bytes nobody asked for has put it in
+/// an unknown state. Either way it is dropped.
+fn idle_and_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
 
 impl Pool {
     fn new(max_idle: Duration) -> Pool {
@@ -343,13 +263,13 @@ impl Pool {
         }
     }
 
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<RequestBody>> {
+    fn checkout(&self, addr: SocketAddr) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let list = idle.by_addr.get_mut(&addr)?;
         let mut found = None;
-        while let Some((sender, since)) = list.pop() {
-            if !sender.is_closed() && since.elapsed() < self.max_idle {
-                found = Some(sender);
+        while let Some((stream, since)) = list.pop() {
+            if since.elapsed() < self.max_idle && idle_and_open(&stream) {
+                found = Some(stream);
                 break;
             }
         }
@@ -359,13 +279,9 @@ impl Pool {
         found
     }
 
-    /// Takes `upstream` back for the next request, if both directions of its exchange ended
-    /// cleanly (the response when this is called, the request per `request_finished`); else
-    /// drops it, which closes the connection once hyper is done with it.
-    fn checkin(&self, upstream: Upstream) {
-        if upstream.sender.is_closed() || !upstream.request_finished() {
-            return;
-        }
+    /// Takes `stream`, whose exchange with `addr` ended cleanly in both directions, back for
+    /// the next request.
+    fn checkin(&self, addr: SocketAddr, stream: TcpStream) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle
@@ -375,15 +291,15 @@ impl Pool {
             idle.swept = Some(now);
             let max_idle = self.max_idle;
             idle.by_addr.retain(|_, list| {
-                list.retain(|(sender, since)| {
-                    !sender.is_closed() && now.duration_since(*since) < max_idle
+                list.retain(|(stream, since)| {
+                    now.duration_since(*since) < max_idle && idle_and_open(stream)
                 });
                 !list.is_empty()
             });
         }
-        let list = idle.by_addr.entry(upstream.addr).or_default();
+        let list = idle.by_addr.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_ADDRESS {
-            list.push((upstream.sender, now));
+            list.push((stream, now));
         }
     }
 
@@ -398,98 +314,476 @@ impl Pool {
     }
 }
 
-/// An upstream response body that gives its connection back to the pool when fully read.
-/// Dropped early, the connection is closed instead (its state is unknown).
-pub(crate) struct PooledBody {
-    inner: Incoming,
-    checkin: Option<(Arc<Pool>, Upstream)>,
-}
-
-impl PooledBody {
-    fn check_in(&mut self) {
-        if let Some((pool, upstream)) = self.checkin.take() {
-            pool.checkin(upstream);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.check_in(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.check_in(),
-            Poll::Ready(Some(Err(_))) => this.checkin = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            self.check_in();
-        }
-    }
-}
-
-/// Why a request got no upstream response.
+/// Why a request got no usable upstream response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendError {
     /// The client's request body was malformed or cut short: the client's fault (400).
     ClientBody,
     /// The upstream closed or broke the connection (502).
     Upstream,
+    /// The upstream's response head is malformed or ambiguous (502).
+    BadResponse(HeadError),
 }
 
-/// Sends `request`; when a pooled connection turned out closed before the request was written,
-/// retries once on a fresh connection to the same address.
+/// How the request body ended, from the task that pumped it upstream.
+#[derive(Debug)]
+enum Pumped {
+    /// Written to its end: the write half, for the pool.
+    Done(OwnedWriteHalf),
+    /// The client's body broke (malformed chunk, short body, closed).
+    ClientFailed,
+    /// The upstream stopped taking it.
+    UpstreamFailed,
+}
+
+/// The reading side of an exchange: the whole socket, or its read half while a task owns the
+/// write half to pump the request body.
+enum ReadSide {
+    Whole(TcpStream),
+    Half(OwnedReadHalf),
+}
+
+/// The upstream connection of one exchange, from the response head's first byte on.
+struct Exchange {
+    read: ReadSide,
+    /// The body pump's verdict, until it arrives.
+    pump: Option<oneshot::Receiver<Pumped>>,
+    /// The write half, once the pump gave it back.
+    write: Option<OwnedWriteHalf>,
+    /// The pump failed on the upstream's side: the connection is in an unknown state.
+    broken: bool,
+}
+
+impl Exchange {
+    /// Takes the pump's verdict if it has come; `Some(Pumped::ClientFailed)` when the client's
+    /// body broke.
+    fn poll_pump(&mut self, cx: &mut Context<'_>) -> Option<Pumped> {
+        let rx = self.pump.as_mut()?;
+        let Poll::Ready(verdict) = Pin::new(rx).poll(cx) else {
+            return None;
+        };
+        self.pump = None;
+        match verdict {
+            Ok(Pumped::Done(half)) => {
+                self.write = Some(half);
+                None
+            }
+            Ok(Pumped::ClientFailed) => Some(Pumped::ClientFailed),
+            Ok(Pumped::UpstreamFailed) | Err(_) => {
+                self.broken = true;
+                None
+            }
+        }
+    }
+
+    /// Reads what the upstream sent next into `buf`: the number of bytes (0 at end of file).
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        buf.resize(start + READ_CHUNK, 0);
+        let mut read = ReadBuf::new(&mut buf[start..]);
+        let polled = match &mut self.read {
+            ReadSide::Whole(stream) => Pin::new(stream).poll_read(cx, &mut read),
+            ReadSide::Half(half) => Pin::new(half).poll_read(cx, &mut read),
+        };
+        let n = match polled {
+            Poll::Ready(Ok(())) => read.filled().len(),
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        polled.map_ok(|()| n)
+    }
+
+    /// The socket again, when the request was written to its end and nothing went wrong.
+    fn into_stream(mut self) -> Option<TcpStream> {
+        if self.broken {
+            return None;
+        }
+        if let Some(rx) = self.pump.as_mut()
+            && let Ok(Pumped::Done(half)) = rx.try_recv()
+        {
+            self.write = Some(half);
+        }
+        match self.read {
+            ReadSide::Whole(stream) => Some(stream),
+            ReadSide::Half(read) => read.reunite(self.write?).ok(),
+        }
+    }
+}
+
+/// Sends `request` (origin-form target, headers already stripped and enriched) on `upstream`
+/// and reads the response head. A pooled connection that turns out closed before any byte of
+/// an answer is replaced once by a fresh one to the same address, for a request without a
+/// body (one with a body cannot be sent twice).
 pub(crate) async fn send(
     upstreams: &Upstreams,
-    mut upstream: Upstream,
+    upstream: Upstream,
     request: Request<Incoming>,
-) -> Result<(http::Response<Incoming>, Upstream), SendError> {
-    let request = request.map(RequestBody::new);
-    let state = request.body().state.clone();
-    upstream.request_sent = Some(state.clone());
-    let blame = |state: &AtomicU8| {
-        if state.load(Ordering::Acquire) == BODY_FAILED {
-            SendError::ClientBody
-        } else {
-            SendError::Upstream
-        }
-    };
-    match upstream.sender.try_send_request(request).await {
-        Ok(response) => Ok((response, upstream)),
-        Err(mut error) => {
-            let Some(request) = error.take_message() else {
-                return Err(blame(&state));
-            };
-            let mut fresh = upstreams
-                .fresh(&[upstream.addr], false)
+) -> Result<Response<UpstreamBody>, SendError> {
+    let (parts, body) = request.into_parts();
+    let method = Method::from_token(parts.method.as_str().as_bytes());
+    let framing = request_framing(&parts.headers, &body);
+    let head = request_head(&parts, framing)?;
+    if framing != Framing::None {
+        return exchange(upstreams, upstream, &head, method, Some((body, framing)))
+            .await
+            .map_err(Failure::into_send_error);
+    }
+    let (reused, addr) = (upstream.reused, upstream.addr);
+    match exchange(upstreams, upstream, &head, method, None).await {
+        Err(Failure::BeforeAnswer) if reused => {
+            let fresh = upstreams
+                .fresh(&[addr], false)
                 .await
                 .map_err(|_| SendError::Upstream)?;
-            fresh.request_sent = Some(state.clone());
-            match fresh.sender.send_request(request).await {
-                Ok(response) => Ok((response, fresh)),
-                Err(_) => Err(blame(&state)),
+            exchange(upstreams, fresh, &head, method, None)
+                .await
+                .map_err(Failure::into_send_error)
+        }
+        other => other.map_err(Failure::into_send_error),
+    }
+}
+
+/// How an exchange failed.
+enum Failure {
+    /// The connection ended or broke before any byte of an answer.
+    BeforeAnswer,
+    Send(SendError),
+}
+
+impl Failure {
+    fn into_send_error(self) -> SendError {
+        match self {
+            Failure::BeforeAnswer => SendError::Upstream,
+            Failure::Send(error) => error,
+        }
+    }
+}
+
+/// The framing the client gave its body, which is how it goes upstream: its `Content-Length`
+/// as sent, none for a body that ended before it began, else chunked (hyper has decoded the
+/// client's chunks; `Transfer-Encoding` was removed as hop-by-hop).
+fn request_framing(headers: &HeaderMap, body: &Incoming) -> Framing {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match length {
+        Some(0) => Framing::None,
+        Some(length) => Framing::Length(length),
+        None if body.is_end_stream() => Framing::None,
+        None => Framing::Chunked,
+    }
+}
+
+/// The request head as it goes upstream, in one buffer.
+fn request_head(parts: &http::request::Parts, framing: Framing) -> Result<Vec<u8>, SendError> {
+    let target = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let chunked: &[(&[u8], &[u8])] = if framing == Framing::Chunked {
+        &[(b"transfer-encoding", b"chunked")]
+    } else {
+        &[]
+    };
+    let fields: Vec<(&[u8], &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        .chain(chunked.iter().copied())
+        .collect();
+    let mut head = Vec::new();
+    headwall_http::write_request_head(
+        &mut head,
+        parts.method.as_str().as_bytes(),
+        target.as_bytes(),
+        Version::Http11,
+        fields,
+    )
+    // The http crate's types cannot hold what the writer refuses; a 502 if they ever did.
+    .map_err(|_| SendError::Upstream)?;
+    Ok(head)
+}
+
+/// Pumps the client's body upstream in `framing` (trailers dropped), then gives the write half
+/// back. The head goes out with the body's first bytes, as hyper's client did: a body that
+/// breaks before its first byte leaves the origin with nothing at all.
+async fn pump_body(
+    mut write: OwnedWriteHalf,
+    mut body: Incoming,
+    framing: Framing,
+    head: Vec<u8>,
+) -> Pumped {
+    let chunked = framing == Framing::Chunked;
+    let mut out = head;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Pumped::ClientFailed;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let written = if chunked {
+            headwall_http::write_chunk(&mut out, &data);
+            write.write_all(&out).await
+        } else if out.is_empty() {
+            write.write_all(&data).await
+        } else {
+            out.extend_from_slice(&data);
+            write.write_all(&out).await
+        };
+        out.clear();
+        if written.is_err() {
+            return Pumped::UpstreamFailed;
+        }
+    }
+    if chunked {
+        headwall_http::write_last_chunk(&mut out);
+    }
+    if !out.is_empty() && write.write_all(&out).await.is_err() {
+        return Pumped::UpstreamFailed;
+    }
+    Pumped::Done(write)
+}
+
+/// One request and its response head on `upstream`.
+async fn exchange(
+    upstreams: &Upstreams,
+    upstream: Upstream,
+    head: &[u8],
+    method: Method,
+    body: Option<(Incoming, Framing)>,
+) -> Result<Response<UpstreamBody>, Failure> {
+    let Upstream {
+        addr,
+        mut stream,
+        poolable,
+        ..
+    } = upstream;
+    let mut exchange = match body {
+        None => {
+            if stream.write_all(head).await.is_err() {
+                return Err(Failure::BeforeAnswer);
             }
+            Exchange {
+                read: ReadSide::Whole(stream),
+                pump: None,
+                write: None,
+                broken: false,
+            }
+        }
+        Some((body, framing)) => {
+            let (read, write) = stream.into_split();
+            let (verdict, pump) = oneshot::channel();
+            let head = head.to_vec();
+            tokio::spawn(async move {
+                let _ = verdict.send(pump_body(write, body, framing, head).await);
+            });
+            Exchange {
+                read: ReadSide::Half(read),
+                pump: Some(pump),
+                write: None,
+                broken: false,
+            }
+        }
+    };
+
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut answered = false;
+    let (response_head, length) = loop {
+        match headwall_http::parse_response_head(&buf, method) {
+            // 100 Continue and the other 1xx: hyper gives the client its own 100 Continue;
+            // the origin's interim answers end here.
+            Ok(Some((response, length)))
+                if response.is_interim() && !response.is_switching_protocols() =>
+            {
+                buf.advance(length);
+                continue;
+            }
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) => {}
+            Err(error) => return Err(Failure::Send(SendError::BadResponse(error))),
+        }
+        let read = std::future::poll_fn(|cx| {
+            if let Some(Pumped::ClientFailed) = exchange.poll_pump(cx) {
+                return Poll::Ready(Err(None));
+            }
+            exchange.poll_read_into(cx, &mut buf).map_err(Some)
+        })
+        .await;
+        match read {
+            // The client's body broke: its fault, whatever the origin does now.
+            Err(None) => return Err(Failure::Send(SendError::ClientBody)),
+            Ok(0) | Err(Some(_)) if !answered => return Err(Failure::BeforeAnswer),
+            Ok(0) | Err(Some(_)) => return Err(Failure::Send(SendError::Upstream)),
+            Ok(_) => answered = true,
+        }
+    };
+
+    let status = StatusCode::from_u16(response_head.status())
+        .map_err(|_| Failure::Send(SendError::BadResponse(HeadError::BadStatusLine)))?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in response_head.field_bytes(&buf[..length]) {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        else {
+            return Err(Failure::Send(SendError::BadResponse(
+                HeadError::BadFieldValue,
+            )));
+        };
+        // Chunked won over a length (RFC 9112 §6.3 ¶3): the length is not passed on.
+        if name == header::CONTENT_LENGTH && response_head.length_overridden() {
+            continue;
+        }
+        headers.append(name, value);
+    }
+    let framing = response_head.framing();
+    let reusable = poolable
+        && response_head.keep_alive()
+        && !response_head.is_switching_protocols()
+        && framing != Framing::CloseDelimited;
+    buf.advance(length);
+    let mut body = UpstreamBody {
+        exchange: Some(exchange),
+        buf,
+        decoder: BodyDecoder::new(framing),
+        checkin: reusable.then(|| (upstreams.pool.clone(), addr)),
+        done: false,
+    };
+    // Nothing to read (no body, or an empty one): the exchange is over now, whether or not
+    // anybody polls the body.
+    if body.decoder.is_done() && !response_head.is_switching_protocols() {
+        body.end();
+    }
+    Ok(response.map(|()| body))
+}
+
+/// An upstream response body, decoded by its framing as it is read. When it has been read to
+/// its end with nothing after it, the connection goes back to the pool (if both sides allow).
+/// Dropped early, the connection closes (its state is unknown).
+pub(crate) struct UpstreamBody {
+    exchange: Option<Exchange>,
+    /// Bytes read and not yet decoded.
+    buf: BytesMut,
+    decoder: BodyDecoder,
+    checkin: Option<(Arc<Pool>, SocketAddr)>,
+    done: bool,
+}
+
+impl UpstreamBody {
+    /// The body has ended: the connection goes to the pool when clean, else closes.
+    fn end(&mut self) {
+        self.done = true;
+        let exchange = self.exchange.take();
+        if let (Some((pool, addr)), Some(exchange)) = (self.checkin.take(), exchange)
+            && self.buf.is_empty()
+            && let Some(stream) = exchange.into_stream()
+        {
+            pool.checkin(addr, stream);
+        }
+    }
+
+    /// After a 101: the upstream socket and the bytes it sent after the response head, which
+    /// belong to the new protocol. `None` when the request's own body is still being written.
+    pub(crate) fn into_tunnel(mut self) -> Option<(TcpStream, Bytes)> {
+        let exchange = self.exchange.take()?;
+        let stream = exchange.into_stream()?;
+        Some((stream, std::mem::take(&mut self.buf).freeze()))
+    }
+
+    fn failed(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.done = true;
+        self.exchange = None;
+        self.checkin = None;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if !this.buf.is_empty() || this.decoder.is_done() {
+                let decoded = match this.decoder.decode(&this.buf) {
+                    Ok(decoded) => decoded,
+                    Err(error) => {
+                        return this.failed(io::Error::new(io::ErrorKind::InvalidData, error));
+                    }
+                };
+                let (consumed, finished) = (decoded.consumed, decoded.done);
+                let data = (!decoded.data.is_empty()).then(|| {
+                    let start = decoded.data.as_ptr().addr() - this.buf.as_ptr().addr();
+                    start..start + decoded.data.len()
+                });
+                let mut taken = this.buf.split_to(consumed);
+                let chunk = data.map(|range| {
+                    taken.truncate(range.end);
+                    taken.advance(range.start);
+                    taken.freeze()
+                });
+                if finished {
+                    this.end();
+                }
+                if let Some(chunk) = chunk {
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                if finished {
+                    return Poll::Ready(None);
+                }
+                if consumed > 0 {
+                    continue;
+                }
+            }
+            let Some(exchange) = this.exchange.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // A body the client is still sending does not hold up the answer; its verdict
+            // only decides whether the connection can be pooled.
+            let _ = exchange.poll_pump(cx);
+            let read = ready!(exchange.poll_read_into(cx, &mut this.buf));
+            match read {
+                Ok(0) => {
+                    // End of file: the end of a close-delimited body, else a cut one.
+                    return match this.decoder.finish() {
+                        Ok(()) => {
+                            this.done = true;
+                            this.exchange = None;
+                            Poll::Ready(None)
+                        }
+                        Err(error) => {
+                            this.failed(io::Error::new(io::ErrorKind::UnexpectedEof, error))
+                        }
+                    };
+                }
+                Ok(_) => {}
+                Err(error) => return this.failed(error),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.decoder {
+            BodyDecoder::None => SizeHint::with_exact(0),
+            BodyDecoder::Length(decoder) => SizeHint::with_exact(decoder.remaining()),
+            _ => SizeHint::default(),
         }
     }
 }
@@ -500,95 +794,86 @@ mod tests {
 
     use super::*;
 
-    /// A real HTTP/1 client connection over an in-memory pipe (nobody answers on the far end;
-    /// the pool only looks at whether it is closed).
-    async fn connection(
-        port: u16,
-    ) -> (
-        Upstream,
-        tokio::io::DuplexStream,
-        tokio::task::JoinHandle<()>,
-    ) {
-        let (near, far) = tokio::io::duplex(1024);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(near))
+    /// A real TCP connection on loopback: the near end for the pool, the far end (the
+    /// "origin") for the test to keep open or close.
+    async fn connection() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let addr = SocketAddr::from(([127, 0, 0, 2], port));
-        let upstream = Upstream {
-            addr,
-            sender,
-            request_sent: Some(Arc::new(AtomicU8::new(BODY_SENT))),
-        };
-        (upstream, far, driver)
+        let (far, _) = listener.accept().await.unwrap();
+        (near, far)
     }
 
-    /// Checks in one connection to each of 40 addresses; the far ends stay open while the
-    /// returned pairs live.
-    async fn check_in_forty(
-        pool: &Pool,
-    ) -> Vec<(tokio::io::DuplexStream, tokio::task::JoinHandle<()>)> {
-        let mut kept = Vec::new();
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 2], port))
+    }
+
+    /// Checks in one connection to each of 40 addresses; returns the far ends.
+    async fn check_in_forty(pool: &Pool) -> Vec<TcpStream> {
+        let mut far_ends = Vec::new();
         for port in 0..40 {
-            let (upstream, far, driver) = connection(9000 + port).await;
-            pool.checkin(upstream);
-            kept.push((far, driver));
+            let (near, far) = connection().await;
+            pool.checkin(addr(9000 + port), near);
+            far_ends.push(far);
         }
         assert_eq!(pool.addresses(), 40);
-        kept
+        far_ends
     }
 
     #[tokio::test]
     async fn an_address_leaves_the_pool_with_its_last_connection() {
         let pool = Pool::new(Duration::from_secs(60));
-        let (upstream, _far, _driver) = connection(8001).await;
-        let addr = upstream.addr;
-        pool.checkin(upstream);
+        let (near, _far) = connection().await;
+        pool.checkin(addr(8001), near);
         assert_eq!(pool.addresses(), 1);
-        assert!(pool.checkout(addr).is_some());
+        assert!(pool.checkout(addr(8001)).is_some());
         assert_eq!(pool.addresses(), 0);
-        assert!(pool.checkout(addr).is_none());
+        assert!(pool.checkout(addr(8001)).is_none());
     }
 
     #[tokio::test]
-    async fn a_connection_still_sending_its_request_is_not_pooled() {
+    async fn a_connection_the_origin_closed_or_wrote_on_is_never_handed_out() {
         let pool = Pool::new(Duration::from_secs(60));
-        let (mut upstream, _far, _driver) = connection(8002).await;
-        upstream.request_sent = Some(Arc::new(AtomicU8::new(BODY_PENDING)));
-        pool.checkin(upstream);
-        assert_eq!(pool.addresses(), 0);
-        let (mut unsent, _far, _driver) = connection(8003).await;
-        unsent.request_sent = None;
-        pool.checkin(unsent);
-        assert_eq!(pool.addresses(), 0);
+        let (near, far) = connection().await;
+        pool.checkin(addr(8002), near);
+        drop(far);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.checkout(addr(8002)).is_none(), "closed by the origin");
+        let (near, mut far) = connection().await;
+        pool.checkin(addr(8003), near);
+        far.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            pool.checkout(addr(8003)).is_none(),
+            "bytes nobody asked for"
+        );
+        let (near, _far) = connection().await;
+        pool.checkin(addr(8004), near);
+        assert!(pool.checkout(addr(8004)).is_some());
     }
 
     #[tokio::test]
     async fn a_sweep_drops_addresses_whose_connections_closed() {
         // Sweeping at every check-in, connections never old enough to expire.
         let pool = Pool::sweeping(Duration::from_secs(3600), Duration::ZERO);
-        let mut kept = check_in_forty(&pool).await;
-        // Half of the origins close their end: those connections end, but stay listed until a
-        // sweep.
-        for (far, driver) in kept.drain(..20) {
-            drop(far);
-            driver.await.unwrap();
-        }
+        let mut far_ends = check_in_forty(&pool).await;
+        // Half of the origins close their end: listed until a sweep.
+        far_ends.drain(..20);
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(pool.addresses(), 40);
-        let (upstream, _far, _driver) = connection(7000).await;
-        pool.checkin(upstream);
+        let (near, _far) = connection().await;
+        pool.checkin(addr(7000), near);
         assert_eq!(pool.addresses(), 21);
     }
 
     #[tokio::test]
     async fn a_sweep_drops_addresses_whose_connections_expired() {
         let pool = Pool::sweeping(Duration::from_millis(50), Duration::ZERO);
-        let _kept = check_in_forty(&pool).await;
+        let _far_ends = check_in_forty(&pool).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let (upstream, _far, _driver) = connection(7000).await;
-        pool.checkin(upstream);
+        let (near, _far) = connection().await;
+        pool.checkin(addr(7000), near);
         assert_eq!(pool.addresses(), 1);
     }
 }

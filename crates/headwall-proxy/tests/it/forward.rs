@@ -629,3 +629,61 @@ async fn a_partner_switches_to_websocket_only_with_a_valid_handshake() {
     assert_eq!(response.status, 200);
     assert_eq!(only(&h.agecheck).header("upgrade"), None);
 }
+
+/// An origin that closes a keep-alive connection soon after answering (its own idle timeout):
+/// the pooled connection is found closed before it is used, so the next request — a POST, which
+/// cannot be sent twice — goes on a new connection and is answered, never a 502.
+#[tokio::test]
+async fn an_origin_closing_its_idle_connection_costs_no_request() {
+    let h = start(r#"idle_timeout = "30s""#).await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = origin.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                // One request (head and, for a POST, its 4-byte body), one keep-alive answer,
+                // then the origin closes 20 ms later without saying so in the answer.
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let body = if seen.starts_with(b"POST") { 4 } else { 0 };
+                    if seen.len() >= end + 4 + body {
+                        break;
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    let first = h.get(subscriber_ip(), &url, &[]).await;
+    assert_eq!(
+        (first.status, first.body.as_slice()),
+        (200, b"ok".as_slice())
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let post = format!(
+        "POST {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"
+    );
+    let second = h.raw(subscriber_ip(), post.as_bytes()).await;
+    assert_eq!(
+        (second.status, second.body.as_slice()),
+        (200, b"ok".as_slice())
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
