@@ -5,21 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use crate::gateway::Gateway;
 use crate::idle::{Activity, Tracked, until_idle};
 use crate::listener::Slot;
 use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
+use crate::serve::{ClientBody, OnUpgrade};
 
 static PARTNER_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) async fn tunnel(
     gateway: &Arc<Gateway>,
     slot: &Slot,
-    mut request: Request<Incoming>,
+    mut request: Request<ClientBody>,
 ) -> (Response<ProxyBody>, Outcome) {
     let Some(authority) = request.uri().authority().cloned() else {
         return bad_target();
@@ -67,7 +66,9 @@ pub(crate) async fn tunnel(
         Ok((stream, _)) => stream,
         Err(error) => return crate::forward::upstream_failure(error),
     };
-    let on_upgrade = hyper::upgrade::on(&mut request);
+    let Some(on_upgrade) = OnUpgrade::take(&mut request) else {
+        return bad_target();
+    };
     let idle = gateway.settings.idle_timeout;
     // The tunnel keeps the client connection's max_connections slot until both sockets close.
     let guard = slot.tunnel(gateway);
@@ -77,7 +78,7 @@ pub(crate) async fn tunnel(
             return;
         };
         let activity = Activity::new();
-        let mut client = TokioIo::new(client);
+        let mut client = client;
         let mut upstream = Tracked::new(upstream, activity.clone());
         let copied = until_idle(
             &activity,

@@ -8,8 +8,6 @@ use headwall_http::HeadError;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 
 use std::sync::atomic::AtomicU64;
@@ -23,6 +21,7 @@ use crate::idle::{Activity, until_idle};
 use crate::listener::Slot;
 use crate::metrics::{Listener, Outcome};
 use crate::respond::{self, ProxyBody};
+use crate::serve::{ClientBody, OnUpgrade};
 use crate::strip::Codings;
 use crate::upstream::{self, SendError, UpstreamError};
 
@@ -58,7 +57,7 @@ pub(crate) async fn handle(
     client: SocketAddr,
     front: Front,
     slot: Slot,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let (response, outcome) = match (request.method() == Method::CONNECT, front) {
@@ -89,7 +88,7 @@ struct Target {
     pinned: Option<SocketAddr>,
 }
 
-fn target(front: Front, request: &Request<Incoming>) -> Result<Target, &'static str> {
+fn target(front: Front, request: &Request<ClientBody>) -> Result<Target, &'static str> {
     let uri = request.uri();
     let path = uri
         .path_and_query()
@@ -201,7 +200,7 @@ async fn forward(
     client: SocketAddr,
     front: Front,
     slot: &Slot,
-    mut request: Request<Incoming>,
+    mut request: Request<ClientBody>,
 ) -> (Response<ProxyBody>, Outcome) {
     let Target {
         host,
@@ -279,7 +278,7 @@ async fn forward(
             .flatten();
         websocket_accept.is_some()
     });
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+    let client_upgrade = upgrade.as_ref().and_then(|_| OnUpgrade::take(&mut request));
     let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
         Ok(upstream) => upstream,
         Err(error) => return upstream_failure(error),
@@ -420,8 +419,7 @@ async fn forward(
                 return;
             };
             let activity = Activity::new();
-            let mut client_io =
-                crate::idle::Tracked::new(TokioIo::new(client_io), activity.clone());
+            let mut client_io = crate::idle::Tracked::new(client_io, activity.clone());
             let mut upstream_io = upstream_io;
             // What the origin sent right after its 101 is already the new protocol's.
             if !early.is_empty() && client_io.write_all(&early).await.is_err() {

@@ -23,7 +23,7 @@ impl Activity {
         activity
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.0.store(millis_since_start(), Ordering::Relaxed);
     }
 

@@ -11,6 +11,7 @@
 //! Where to start: [`Gateway`].
 
 mod connect;
+mod date;
 mod enrich;
 mod forward;
 mod front;
@@ -19,6 +20,7 @@ mod idle;
 mod listener;
 mod metrics;
 mod respond;
+mod serve;
 mod strip;
 mod upstream;
 

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::gateway::Gateway;
-use crate::idle::{Activity, Tracked, until_idle};
+use crate::idle::{Activity, until_idle};
 use crate::metrics::{Listener, Outcome};
 
 /// Accepts client connections until `shutdown` resolves. A bad connection never stops the loop;
@@ -66,8 +65,8 @@ pub(crate) async fn serve(
     }
 }
 
-/// A client connection's place under `max_connections`. The connection holds it while hyper
-/// serves it; a tunnel made from the connection (CONNECT, a WebSocket 101) takes it over, so the
+/// A client connection's place under `max_connections`. The connection holds it while it is
+/// served; a tunnel made from the connection (CONNECT, a WebSocket 101) takes it over, so the
 /// slot is free only once the tunnel's sockets have closed too — otherwise every tunnel would
 /// be an unbounded file descriptor past the limit.
 #[derive(Clone)]
@@ -123,52 +122,25 @@ async fn serve_connection(
         }
     };
     let activity = Activity::new();
-    let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-    let service_gateway = gateway.clone();
-    let service = hyper::service::service_fn(move |request| {
-        let gateway = service_gateway.clone();
-        let slot = slot.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(
-                crate::forward::handle(gateway, client, front, slot, request).await,
-            )
-        }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(gateway.settings.header_read_timeout)
-        .keep_alive(true)
-        .serve_connection(io, service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    let mut drain = gateway.drain.subscribe();
-    // On drain: finish the request in flight, then close (idle keep-alive closes at once).
-    let served = async {
-        tokio::select! {
-            result = connection.as_mut() => result,
-            () = async { drop(drain.wait_for(|draining| *draining).await) } => {
-                connection.as_mut().graceful_shutdown();
-                connection.as_mut().await
-            }
-        }
-    };
-    match until_idle(&activity, gateway.settings.idle_timeout, served).await {
-        Some(Ok(())) => {}
-        Some(Err(error)) if error.is_parse() || error.is_parse_too_large() => {
-            // hyper already answered 400/431/414; count it and keep serving others.
-            gateway.metrics.count_request(kind, Outcome::BadRequest);
-            warn_limited(&MALFORMED, || {
-                tracing::debug!(client.addr = %peer, %error, "malformed request");
-            });
-        }
-        Some(Err(error)) => tracing::debug!(client.addr = %peer, %error, "client connection error"),
-        None => tracing::debug!(client.addr = %peer, "client connection idle; closed"),
+    let served = crate::serve::connection(
+        gateway.clone(),
+        stream,
+        client,
+        front,
+        slot,
+        kind,
+        activity.clone(),
+    );
+    if until_idle(&activity, gateway.settings.idle_timeout, served)
+        .await
+        .is_none()
+    {
+        tracing::debug!(client.addr = %peer, "client connection idle; closed");
     }
 }
 
 static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
 static LIMIT_REACHED: AtomicU64 = AtomicU64::new(0);
-static MALFORMED: AtomicU64 = AtomicU64::new(0);
 static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `log` at most once per 10 seconds per `last` slot: malformed input is counted on every

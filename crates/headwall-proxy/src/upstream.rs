@@ -32,13 +32,14 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use headwall_http::{BodyDecoder, Framing, HeadError, Method, Version};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use crate::gateway::GatewaySettings;
+use crate::serve::ClientBody;
 
 /// Why an upstream could not be used; each maps to a status and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,7 +422,7 @@ impl Exchange {
 pub(crate) async fn send(
     upstreams: &Upstreams,
     upstream: Upstream,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Result<Response<UpstreamBody>, SendError> {
     let (parts, body) = request.into_parts();
     let method = Method::from_token(parts.method.as_str().as_bytes());
@@ -464,9 +465,9 @@ impl Failure {
 }
 
 /// The framing the client gave its body, which is how it goes upstream: its `Content-Length`
-/// as sent, none for a body that ended before it began, else chunked (hyper has decoded the
-/// client's chunks; `Transfer-Encoding` was removed as hop-by-hop).
-fn request_framing(headers: &HeaderMap, body: &Incoming) -> Framing {
+/// as sent, none for a body that ended before it began, else chunked (the client's chunks
+/// are decoded; `Transfer-Encoding` was removed as hop-by-hop).
+fn request_framing(headers: &HeaderMap, body: &ClientBody) -> Framing {
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -474,7 +475,7 @@ fn request_framing(headers: &HeaderMap, body: &Incoming) -> Framing {
     match length {
         Some(0) => Framing::None,
         Some(length) => Framing::Length(length),
-        None if body.is_end_stream() => Framing::None,
+        None if body.is_empty() => Framing::None,
         None => Framing::Chunked,
     }
 }
@@ -511,7 +512,7 @@ fn request_head(parts: &http::request::Parts, framing: Framing) -> Result<Vec<u8
 /// breaks before its first byte leaves the origin with nothing at all.
 async fn pump_body(
     mut write: OwnedWriteHalf,
-    mut body: Incoming,
+    mut body: ClientBody,
     framing: Framing,
     head: Vec<u8>,
 ) -> Pumped {
@@ -556,7 +557,7 @@ async fn exchange(
     upstream: Upstream,
     head: &[u8],
     method: Method,
-    body: Option<(Incoming, Framing)>,
+    body: Option<(ClientBody, Framing)>,
 ) -> Result<Response<UpstreamBody>, Failure> {
     let Upstream {
         addr,

@@ -1,0 +1,66 @@
+//! The `Date` field of the gateway's responses (RFC 9110 §6.6.1, IMF-fixdate), made once a
+//! second and shared.
+
+use std::sync::Mutex;
+use std::sync::PoisonError;
+
+/// The cached value and the second it was made for.
+static CACHE: Mutex<(u64, String)> = Mutex::new((u64::MAX, String::new()));
+
+/// Now as `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn now() -> String {
+    let secs = headwall_sessions::unix_now();
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.0 != secs {
+        *cache = (secs, imf_fixdate(secs));
+    }
+    cache.1.clone()
+}
+
+/// `secs` since the Unix epoch as an IMF-fixdate.
+fn imf_fixdate(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let time = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, for non-negative days).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::try_from(days % 7).unwrap_or(0)],
+        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_imf_fixdate() {
+        assert_eq!(super::imf_fixdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            super::imf_fixdate(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            super::imf_fixdate(951_782_400),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            super::imf_fixdate(1_796_256_000),
+            "Thu, 03 Dec 2026 00:00:00 GMT"
+        );
+    }
+}

@@ -1,0 +1,654 @@
+//! One client connection on the gateway's own HTTP/1.1 server side (`headwall-http`): read a
+//! request head, hand the request to [`crate::forward::handle`], write its response, and go
+//! round again while both sides keep the connection alive.
+//!
+//! In the order the code runs, for each request:
+//!
+//! 1. wait for the next request's first byte **without a buffer** (an idle keep-alive
+//!    connection holds its socket and nothing else), closing at `idle_timeout` or on drain;
+//! 2. read the head within `header_read_timeout` and parse it with the codec: anything it
+//!    refuses is answered with the codec's status (400, 414, 431, 501) and the connection
+//!    closes;
+//! 3. the body, if the head frames one, is a [`ClientBody`] that owns the connection's read
+//!    half while it is read (sending `100 Continue` first when the client asked for it) and
+//!    gives it back, with any pipelined bytes after it, when it ends;
+//! 4. the response head goes out in one buffer, with the first piece of its body when that is
+//!    already there; the body follows, framed by its length, chunked, or (to an HTTP/1.0
+//!    client) to the close;
+//! 5. after a `101` or a `2xx` to CONNECT the socket becomes the tunnel the request asked for
+//!    ([`OnUpgrade`]).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use headwall_http::{BodyDecoder, Framing, HeadError, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
+
+use crate::forward::Front;
+use crate::gateway::Gateway;
+use crate::idle::Activity;
+use crate::listener::{Slot, warn_limited};
+use crate::metrics::{Listener, Outcome};
+use crate::respond::ProxyBody;
+
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 4 * 1024;
+/// Response bytes gathered before a write (a head and its first body piece go out together).
+const WRITE_GATHER: usize = 16 * 1024;
+
+static MALFORMED: AtomicU64 = AtomicU64::new(0);
+
+/// A client connection after the switch to another protocol: its socket and the bytes the
+/// client sent after the request head, which belong to the new protocol.
+pub(crate) struct Upgraded {
+    stream: TcpStream,
+    early: Bytes,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.early.is_empty() {
+            let n = this.early.len().min(buf.remaining());
+            buf.put_slice(&this.early[..n]);
+            this.early.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Resolves to the client's socket once the response that switches protocols has been written
+/// (like hyper's `upgrade::on`).
+pub(crate) struct OnUpgrade(oneshot::Receiver<Upgraded>);
+
+/// Where a request that may switch protocols (CONNECT, or one with `Upgrade`) carries its
+/// [`OnUpgrade`] in its extensions (which must be `Clone`).
+#[derive(Clone)]
+struct UpgradeSlot(Arc<std::sync::Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+
+impl OnUpgrade {
+    /// Takes the handle out of `request`, if it may switch protocols.
+    pub(crate) fn take<B>(request: &mut Request<B>) -> Option<OnUpgrade> {
+        let slot = request.extensions_mut().remove::<UpgradeSlot>()?;
+        let receiver = slot
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        Some(OnUpgrade(receiver))
+    }
+}
+
+impl Future for OnUpgrade {
+    type Output = Result<Upgraded, oneshot::error::RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// What a request body gives back to its connection when it ends or is dropped: the read half,
+/// the bytes read past the body (the next request's, if pipelined), and whether the body was
+/// read to its end (otherwise the connection cannot go on).
+struct Returned {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    clean: bool,
+}
+
+/// A client's request body, decoded by its framing as the upstream side reads it.
+pub(crate) struct ClientBody {
+    read: Option<OwnedReadHalf>,
+    buf: BytesMut,
+    decoder: BodyDecoder,
+    done: bool,
+    give_back: Option<oneshot::Sender<Returned>>,
+    /// Fired at the first read when the client sent `Expect: 100-continue`.
+    continue_wanted: Option<oneshot::Sender<()>>,
+    activity: Activity,
+}
+
+impl ClientBody {
+    /// A body that has none (the connection keeps its read half).
+    fn empty(activity: Activity) -> ClientBody {
+        ClientBody {
+            read: None,
+            buf: BytesMut::new(),
+            decoder: BodyDecoder::None,
+            done: true,
+            give_back: None,
+            continue_wanted: None,
+            activity,
+        }
+    }
+
+    /// Whether nothing is left to read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.done
+    }
+
+    fn give_back(&mut self, clean: bool) {
+        if let (Some(tx), Some(read)) = (self.give_back.take(), self.read.take()) {
+            let _ = tx.send(Returned {
+                read,
+                buf: std::mem::take(&mut self.buf),
+                clean,
+            });
+        }
+    }
+
+    fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.done = true;
+        self.give_back(false);
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        let clean = self.done;
+        self.give_back(clean);
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        // The first read of the body is when the client hears it may send it (as hyper does,
+        // even when the body came with the head).
+        if let Some(wanted) = this.continue_wanted.take() {
+            let _ = wanted.send(());
+        }
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if !this.buf.is_empty() {
+                let decoded = match this.decoder.decode(&this.buf) {
+                    Ok(decoded) => decoded,
+                    Err(error) => {
+                        return this.fail(io::Error::new(io::ErrorKind::InvalidData, error));
+                    }
+                };
+                let (consumed, finished) = (decoded.consumed, decoded.done);
+                let data = (!decoded.data.is_empty()).then(|| {
+                    let start = decoded.data.as_ptr().addr() - this.buf.as_ptr().addr();
+                    start..start + decoded.data.len()
+                });
+                let mut taken = this.buf.split_to(consumed);
+                let chunk = data.map(|range| {
+                    taken.truncate(range.end);
+                    taken.advance(range.start);
+                    taken.freeze()
+                });
+                if finished {
+                    this.done = true;
+                    this.give_back(true);
+                }
+                if let Some(chunk) = chunk {
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                if finished {
+                    return Poll::Ready(None);
+                }
+                if consumed > 0 {
+                    continue;
+                }
+            }
+            let Some(read) = this.read.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(poll_read_into(read, cx, &mut this.buf)) {
+                Ok(0) => {
+                    let error = this.decoder.finish().err();
+                    return this.fail(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        error.map_or("closed", |e| e.as_str()),
+                    ));
+                }
+                Ok(_) => this.activity.touch(),
+                Err(error) => return this.fail(error),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.decoder {
+            BodyDecoder::None => SizeHint::with_exact(0),
+            BodyDecoder::Length(decoder) => SizeHint::with_exact(decoder.remaining()),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Reads what the peer sent next into `buf`: the number of bytes (0 at end of file).
+pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let mut window = ReadBuf::new(&mut buf[start..]);
+    let polled = Pin::new(read).poll_read(cx, &mut window);
+    let n = match polled {
+        Poll::Ready(Ok(())) => window.filled().len(),
+        _ => 0,
+    };
+    buf.truncate(start + n);
+    polled.map_ok(|()| n)
+}
+
+/// How waiting for a request head ended.
+enum Head {
+    /// A complete head, `length` bytes at the start of the buffer.
+    Complete(headwall_http::RequestHead, usize),
+    /// The client closed, went quiet, or the gateway is draining: close without a word.
+    Gone,
+    /// The head is refused: answer with its status and close.
+    Refused(HeadError),
+}
+
+/// Serves `stream` from `client` until either side closes it, it idles, the gateway drains,
+/// or it becomes a tunnel.
+pub(crate) async fn connection(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    client: SocketAddr,
+    front: Front,
+    slot: Slot,
+    kind: Listener,
+    activity: Activity,
+) {
+    let (read_half, mut write) = stream.into_split();
+    // Lent to a request body while it is read, and given back with the bytes after it.
+    let mut read = Some(read_half);
+    let mut buf = BytesMut::new();
+    let mut drain = gateway.drain.subscribe();
+    loop {
+        let Some(reader) = read.as_mut() else {
+            return;
+        };
+        let (head, length) = match read_head(&gateway, reader, &mut buf, &mut drain, &activity)
+            .await
+        {
+            Head::Complete(head, length) => (head, length),
+            Head::Gone => return,
+            Head::Refused(error) => {
+                gateway.metrics.count_request(kind, Outcome::BadRequest);
+                warn_limited(&MALFORMED, || {
+                    tracing::debug!(client.addr = %client, error = error.as_str(), "malformed request");
+                });
+                let _ = write.write_all(&refusal(error)).await;
+                return;
+            }
+        };
+        let Some(mut request) = request_of(&head, &buf[..length]) else {
+            gateway.metrics.count_request(kind, Outcome::BadRequest);
+            let _ = write.write_all(&refusal(HeadError::BadRequestLine)).await;
+            return;
+        };
+        buf.advance(length);
+        let head_request = request.method() == Method::HEAD;
+        let connect = request.method() == Method::CONNECT;
+        let version = request.version();
+
+        // A body takes the read half, and the bytes after the head, with it.
+        let framing = head.framing();
+        let (continue_wanted, mut continue_rx) = oneshot::channel();
+        let mut lent = None;
+        let body = if framing == Framing::None {
+            ClientBody::empty(activity.clone())
+        } else {
+            let (give_back, back) = oneshot::channel();
+            lent = Some(back);
+            ClientBody {
+                read: read.take(),
+                buf: std::mem::take(&mut buf),
+                decoder: BodyDecoder::new(framing),
+                done: false,
+                give_back: Some(give_back),
+                continue_wanted: head.expect_continue().then_some(continue_wanted),
+                activity: activity.clone(),
+            }
+        };
+        let mut upgrade_tx = None;
+        if connect || request.headers().contains_key(header::UPGRADE) {
+            let (tx, rx) = oneshot::channel();
+            upgrade_tx = Some(tx);
+            request
+                .extensions_mut()
+                .insert(UpgradeSlot(Arc::new(std::sync::Mutex::new(Some(rx)))));
+        }
+        let request = request.map(|()| body);
+
+        let handled = crate::forward::handle(gateway.clone(), client, front, slot.clone(), request);
+        tokio::pin!(handled);
+        let mut continued = false;
+        let response = loop {
+            tokio::select! {
+                biased;
+                // First: a 100 Continue asked for always goes out before the final answer.
+                wanted = &mut continue_rx, if !continued => {
+                    continued = true;
+                    if wanted.is_ok() {
+                        if write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                            return;
+                        }
+                        activity.touch();
+                    }
+                }
+                response = &mut handled => break response,
+            }
+        };
+
+        let status = response.status();
+        let switching =
+            status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
+        let close = !head.keep_alive() || *drain.borrow();
+        let Ok(complete) = write_response(
+            &mut write,
+            response,
+            head_request || switching,
+            version,
+            close,
+            &activity,
+        )
+        .await
+        else {
+            return;
+        };
+
+        // What became of the request body decides whether the connection goes on.
+        if let Some(back) = lent {
+            let Ok(returned) = back.await else {
+                return;
+            };
+            read = Some(returned.read);
+            buf = returned.buf;
+            if !returned.clean {
+                return;
+            }
+        }
+        if switching {
+            let Some(upgrade_tx) = upgrade_tx.filter(|tx| !tx.is_closed()) else {
+                return;
+            };
+            let Some(Ok(stream)) = read.take().map(|half| half.reunite(write)) else {
+                return;
+            };
+            let _ = upgrade_tx.send(Upgraded {
+                stream,
+                early: buf.freeze(),
+            });
+            return;
+        }
+        if close || !complete {
+            return;
+        }
+        if buf.is_empty() {
+            // Idle between requests: no buffer held.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// Waits for a request head: for its first byte without a buffer (closing on drain, or when
+/// the client closes), then for the rest within `header_read_timeout`.
+async fn read_head(
+    gateway: &Gateway,
+    read: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    drain: &mut tokio::sync::watch::Receiver<bool>,
+    activity: &Activity,
+) -> Head {
+    if buf.is_empty() {
+        if *drain.borrow() {
+            return Head::Gone;
+        }
+        tokio::select! {
+            ready = read.readable() => if ready.is_err() { return Head::Gone },
+            _ = drain.wait_for(|draining| *draining) => return Head::Gone,
+        }
+    }
+    let deadline = gateway.settings.header_read_timeout;
+    let reading = async {
+        loop {
+            match headwall_http::parse_request_head(buf) {
+                Ok(Some((head, length))) => return Head::Complete(head, length),
+                Ok(None) => {}
+                Err(error) => return Head::Refused(error),
+            }
+            match std::future::poll_fn(|cx| poll_read_into(read, cx, buf)).await {
+                Ok(0) | Err(_) => return Head::Gone,
+                Ok(_) => activity.touch(),
+            }
+        }
+    };
+    tokio::time::timeout(deadline, reading)
+        .await
+        .unwrap_or(Head::Gone)
+}
+
+/// The `http` request a head describes (no body yet); `None` when its parts do not fit the
+/// `http` crate's types.
+fn request_of(head: &headwall_http::RequestHead, buf: &[u8]) -> Option<Request<()>> {
+    let method = Method::from_bytes(head.method_bytes(buf)).ok()?;
+    let uri = Uri::try_from(head.target_bytes(buf)).ok()?;
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = match head.version() {
+        Version::Http10 => http::Version::HTTP_10,
+        Version::Http11 => http::Version::HTTP_11,
+    };
+    let headers = request.headers_mut();
+    headers.reserve(head.fields().len());
+    for (name, value) in head.field_bytes(buf) {
+        let name = HeaderName::from_bytes(name).ok()?;
+        // Chunked won over a length (RFC 9112 §6.3 ¶3): the length is not passed on.
+        if name == header::CONTENT_LENGTH && head.length_overridden() {
+            continue;
+        }
+        headers.append(name, HeaderValue::from_bytes(value).ok()?);
+    }
+    Some(request)
+}
+
+/// The answer to a refused head: its status, a one-line reason, and the close.
+fn refusal(error: HeadError) -> Vec<u8> {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let reason = format!("headwall: {}\n", error.as_str());
+    let length = reason.len().to_string();
+    let date = crate::date::now();
+    let fields: [(&[u8], &[u8]); 4] = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", length.as_bytes()),
+        (b"connection", b"close"),
+        (b"date", date.as_bytes()),
+    ];
+    let mut out = Vec::new();
+    let _ = headwall_http::write_response_head(
+        &mut out,
+        Version::Http11,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("").as_bytes(),
+        fields,
+    );
+    out.extend_from_slice(reason.as_bytes());
+    out
+}
+
+/// How a response body goes to the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// No body bytes: HEAD, 1xx, 204, 304, or a switch of protocols.
+    Nothing,
+    Length,
+    Chunked,
+    /// HTTP/1.0 client, length unknown: the body ends with the connection.
+    ToClose,
+}
+
+/// Writes `response` to the client; `Ok(true)` when its body was written whole and the
+/// connection may carry another request.
+async fn write_response(
+    write: &mut OwnedWriteHalf,
+    response: Response<ProxyBody>,
+    no_body: bool,
+    version: http::Version,
+    close: bool,
+    activity: &Activity,
+) -> io::Result<bool> {
+    let (mut parts, mut body) = response.into_parts();
+    let status = parts.status;
+    let headers = &mut parts.headers;
+    let out = if no_body
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Out::Nothing
+    } else if headers.contains_key(header::CONTENT_LENGTH) {
+        Out::Length
+    } else if let Some(length) = body.size_hint().exact() {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        Out::Length
+    } else if version == http::Version::HTTP_11 {
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        Out::Chunked
+    } else {
+        Out::ToClose
+    };
+    let close = close || out == Out::ToClose;
+    if close && status != StatusCode::SWITCHING_PROTOCOLS {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    } else if version == http::Version::HTTP_10 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    if !headers.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&crate::date::now())
+    {
+        headers.insert(header::DATE, date);
+    }
+    let fields: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        .collect();
+    let mut pending = Vec::with_capacity(512);
+    headwall_http::write_response_head(
+        &mut pending,
+        Version::Http11,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("").as_bytes(),
+        fields,
+    )
+    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response head"))?;
+    if out == Out::Nothing {
+        write.write_all(&pending).await?;
+        activity.touch();
+        return Ok(true);
+    }
+    loop {
+        // What the body has now goes out with what is pending; then wait for more.
+        let frame = match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
+            .await
+        {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if !pending.is_empty() {
+                    write.write_all(&pending).await?;
+                    activity.touch();
+                    pending.clear();
+                }
+                body.frame().await
+            }
+        };
+        match frame {
+            None => break,
+            Some(Err(_)) => {
+                // The upstream broke the body: what is pending (perhaps the head itself) is
+                // never sent; the client sees the connection end.
+                return Err(io::Error::other("response body failed"));
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if out == Out::Chunked {
+                    headwall_http::write_chunk(&mut pending, &data);
+                } else if pending.is_empty() && data.len() >= WRITE_GATHER {
+                    write.write_all(&data).await?;
+                    activity.touch();
+                    continue;
+                } else {
+                    pending.extend_from_slice(&data);
+                }
+                if pending.len() >= WRITE_GATHER {
+                    write.write_all(&pending).await?;
+                    activity.touch();
+                    pending.clear();
+                }
+            }
+        }
+    }
+    if out == Out::Chunked {
+        headwall_http::write_last_chunk(&mut pending);
+    }
+    if !pending.is_empty() {
+        write.write_all(&pending).await?;
+        activity.touch();
+    }
+    Ok(out != Out::ToClose)
+}
