@@ -30,27 +30,27 @@ use raw::Str;
 /// sorted by position.
 pub fn load(origin: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let raw = parse(origin, text)?;
-    let mut cx = Cx {
+    let mut loader = Loader {
         lines: LineIndex::new(text),
         base_dir,
         errors: Vec::new(),
     };
-    let gateway = cx.gateway(raw.gateway);
-    let admin = cx.admin(raw.admin);
-    let radius = raw.radius.map(|r| cx.radius(r));
-    let sessions = cx.sessions(raw.sessions);
-    let subscribers = raw.subscribers.map(|s| cx.subscribers(s));
-    let audit = cx.audit(raw.audit);
-    let identity = cx.identity(raw.identity);
-    let canary = raw.canary.map(|c| cx.canary(c));
-    let policy = cx.policy(raw.partner, raw.strip);
-    let api = raw.api.as_ref().map(|a| cx.api(a));
+    let gateway = loader.gateway(raw.gateway);
+    let admin = loader.admin(raw.admin);
+    let radius = raw.radius.map(|r| loader.radius(r));
+    let sessions = loader.sessions(raw.sessions);
+    let subscribers = raw.subscribers.map(|s| loader.subscribers(s));
+    let audit = loader.audit(raw.audit);
+    let identity = loader.identity(raw.identity);
+    let canary = raw.canary.map(|c| loader.canary(c));
+    let policy = loader.policy(raw.partner, raw.strip);
+    let api = raw.api.as_ref().map(|a| loader.api(a));
     let clients = match raw.api {
-        Some(raw) => cx.api_clients(raw.into_inner().into_clients(), &policy),
+        Some(raw) => loader.api_clients(raw.into_inner().into_clients(), &policy),
         None => Vec::new(),
     };
     let policy = policy.with_clients(clients);
-    cx.finish(origin)?;
+    loader.finish(origin)?;
     Ok(Config {
         gateway,
         admin,
@@ -70,22 +70,25 @@ pub fn load(origin: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigE
 /// other tables are not reported and `[gateway]` is not required.
 pub fn load_policy(origin: &str, text: &str) -> Result<Policy, ConfigErrors> {
     let raw = parse(origin, text)?;
-    let mut cx = Cx {
+    let mut loader = Loader {
         lines: LineIndex::new(text),
         base_dir: Path::new(""),
         errors: Vec::new(),
     };
-    let policy = cx.policy(raw.partner, raw.strip);
+    let policy = loader.policy(raw.partner, raw.strip);
     let clients = match raw.api {
-        Some(raw) => cx.api_clients(raw.into_inner().into_clients(), &policy),
+        Some(raw) => loader.api_clients(raw.into_inner().into_clients(), &policy),
         None => Vec::new(),
     };
     let policy = policy.with_clients(clients);
-    cx.finish(origin)?;
+    loader.finish(origin)?;
     Ok(policy)
 }
 
-struct Cx<'a> {
+/// One load in progress: the text's line index (errors are recorded as byte offsets and
+/// turned into lines and columns at the end), the folder relative paths resolve against, and
+/// every error found so far. The compilers in `tables`, `partner` and `api` are its methods.
+struct Loader<'a> {
     lines: LineIndex<'a>,
     base_dir: &'a Path,
     errors: Vec<(usize, String)>,

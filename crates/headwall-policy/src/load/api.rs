@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Cx, Str};
+use super::{Loader, Str};
 use crate::client::{ApiClient, ApiScope, TextPosition};
 use crate::config::{Api, ApiTls};
 use crate::policy::Policy;
@@ -56,8 +56,8 @@ impl RawApi {
     }
 }
 
-impl Cx<'_> {
-    /// `[api]` without its clients (see [`Cx::api_clients`]).
+impl Loader<'_> {
+    /// `[api]` without its clients (see [`Loader::api_clients`]).
     pub(super) fn api(&mut self, raw: &Spanned<RawApi>) -> Api {
         const T: &str = "[api]";
         let span = raw.span();

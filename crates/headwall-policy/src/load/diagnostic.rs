@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::Cx;
+use super::Loader;
 use super::raw::RawConfig;
 use crate::error::{ConfigError, ConfigErrors};
 
@@ -131,7 +131,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-impl Cx<'_> {
+impl Loader<'_> {
     pub(super) fn error(&mut self, at: usize, message: impl Into<String>) {
         self.errors.push((at, message.into()));
     }

@@ -1,11 +1,12 @@
 //! The `[[partner]]` tables, `[strip]`, and the overlaps between partners: the [`Policy`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::Cx;
+use super::Loader;
 use super::raw::{RawPartner, RawStrip, Str};
 use crate::header::{is_field_name, normalize_header_name};
 use crate::host::{HostPattern, parent_suffixes};
@@ -33,7 +34,7 @@ struct Compiled {
     host_spans: Vec<usize>,
 }
 
-impl Cx<'_> {
+impl Loader<'_> {
     pub(super) fn policy(
         &mut self,
         raw: Vec<Spanned<RawPartner>>,
@@ -63,6 +64,9 @@ impl Cx<'_> {
         Policy::build(compiled.into_iter().map(|c| c.partner).collect(), &extra)
     }
 
+    /// One `[[partner]]` table, its keys checked in this order: name, purpose, hosts, ports,
+    /// destinations, justification, then headers, whose kinds the purpose and justification
+    /// allow. `names` holds each partner name seen so far with its line.
     fn partner(
         &mut self,
         raw: Spanned<RawPartner>,
@@ -70,7 +74,43 @@ impl Cx<'_> {
     ) -> Compiled {
         let span = raw.span();
         let p = raw.into_inner();
-        let name = match &p.name {
+        let name = self.partner_name(p.name.as_ref(), &span, names);
+        let label = partner_label(&name);
+        let purpose = self.partner_purpose(p.purpose.as_ref(), &span, &label);
+        let (hosts, host_spans) = self.partner_hosts(p.hosts.as_ref(), &span, &label);
+        let ports = self.partner_ports(p.ports.as_ref(), &label);
+        let destinations = self.partner_destinations(p.destinations.as_ref(), &span, &label);
+        let justification = self.partner_justification(p.justification.as_ref(), &label);
+        let headers = self.partner_headers(
+            p.headers.as_ref(),
+            &span,
+            &label,
+            purpose,
+            justification.is_some(),
+        );
+        Compiled {
+            partner: Partner {
+                name,
+                purpose: purpose.unwrap_or(Purpose::Identification),
+                hosts,
+                ports,
+                destinations,
+                headers,
+                justification,
+            },
+            host_spans,
+        }
+    }
+
+    /// `name`: lowercase letters, digits, `_` and `-`, and unique; recorded in `names` with its
+    /// line. Empty when missing.
+    fn partner_name(
+        &mut self,
+        value: Option<&Str>,
+        span: &Range<usize>,
+        names: &mut HashMap<String, usize>,
+    ) -> String {
+        match value {
             Some(v) => {
                 let name = v.get_ref();
                 let at = v.span().start;
@@ -103,13 +143,17 @@ impl Cx<'_> {
                 self.missing(span.clone(), "name", "[[partner]]", "\"agecheck\"");
                 String::new()
             }
-        };
-        let label = if name.is_empty() {
-            "[[partner]]".to_owned()
-        } else {
-            format!("[[partner]] `{name}`")
-        };
-        let purpose = match &p.purpose {
+        }
+    }
+
+    /// `purpose`: one of [`Purpose`]'s names.
+    fn partner_purpose(
+        &mut self,
+        value: Option<&Str>,
+        span: &Range<usize>,
+        label: &str,
+    ) -> Option<Purpose> {
+        match value {
             Some(v) => match Purpose::from_config_str(v.get_ref()) {
                 Some(purpose) => Some(purpose),
                 None => {
@@ -125,14 +169,23 @@ impl Cx<'_> {
                 }
             },
             None => {
-                self.missing(span.clone(), "purpose", &label, "\"age_verification\"");
+                self.missing(span.clone(), "purpose", label, "\"age_verification\"");
                 None
             }
-        };
+        }
+    }
 
+    /// `hosts`: a non-empty list of distinct host patterns, each with the span overlap errors
+    /// point at.
+    fn partner_hosts(
+        &mut self,
+        value: Option<&Spanned<Vec<Str>>>,
+        span: &Range<usize>,
+        label: &str,
+    ) -> (Vec<HostPattern>, Vec<usize>) {
         let mut hosts = Vec::new();
         let mut host_spans = Vec::new();
-        match &p.hosts {
+        match value {
             Some(list) if list.get_ref().is_empty() => self.error(
                 list.span().start,
                 format!(
@@ -154,11 +207,19 @@ impl Cx<'_> {
                     }
                 }
             }
-            None => self.missing(span.clone(), "hosts", &label, "[\"www.example.com\"]"),
+            None => self.missing(span.clone(), "hosts", label, "[\"www.example.com\"]"),
         }
+        (hosts, host_spans)
+    }
 
+    /// `ports`: [80] when left out, otherwise a non-empty list; sorted, without duplicates.
+    fn partner_ports(
+        &mut self,
+        value: Option<&Spanned<Vec<Spanned<i64>>>>,
+        label: &str,
+    ) -> Vec<u16> {
         let what_ports = format!("`ports` in {label}");
-        let mut ports: Vec<u16> = match &p.ports {
+        let mut ports: Vec<u16> = match value {
             None => vec![80],
             Some(list) if list.get_ref().is_empty() => {
                 self.error(
@@ -177,11 +238,20 @@ impl Cx<'_> {
         };
         ports.sort_unstable();
         ports.dedup();
+        ports
+    }
 
+    /// `destinations`: a non-empty list of addresses and networks, none of them `/0`.
+    fn partner_destinations(
+        &mut self,
+        value: Option<&Spanned<Vec<Str>>>,
+        span: &Range<usize>,
+        label: &str,
+    ) -> Vec<IpNet> {
         let what_dest = format!("`destinations` in {label}");
-        let destinations: Vec<IpNet> = match &p.destinations {
+        match value {
             None => {
-                self.missing(span.clone(), "destinations", &label, "[\"192.0.2.10/32\"]");
+                self.missing(span.clone(), "destinations", label, "[\"192.0.2.10/32\"]");
                 Vec::new()
             }
             Some(list) if list.get_ref().is_empty() => {
@@ -213,9 +283,12 @@ impl Cx<'_> {
                     Some(net)
                 })
                 .collect(),
-        };
+        }
+    }
 
-        let justification = match &p.justification {
+    /// `justification`: optional, but not empty.
+    fn partner_justification(&mut self, value: Option<&Str>, label: &str) -> Option<String> {
+        match value {
             Some(v) if v.get_ref().trim().is_empty() => {
                 self.error(
                     v.span().start,
@@ -228,14 +301,24 @@ impl Cx<'_> {
             }
             Some(v) => Some(v.get_ref().clone()),
             None => None,
-        };
+        }
+    }
 
+    /// `headers`: a non-empty map of header name to kind, checked in file order.
+    fn partner_headers(
+        &mut self,
+        value: Option<&Spanned<BTreeMap<Str, Str>>>,
+        span: &Range<usize>,
+        label: &str,
+        purpose: Option<Purpose>,
+        justified: bool,
+    ) -> Vec<PartnerHeader> {
         let mut headers = Vec::new();
-        match &p.headers {
+        match value {
             None => self.missing(
-                span,
+                span.clone(),
                 "headers",
-                &label,
+                label,
                 "{ \"X-Subscriber-Id\" = \"pseudonym\" }",
             ),
             Some(map) if map.get_ref().is_empty() => self.error(
@@ -250,67 +333,13 @@ impl Cx<'_> {
                 entries.sort_by_key(|(k, _)| k.span().start);
                 let mut seen: HashMap<String, String> = HashMap::new();
                 for (key, kind) in entries {
+                    self.partner_header_name(key, label, &mut seen);
                     let header = key.get_ref();
-                    let at = key.span().start;
-                    let normalized = normalize_header_name(header);
-                    if !is_field_name(header) {
-                        self.error(
-                            at,
-                            format!(
-                                "`{header}` in {label} headers is not a valid header name; use \
-                                 letters, digits and `-` (any HTTP token), e.g. \"X-Subscriber-Id\""
-                            ),
-                        );
-                    } else if FORBIDDEN_PARTNER_HEADERS.contains(&normalized.as_str()) {
-                        self.error(
-                            at,
-                            format!(
-                                "header `{header}` in {label} controls how the request is \
-                                 delivered or authenticated and cannot carry identity; choose \
-                                 another name, e.g. \"X-Subscriber-Id\""
-                            ),
-                        );
-                    } else if let Some(first) = seen.get(&normalized) {
-                        self.error(
-                            at,
-                            format!(
-                                "header `{header}` in {label} is the same header as `{first}` \
-                                 (names ignore case and treat `_` as `-`); keep one"
-                            ),
-                        );
-                    } else {
-                        seen.insert(normalized, header.clone());
-                    }
-                    let Some(value_kind) = ValueKind::from_config_str(kind.get_ref()) else {
-                        self.error(
-                            kind.span().start,
-                            format!(
-                                "unknown kind `{}` for header `{header}` in {label}; expected one \
-                                 of: msisdn, pseudonym, age_verified, token",
-                                kind.get_ref()
-                            ),
-                        );
+                    let Some(value_kind) =
+                        self.partner_header_kind(header, kind, label, purpose, justified)
+                    else {
                         continue;
                     };
-                    if let Some(purpose) = purpose
-                        && !value_kind.allowed_for(purpose)
-                        && justification.is_none()
-                    {
-                        let allowed: Vec<&str> = Purpose::ALL
-                            .into_iter()
-                            .filter(|&pp| value_kind.allowed_for(pp))
-                            .map(|pp| pp.as_str())
-                            .collect();
-                        self.error(
-                            kind.span().start,
-                            format!(
-                                "kind `{value_kind}` is not allowed for purpose `{purpose}` (it \
-                                 is for: {}); give a less identifying kind such as `pseudonym` \
-                                 or `token`, or add a `justification` to {label}",
-                                allowed.join(", ")
-                            ),
-                        );
-                    }
                     headers.push(PartnerHeader {
                         name: header.clone(),
                         kind: value_kind,
@@ -318,19 +347,87 @@ impl Cx<'_> {
                 }
             }
         }
+        headers
+    }
 
-        Compiled {
-            partner: Partner {
-                name,
-                purpose: purpose.unwrap_or(Purpose::Identification),
-                hosts,
-                ports,
-                destinations,
-                headers,
-                justification,
-            },
-            host_spans,
+    /// One header name: a valid field name, not one that frames or authenticates the request,
+    /// and not the same header as an earlier one (`seen`, by normalized name).
+    fn partner_header_name(&mut self, key: &Str, label: &str, seen: &mut HashMap<String, String>) {
+        let header = key.get_ref();
+        let at = key.span().start;
+        let normalized = normalize_header_name(header);
+        if !is_field_name(header) {
+            self.error(
+                at,
+                format!(
+                    "`{header}` in {label} headers is not a valid header name; use \
+                     letters, digits and `-` (any HTTP token), e.g. \"X-Subscriber-Id\""
+                ),
+            );
+        } else if FORBIDDEN_PARTNER_HEADERS.contains(&normalized.as_str()) {
+            self.error(
+                at,
+                format!(
+                    "header `{header}` in {label} controls how the request is \
+                     delivered or authenticated and cannot carry identity; choose \
+                     another name, e.g. \"X-Subscriber-Id\""
+                ),
+            );
+        } else if let Some(first) = seen.get(&normalized) {
+            self.error(
+                at,
+                format!(
+                    "header `{header}` in {label} is the same header as `{first}` \
+                     (names ignore case and treat `_` as `-`); keep one"
+                ),
+            );
+        } else {
+            seen.insert(normalized, header.clone());
         }
+    }
+
+    /// One header's kind: a known [`ValueKind`], allowed for the partner's purpose unless the
+    /// partner is `justified`. `None` only when the kind is unknown; a kind the purpose does
+    /// not allow is reported and kept.
+    fn partner_header_kind(
+        &mut self,
+        header: &str,
+        kind: &Str,
+        label: &str,
+        purpose: Option<Purpose>,
+        justified: bool,
+    ) -> Option<ValueKind> {
+        let Some(value_kind) = ValueKind::from_config_str(kind.get_ref()) else {
+            self.error(
+                kind.span().start,
+                format!(
+                    "unknown kind `{}` for header `{header}` in {label}; expected one \
+                     of: msisdn, pseudonym, age_verified, token",
+                    kind.get_ref()
+                ),
+            );
+            return None;
+        };
+        if let Some(purpose) = purpose
+            && !value_kind.allowed_for(purpose)
+            && !justified
+        {
+            let allowed: Vec<&str> = Purpose::ALL
+                .into_iter()
+                .filter(|&pp| value_kind.allowed_for(pp))
+                .map(|pp| pp.as_str())
+                .collect();
+            self.error(
+                kind.span().start,
+                format!(
+                    "kind `{value_kind}` is not allowed for purpose `{purpose}` (it \
+                     is for: {}); give a less identifying kind such as `pseudonym` \
+                     or `token`, or add a `justification` to {label}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+        Some(value_kind)
     }
 
     /// Two partners that could match the same (host, port): one error on the later partner's
@@ -405,5 +502,15 @@ impl Cx<'_> {
                 ),
             );
         }
+    }
+}
+
+/// How errors name a partner: `[[partner]]` and its name in backquotes, or `[[partner]]` alone
+/// when it has none.
+fn partner_label(name: &str) -> String {
+    if name.is_empty() {
+        "[[partner]]".to_owned()
+    } else {
+        format!("[[partner]] `{name}`")
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::Cx;
+use super::Loader;
 use super::raw::{
     RawAdmin, RawAudit, RawCanary, RawGateway, RawIdentity, RawRadius, RawSessions, RawSubscribers,
 };
@@ -28,7 +28,7 @@ fn unspecified_addr() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
 }
 
-impl Cx<'_> {
+impl Loader<'_> {
     pub(super) fn gateway(&mut self, raw: Option<Spanned<RawGateway>>) -> Gateway {
         const T: &str = "[gateway]";
         let Some(raw) = raw else {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::Cx;
+use super::Loader;
 use super::raw::Str;
 use crate::duration::parse_duration;
 
-impl Cx<'_> {
+impl Loader<'_> {
     pub(super) fn socket(&mut self, value: &Str, what: &str) -> Option<SocketAddr> {
         match value.get_ref().parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
