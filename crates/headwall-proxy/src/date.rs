@@ -1,20 +1,27 @@
 //! The `Date` field of the gateway's responses (RFC 9110 §6.6.1, IMF-fixdate), made once a
 //! second and shared.
 
-use std::sync::Mutex;
-use std::sync::PoisonError;
+use std::sync::{Mutex, PoisonError};
+
+use http::HeaderValue;
 
 /// The cached value and the second it was made for.
-static CACHE: Mutex<(u64, String)> = Mutex::new((u64::MAX, String::new()));
+static CACHE: Mutex<Option<(u64, HeaderValue)>> = Mutex::new(None);
 
-/// Now as `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub(crate) fn now() -> String {
+/// Now as `Sun, 06 Nov 1994 08:49:37 GMT`, a header value (cloning it copies nothing).
+pub(crate) fn header() -> HeaderValue {
     let secs = headwall_sessions::unix_now();
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    if cache.0 != secs {
-        *cache = (secs, imf_fixdate(secs));
+    match cache.as_ref() {
+        Some((at, value)) if *at == secs => value.clone(),
+        _ => {
+            // An IMF-fixdate is always a valid header value.
+            let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(imf_fixdate(secs)))
+                .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *cache = Some((secs, value.clone()));
+            value
+        }
     }
-    cache.1.clone()
 }
 
 /// `secs` since the Unix epoch as an IMF-fixdate.

@@ -161,7 +161,7 @@ fn target(front: Front, request: &Request<ClientBody>) -> Result<Target, &'stati
 
 /// The port an authority names: `None` when it names none (or an empty one, RFC 3986 §3.2.3:
 /// the scheme's default). Anything else that is not 1 to 65535 in plain digits (`:8a`,
-/// `:99999`, `:0`, `:+80`) is an error, never a default (DESIGN, Matching): the `http` crate
+/// `:99999`, `:0`, `:+80`) is an error, never a default (docs/design.md, Matching): the `http` crate
 /// reads such a port as absent, and the request went to port 80 with identity while its
 /// `Host` still said `:8a`.
 fn authority_port(authority: &http::uri::Authority) -> Result<Option<u16>, &'static str> {
@@ -453,7 +453,7 @@ fn bad_gateway(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
     )
 }
 
-/// Makes the disclosure record durable before its values go out (DESIGN principle 4).
+/// Makes the disclosure record durable before its values go out (docs/design.md, Principles 4).
 #[cfg(not(feature = "bench-unaudited"))]
 async fn record_disclosure(
     gateway: &Gateway,

@@ -143,7 +143,7 @@ pub fn parse_proxy_v2(header: &[u8]) -> Option<Option<(SocketAddr, SocketAddr)>>
 
 /// `addr` with an IPv4-mapped IPv6 address (`[::ffff:192.0.2.5]:p`, as a dual-stack socket
 /// reports an IPv4 peer) turned into the IPv4 address: one address, one spelling, everywhere
-/// (DESIGN, RADIUS: addresses are canonical).
+/// (docs/design.md, RADIUS accounting: addresses are canonical).
 pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -266,22 +266,15 @@ impl Body for ClientBody {
     }
 }
 
-/// Reads what the peer sent next into `buf`: the number of bytes (0 at end of file).
+/// Reads what the peer sent next into `buf`'s spare capacity (at least [`READ_CHUNK`] of it,
+/// never zero-filled): the number of bytes, 0 at end of file.
 pub(crate) fn poll_read_into<R: AsyncRead + Unpin>(
     read: &mut R,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    let start = buf.len();
-    buf.resize(start + READ_CHUNK, 0);
-    let mut window = ReadBuf::new(&mut buf[start..]);
-    let polled = Pin::new(read).poll_read(cx, &mut window);
-    let n = match polled {
-        Poll::Ready(Ok(())) => window.filled().len(),
-        _ => 0,
-    };
-    buf.truncate(start + n);
-    polled.map_ok(|()| n)
+    buf.reserve(READ_CHUNK);
+    tokio_util::io::poll_read_buf(Pin::new(read), cx, buf)
 }
 
 /// How waiting for a request head ended.
@@ -328,19 +321,24 @@ pub(crate) async fn connection(
                 return;
             }
         };
-        let Some(mut request) = request_of(&head, &buf[..length]) else {
+        let head_bytes = buf.split_to(length).freeze();
+        let Some(mut request) = request_of(&head, &head_bytes) else {
             gateway.metrics.count_request(kind, Outcome::BadRequest);
             let _ = write.write_all(&refusal(HeadError::BadRequestLine)).await;
             return;
         };
-        buf.advance(length);
         let head_request = request.method() == Method::HEAD;
         let connect = request.method() == Method::CONNECT;
         let version = request.version();
 
         // A body takes the read half, and the bytes after the head, with it.
         let framing = head.framing();
-        let (continue_wanted, mut continue_rx) = oneshot::channel();
+        let (continue_wanted, mut continue_rx) = if head.expect_continue() {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let mut lent = None;
         let body = if framing == Framing::None {
             ClientBody::empty(activity.clone())
@@ -353,7 +351,7 @@ pub(crate) async fn connection(
                 decoder: BodyDecoder::new(framing),
                 done: false,
                 give_back: Some(give_back),
-                continue_wanted: head.expect_continue().then_some(continue_wanted),
+                continue_wanted,
                 activity: activity.clone(),
             }
         };
@@ -367,15 +365,24 @@ pub(crate) async fn connection(
         }
         let request = request.map(|()| body);
 
-        let handled = crate::forward::handle(gateway.clone(), client, front, slot.clone(), request);
-        tokio::pin!(handled);
-        let mut continued = false;
+        // Boxed: the request's work lives on the heap only while it runs, so an idle
+        // connection's task is small (issue 20: idle connections in 2 KiB).
+        let mut handled = Box::pin(crate::forward::handle(
+            gateway.clone(),
+            client,
+            front,
+            slot.clone(),
+            request,
+        ));
         let response = loop {
+            let Some(rx) = continue_rx.as_mut() else {
+                break handled.await;
+            };
             tokio::select! {
                 biased;
                 // First: a 100 Continue asked for always goes out before the final answer.
-                wanted = &mut continue_rx, if !continued => {
-                    continued = true;
+                wanted = rx => {
+                    continue_rx = None;
                     if wanted.is_ok() {
                         if write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                             return;
@@ -391,14 +398,15 @@ pub(crate) async fn connection(
         let switching =
             status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
         let close = !head.keep_alive() || *drain.borrow();
-        let Ok(complete) = write_response(
+        // Boxed like the request's work: not part of an idle connection's task.
+        let Ok(complete) = Box::pin(write_response(
             &mut write,
             response,
             head_request || switching,
             version,
             close,
             &activity,
-        )
+        ))
         .await
         else {
             return;
@@ -438,8 +446,10 @@ pub(crate) async fn connection(
     }
 }
 
-/// Waits for a request head: for its first byte without a buffer (closing on drain, or when
-/// the client closes), then for the rest within `header_read_timeout`.
+/// Waits for a request head within `header_read_timeout`: for its first byte without a buffer
+/// (closing on drain, or when the client closes), then for the rest. The timer starts whenever
+/// the connection waits for a head, so it also closes a keep-alive connection idle between
+/// requests for that long (as hyper's did).
 async fn read_head(
     gateway: &Gateway,
     read: &mut OwnedReadHalf,
@@ -447,17 +457,16 @@ async fn read_head(
     drain: &mut tokio::sync::watch::Receiver<bool>,
     activity: &Activity,
 ) -> Head {
-    if buf.is_empty() {
-        if *drain.borrow() {
-            return Head::Gone;
-        }
-        tokio::select! {
-            ready = read.readable() => if ready.is_err() { return Head::Gone },
-            _ = drain.wait_for(|draining| *draining) => return Head::Gone,
-        }
-    }
-    let deadline = gateway.settings.header_read_timeout;
     let reading = async {
+        if buf.is_empty() {
+            if *drain.borrow() {
+                return Head::Gone;
+            }
+            tokio::select! {
+                ready = read.readable() => if ready.is_err() { return Head::Gone },
+                _ = drain.wait_for(|draining| *draining) => return Head::Gone,
+            }
+        }
         loop {
             match headwall_http::parse_request_head(buf) {
                 Ok(Some((head, length))) => return Head::Complete(head, length),
@@ -470,16 +479,16 @@ async fn read_head(
             }
         }
     };
-    tokio::time::timeout(deadline, reading)
+    tokio::time::timeout(gateway.settings.header_read_timeout, reading)
         .await
         .unwrap_or(Head::Gone)
 }
 
 /// The `http` request a head describes (no body yet); `None` when its parts do not fit the
-/// `http` crate's types.
-fn request_of(head: &headwall_http::RequestHead, buf: &[u8]) -> Option<Request<()>> {
+/// `http` crate's types. The target and the field values share `buf`'s memory (no copies).
+fn request_of(head: &headwall_http::RequestHead, buf: &Bytes) -> Option<Request<()>> {
     let method = Method::from_bytes(head.method_bytes(buf)).ok()?;
-    let uri = Uri::try_from(head.target_bytes(buf)).ok()?;
+    let uri = Uri::from_maybe_shared(buf.slice_ref(head.target_bytes(buf))).ok()?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -495,7 +504,10 @@ fn request_of(head: &headwall_http::RequestHead, buf: &[u8]) -> Option<Request<(
         if name == header::CONTENT_LENGTH && head.length_overridden() {
             continue;
         }
-        headers.append(name, HeaderValue::from_bytes(value).ok()?);
+        headers.append(
+            name,
+            HeaderValue::from_maybe_shared(buf.slice_ref(value)).ok()?,
+        );
     }
     Some(request)
 }
@@ -505,7 +517,7 @@ fn refusal(error: HeadError) -> Vec<u8> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let reason = format!("headwall: {}\n", error.as_str());
     let length = reason.len().to_string();
-    let date = crate::date::now();
+    let date = crate::date::header();
     let fields: [(&[u8], &[u8]); 4] = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", length.as_bytes()),
@@ -574,10 +586,8 @@ async fn write_response(
     } else if version == http::Version::HTTP_10 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    if !headers.contains_key(header::DATE)
-        && let Ok(date) = HeaderValue::from_str(&crate::date::now())
-    {
-        headers.insert(header::DATE, date);
+    if !headers.contains_key(header::DATE) {
+        headers.insert(header::DATE, crate::date::header());
     }
     let fields: Vec<(&[u8], &[u8])> = headers
         .iter()

@@ -1,6 +1,6 @@
 //! Applies the strip set to a client request: hop-by-hop first, then identity headers.
 //!
-//! Order matters (DESIGN, Stripping): `Connection` and the names it lists are consumed before
+//! Order matters (docs/design.md, Stripping): `Connection` and the names it lists are consumed before
 //! enrichment and never forwarded, so a client cannot make the gateway drop or keep a header it
 //! inserts later. Identity names are removed on every request, partner or not, before any
 //! decision is taken.

@@ -3,7 +3,7 @@
 //! request and its response on the gateway's own HTTP/1.1 codec (`headwall-http`).
 //!
 //! The pool key is the connected `SocketAddr`, not the host name, because destination pinning
-//! decides on the address the request really goes to (DESIGN, Matching).
+//! decides on the address the request really goes to (docs/design.md, Matching).
 //!
 //! One exchange, in the order the code runs ([`send`]):
 //!
@@ -33,7 +33,7 @@ use headwall_http::{BodyDecoder, Framing, HeadError, Method, Version};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
@@ -383,19 +383,11 @@ impl Exchange {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        let start = buf.len();
-        buf.resize(start + READ_CHUNK, 0);
-        let mut read = ReadBuf::new(&mut buf[start..]);
-        let polled = match &mut self.read {
-            ReadSide::Whole(stream) => Pin::new(stream).poll_read(cx, &mut read),
-            ReadSide::Half(half) => Pin::new(half).poll_read(cx, &mut read),
-        };
-        let n = match polled {
-            Poll::Ready(Ok(())) => read.filled().len(),
-            _ => 0,
-        };
-        buf.truncate(start + n);
-        polled.map_ok(|()| n)
+        buf.reserve(READ_CHUNK);
+        match &mut self.read {
+            ReadSide::Whole(stream) => tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf),
+            ReadSide::Half(half) => tokio_util::io::poll_read_buf(Pin::new(half), cx, buf),
+        }
     }
 
     /// The socket again, when the request was written to its end and nothing went wrong.
@@ -630,9 +622,13 @@ async fn exchange(
     let mut response = Response::new(());
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    for (name, value) in response_head.field_bytes(&buf[..length]) {
-        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-        else {
+    // The field values share the head's memory (no copies).
+    let head_bytes = buf.split_to(length).freeze();
+    for (name, value) in response_head.field_bytes(&head_bytes) {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(head_bytes.slice_ref(value)),
+        ) else {
             return Err(Failure::Send(SendError::BadResponse(
                 HeadError::BadFieldValue,
             )));
@@ -648,7 +644,6 @@ async fn exchange(
         && response_head.keep_alive()
         && !response_head.is_switching_protocols()
         && framing != Framing::CloseDelimited;
-    buf.advance(length);
     let mut body = UpstreamBody {
         exchange: Some(exchange),
         buf,

@@ -291,7 +291,7 @@ async fn spoofs_and_pinning_mismatches_are_security_events() {
     assert_eq!(mismatches[0]["upstream_ip"], "127.0.0.3");
 }
 
-/// DESIGN, Audit log: `spoof_stripped` is one event per client address and second, with the
+/// docs/design.md, Audit log: `spoof_stripped` is one event per client address and second, with the
 /// number of requests and the header names: a client that spoofs on every request costs one row
 /// a second, not one row a request. Every spoofed request is counted in exactly one row.
 #[tokio::test]

@@ -86,3 +86,30 @@ async fn idle_connection_is_closed() {
     assert!(closed_within(&mut client, Duration::from_secs(5)).await);
     assert_eq!(only(&h.website).method, "GET");
 }
+
+/// `header_read_timeout` also bounds the wait for the next request on a keep-alive connection
+/// (docs/operations.md), whatever `idle_timeout` says; a connection still in use is not cut.
+#[tokio::test]
+async fn keep_alive_waits_for_the_next_head_only_header_read_timeout() {
+    let h = start("header_read_timeout = \"400ms\"\nidle_timeout = \"60s\"").await;
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", h.website_url());
+    for _ in 0..3 {
+        // Within the timeout each time: the connection carries the next request.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 12];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        let mut rest = [0u8; 512];
+        let _ = tokio::time::timeout(Duration::from_millis(50), client.read(&mut rest)).await;
+    }
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut client, Duration::from_secs(5)).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.website.take().len(), 3);
+}
