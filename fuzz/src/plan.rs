@@ -6,7 +6,7 @@
 //! common), sometimes unrelated. Both are rendered as TOML and loaded with `load_policy`;
 //! inputs where either does not load are skipped.
 //!
-//! The property (DESIGN: "`plan` calls a change widening when NEW allows any (partner, host,
+//! The property (docs/design.md, Matching: "`plan` calls a change widening when NEW allows any (partner, host,
 //! port, header, kind, destination address) that OLD did not"), computed here from the compiled
 //! policies alone, by brute force over grants: for each NEW partner, every (host, port,
 //! destination address, header, kind) it allows, over sample names that tell every pattern of

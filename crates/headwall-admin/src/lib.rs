@@ -1,4 +1,4 @@
-//! The admin listener (DESIGN, Admin API).
+//! The admin listener (docs/design.md, Admin API).
 //!
 //! Open: `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET
 //! /.well-known/jwks.json`. Bearer token (`[admin].token_file`, compared in constant time):

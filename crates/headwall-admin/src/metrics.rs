@@ -1,4 +1,5 @@
-//! `GET /metrics`: every metric DESIGN names, in Prometheus text format (0.0.4).
+//! `GET /metrics`: the metrics docs/design.md lists under Metrics (all but those marked not
+//! yet), in Prometheus text format (0.0.4).
 //!
 //! The data plane counts with plain atomics (no lock on the hot path); this collector reads
 //! them at scrape time and encodes them with `prometheus-client`. Label values are fixed enums

@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The longest an assertion may live, `exp − iat` (DESIGN).
+/// The longest an assertion may live, `exp − iat` (docs/design.md, HTTPS).
 const MAX_LIFETIME_SECS: u64 = 300;
 /// Clock skew allowed on `exp` and `iat`.
 const LEEWAY_SECS: u64 = 30;

@@ -5,7 +5,7 @@
 //! A token is ours when [`TokenIssuer::verify`](headwall_identity::TokenIssuer::verify)
 //! accepts it, it has not expired, and its `jti` is a live entry of the issued tokens — which
 //! is also where the subscriber is: the token itself names only the client's pairwise `sub`.
-//! A token with a `number-verification` scope is used up by its first answer (DESIGN).
+//! A token with a `number-verification` scope is used up by its first answer (docs/design.md, HTTPS).
 
 use std::sync::Arc;
 

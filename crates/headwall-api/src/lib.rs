@@ -1,4 +1,4 @@
-//! headwall-api: HTTPS for the era after header enrichment (DESIGN, "HTTPS: network-based
+//! headwall-api: HTTPS for the era after header enrichment (docs/design.md, "HTTPS: network-based
 //! authentication and the CAMARA APIs").
 //!
 //! An app backend asks the operator about the subscriber whose device opened `/authorize`:

@@ -1,5 +1,5 @@
 //! `headwall_api_requests_total{endpoint,outcome}` and `headwall_api_tokens_issued_total{client}`
-//! (DESIGN, `[api]`): plain atomics and a small map, read by the admin listener at scrape time.
+//! (docs/design.md, HTTPS, `[api]`): plain atomics and a small map, read by the admin listener at scrape time.
 //! Labels are fixed names and configured client ids, never anything from a request.
 
 use std::collections::BTreeMap;

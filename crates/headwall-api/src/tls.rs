@@ -1,5 +1,5 @@
 //! The listener's TLS: a PEM certificate chain and key from `[api]`, rustls with the ring
-//! provider, HTTP/1.1 only (DESIGN, Dependencies: one TLS stack).
+//! provider, HTTP/1.1 only (docs/design.md, Dependencies: one TLS stack).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `POST /token`: the authorization code grant with `private_key_jwt` (DESIGN, `[api]`).
+//! `POST /token`: the authorization code grant with `private_key_jwt` (docs/design.md, HTTPS, `[api]`).
 //!
 //! Order of checks: the request's shape, the client's assertion (401 `invalid_client`), then
 //! the code — redeemed once, for this client, this redirect URI and this PKCE verifier

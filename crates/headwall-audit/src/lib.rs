@@ -1,4 +1,4 @@
-//! The disclosure log: no audit, no disclosure (DESIGN principle 4, "Audit log").
+//! The disclosure log: no audit, no disclosure (docs/design.md, Principles 4 and "Audit log").
 //!
 //! - [`AuditLog`] is the writing side. Embedded (SQLite, one node): one thread owns the SQLite connection (WAL,
 //!   `synchronous = FULL`); every record queued while a commit runs shares the next transaction

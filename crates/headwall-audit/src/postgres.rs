@@ -1,5 +1,5 @@
-//! The PostgreSQL backend (DESIGN "Scale-out"): the embedded log's schema, group commit and
-//! checks in a database the whole fleet shares, with one hash chain per node.
+//! The PostgreSQL backend (docs/design.md, "Scale-out"): the embedded log's schema, group commit
+//! and checks in a database the whole fleet shares, with one hash chain per node.
 //!
 //! - [`writer`]: the [`crate::AuditLog`] task of one node (its own chains, fleet kill switch).
 //! - [`migrate`]: `migrations/postgres/*.sql`, applied at open and tracked in

@@ -442,8 +442,9 @@ pub(crate) struct Shape<'a> {
 }
 
 fn allowed_shape(policy: &Policy, row: &Shape<'_>) -> Result<(), String> {
-    // An API answer names its endpoint path as its host (DESIGN, `[api]`): the question is
-    // whether that client may still learn it there.
+    // An API answer names its endpoint path as its host (docs/design.md, "HTTPS:
+    // network-based authentication and the CAMARA APIs"): the question is whether that client
+    // may still learn it there.
     if headwall_policy::is_api_endpoint(row.host) {
         return match policy.api_client(row.partner) {
             Some(client) if client.may_learn_at(row.host) => Ok(()),

@@ -50,11 +50,12 @@ impl fmt::Debug for Disclosure {
     }
 }
 
-/// The kinds of security event (DESIGN, Audit log).
+/// The kinds of security event (docs/design.md, Audit log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A client sent identity headers; they were removed (one event per request, with a count).
+    /// A client sent identity headers; they were removed (one event per client address and
+    /// second, with the number of requests).
     SpoofStripped,
     /// A partner host connected outside the partner's destinations; identity withheld.
     PinningMismatch,

@@ -1,4 +1,4 @@
-//! Frequent security events, one per source address and second (DESIGN, Audit log).
+//! Frequent security events, one per source address and second (docs/design.md, Audit log).
 //!
 //! A client that sends identity headers on every request used to cost one `spoof_stripped`
 //! row per request: at 40k spoofed requests a second that is 40k rows a second for the audit

@@ -78,7 +78,7 @@ pub enum AuditError {
 pub struct AuditOptions {
     /// Signs the checkpoints (the identity signing key).
     pub signing_key: SigningKey,
-    /// Time between checkpoints while records arrive. DESIGN: every minute.
+    /// Time between checkpoints while records arrive. docs/design.md, Audit log: every minute.
     pub checkpoint_every: Duration,
 }
 

@@ -21,7 +21,7 @@ mod tables;
 
 /// The result of inspecting one request's headers.
 ///
-/// Serialises as the leak-check API's body (DESIGN, "Leak check and canary"):
+/// Serialises as the leak-check API's body (docs/design.md, "Leak check and canary"):
 /// `{"verdict":"leak","findings":[{"header":..,"reason":..,"redacted":..}],"headers_seen":12}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {

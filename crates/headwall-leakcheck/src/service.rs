@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use crate::detect::{self, Report};
 use crate::page;
 
-/// The leak-check router: `GET /` and `GET /api/v1/check` (DESIGN, "Leak check and canary").
+/// The leak-check router: `GET /` and `GET /api/v1/check` (docs/design.md, "Leak check and
+/// canary").
 ///
 /// Every response, errors included, carries `Cache-Control: no-store` (a verdict describes one
 /// connection, and a shared cache must not hand someone else's headers back), a content

@@ -1,5 +1,5 @@
-//! The leak-check service on a real socket: raw HTTP requests in, the DESIGN's JSON and a page
-//! that never shows the number out.
+//! The leak-check service on a real socket: raw HTTP requests in, the contract's JSON
+//! (docs/design.md, "Leak check and canary") and a page that never shows the number out.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -109,7 +109,7 @@ async fn api_reports_the_leak_exactly_as_designed() {
     });
     let actual: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(actual, expected);
-    // Exactly the DESIGN's keys, in its order.
+    // Exactly the contract's keys (docs/design.md, "Leak check and canary"), in its order.
     assert!(text.starts_with(r#"{"verdict":"leak","findings":[{"header":"x_msisdn","reason""#));
     for secret in SECRETS {
         assert!(!text.contains(secret), "{secret} in {text}");

@@ -1,5 +1,5 @@
-//! `[[api.client]]`: the apps that may ask the CAMARA APIs about a subscriber (DESIGN, "HTTPS:
-//! network-based authentication and the CAMARA APIs").
+//! `[[api.client]]`: the apps that may ask the CAMARA APIs about a subscriber (docs/design.md,
+//! "HTTPS: network-based authentication and the CAMARA APIs").
 //!
 //! A client is part of the [`Policy`](crate::Policy) like a partner: what it may learn is
 //! disclosure policy, so it is in the policy hash, in `plan` and in `audit exposure --against`.
@@ -126,8 +126,8 @@ impl ApiClient {
 pub const TOKEN_PATH: &str = "/token";
 
 /// Whether an audit record's `host` is an API endpoint path rather than a request host: the
-/// API records the endpoint it answered at as the host (DESIGN, `[api]`), and no host name
-/// starts with `/`.
+/// API records the endpoint it answered at as the host (docs/design.md, "HTTPS: network-based
+/// authentication and the CAMARA APIs"), and no host name starts with `/`.
 pub fn is_api_endpoint(host: &str) -> bool {
     host.starts_with('/')
 }

@@ -18,8 +18,8 @@ pub fn builtin_identity_headers() -> impl Iterator<Item = &'static str> {
         .filter(|line| !line.is_empty())
 }
 
-/// The form header names are compared in (DESIGN, Stripping): ASCII lowercase, every run of
-/// characters other than letters and digits one `-`, none at either end. `X_MSISDN`,
+/// The form header names are compared in (docs/design.md, Stripping): ASCII lowercase, every
+/// run of characters other than letters and digits one `-`, none at either end. `X_MSISDN`,
 /// `x.msisdn`, `X__MSISDN_` and `X~MSISDN` are all `x-msisdn`: server stacks map punctuation to
 /// `_` (or drop it) in different ways, so a partner behind any of them could read any spelling
 /// as its own header.

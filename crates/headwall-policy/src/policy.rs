@@ -89,8 +89,8 @@ impl ValueKind {
         ValueKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Whether this kind may be given for `purpose` without a `justification` (DESIGN, "Value
-    /// kinds"): msisdn for billing and identification; pseudonym and token for all;
+    /// Whether this kind may be given for `purpose` without a `justification` (docs/design.md,
+    /// "Value kinds"): msisdn for billing and identification; pseudonym and token for all;
     /// age_verified for age verification and identification.
     pub fn allowed_for(self, purpose: Purpose) -> bool {
         match self {

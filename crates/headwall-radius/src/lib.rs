@@ -4,7 +4,8 @@
 //! the Request Authenticator over exactly `Length` octets in constant time before interpreting
 //! any attribute. The [`serve`] listener turns authentic packets into session-store changes and
 //! answers only after they are durable. Written here rather than taken from the `radius` crate,
-//! which authenticates over the whole datagram, not in constant time (DESIGN, Dependencies).
+//! which authenticates over the whole datagram, not in constant time (docs/design.md,
+//! Dependencies).
 
 mod codec;
 mod listener;

@@ -330,12 +330,12 @@ fn subscriber_ipv4(ip: Ipv4Addr) -> Result<Ipv4Addr, &'static str> {
     }
 }
 
-/// A Framed-IPv6-Prefix that can be one subscriber's (DESIGN, RADIUS): at least `min_len` bits
-/// (a `/0` would bind every IPv6 address to one number), and outside the ranges no subscriber
-/// is ever given: `::/8` (unspecified, loopback, IPv4-mapped `::ffff:0:0/96` — which a
-/// dual-stack listener's IPv4 peers would fall into — and IPv4-compatible), link-local
-/// `fe80::/10` and multicast `ff00::/8`. With `min_len` at least 32, a prefix that passes
-/// cannot contain one of those ranges either.
+/// A Framed-IPv6-Prefix that can be one subscriber's (docs/design.md, RADIUS accounting): at
+/// least `min_len` bits (a `/0` would bind every IPv6 address to one number), and outside the
+/// ranges no subscriber is ever given: `::/8` (unspecified, loopback, IPv4-mapped
+/// `::ffff:0:0/96` — which a dual-stack listener's IPv4 peers would fall into — and
+/// IPv4-compatible), link-local `fe80::/10` and multicast `ff00::/8`. With `min_len` at least
+/// 32, a prefix that passes cannot contain one of those ranges either.
 fn subscriber_ipv6_prefix(prefix: Ipv6Net, min_len: u8) -> Result<Ipv6Net, &'static str> {
     if prefix.prefix_len() < min_len {
         return Err("Framed-IPv6-Prefix is shorter than [radius].min_ipv6_prefix");

@@ -1,7 +1,7 @@
 //! Short-lived records kept beside the bindings: the API's authorization codes, the subjects
-//! behind access tokens, and the client assertions already used (DESIGN: "kept server-side, in
-//! the sessions backend: memory with the embedded store, Redis for a fleet, so any node can
-//! redeem").
+//! behind access tokens, and the client assertions already used: kept on the server, in the
+//! sessions backend — memory with the embedded store, Redis for a fleet, so any node can redeem
+//! (docs/design.md, "HTTPS: network-based authentication and the CAMARA APIs").
 //!
 //! A record is an opaque text value under a key, with a lifetime. Five operations, each on one
 //! key and atomic, so the same protocol is correct on one node, on several nodes sharing one

@@ -41,10 +41,10 @@ pub fn unix_now() -> u64 {
 }
 
 /// `network` as the table keys it: host bits cleared, and an IPv4-mapped IPv6 prefix
-/// (`::ffff:192.0.2.5/128`) as the IPv4 network it names (DESIGN, RADIUS: addresses are
-/// canonical). The embedded table and Redis key bindings by this, and lookups turn an address
-/// into its canonical form the same way, so one subscriber has one key whichever way a socket
-/// or a packet spelled the address.
+/// (`::ffff:192.0.2.5/128`) as the IPv4 network it names (docs/design.md, RADIUS accounting:
+/// addresses are canonical). The embedded table and Redis key bindings by this, and lookups
+/// turn an address into its canonical form the same way, so one subscriber has one key
+/// whichever way a socket or a packet spelled the address.
 pub fn canonical_network(network: IpNet) -> IpNet {
     match network.trunc() {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {

@@ -1,5 +1,5 @@
-//! The canary (DESIGN, Leak check and canary): proof, after every policy load and every
-//! `[canary].interval`, that a non-partner sees nothing.
+//! The canary (docs/design.md, Leak check and canary): proof, after every policy load and
+//! every `[canary].interval`, that a non-partner sees nothing.
 //!
 //! Each run binds the gateway's own address to the synthetic subscriber `[canary].msisdn` (in
 //! memory, never in the durable store; in Redis for a fleet, expiring within a minute), sends one request through the gateway's

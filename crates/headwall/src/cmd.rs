@@ -1,5 +1,5 @@
-//! One file per command; `run` maps each to an exit code (DESIGN: 0 ok, 1 error or finding,
-//! 2 cannot run, 3 plan widened).
+//! One file per command; `run` maps each to an exit code (docs/design.md, Command line: 0 ok,
+//! 1 error or finding, 2 cannot run, 3 plan widened).
 
 mod audit;
 mod check;

@@ -27,7 +27,8 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl LoadError {
-    /// DESIGN's exit code: 1 invalid, 2 cannot run (unreadable).
+    /// The contract's exit code (docs/design.md, Command line): 1 invalid, 2 cannot run
+    /// (unreadable).
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             LoadError::Invalid(_) => 1,

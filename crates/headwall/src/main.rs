@@ -1,4 +1,4 @@
-//! `headwall`: the header-enrichment gateway that cannot leak. See README.md and DESIGN.
+//! `headwall`: the header-enrichment gateway that cannot leak. See README.md and docs/design.md.
 
 mod canary;
 mod cli;

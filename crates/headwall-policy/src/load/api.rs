@@ -1,5 +1,5 @@
 //! `[api]` and `[[api.client]]`: the HTTPS listener's settings and the clients that may ask
-//! the CAMARA APIs (DESIGN, "HTTPS: network-based authentication and the CAMARA APIs").
+//! the CAMARA APIs (docs/design.md, "HTTPS: network-based authentication and the CAMARA APIs").
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +18,7 @@ use crate::policy::Policy;
 const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(60);
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED".
 const MAX_CODE_LIFETIME: Duration = Duration::from_secs(600);
-/// `[api].access_token_lifetime` when unset, and its maximum (DESIGN).
+/// `[api].access_token_lifetime` when unset, and its maximum (docs/design.md, HTTPS).
 const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest `client_id`.
 const MAX_CLIENT_ID: usize = 64;

@@ -226,7 +226,8 @@ fn disclosure_table(records: &[DisclosureView]) -> String {
 /// A record's cells in a table, without its subscriber: time, partner, purpose, destination,
 /// headers with kinds, upstream, client.
 fn record_cells(record: &DisclosureView) -> Vec<String> {
-    // An API answer's "host" is its endpoint path (DESIGN, `[api]`): say what the client learned.
+    // An API answer's "host" is its endpoint path (docs/design.md, "HTTPS: network-based
+    // authentication and the CAMARA APIs"): say what the client learned.
     let (destination, what) = if headwall_policy::is_api_endpoint(&record.host) {
         (format!("API {}", record.host), api_learned(record))
     } else {

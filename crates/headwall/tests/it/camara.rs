@@ -18,7 +18,8 @@
 //!
 //! Scenarios that do not apply are listed in [`NOT_APPLICABLE`] with the reason; every other
 //! scenario must pass, and the count of those that ran is checked, so a scenario lost to a
-//! filter or a parse error fails the test. Known defects of the feature files (DESIGN):
+//! filter or a parse error fails the test. Known defects of the feature files (docs/design.md,
+//! "HTTPS: network-based authentication and the CAMARA APIs"):
 //! NV verify 400.3 has no `When` step (the request is sent at the first `Then`); the KYC
 //! response-schema step names `/components/schemas/...` without `#`.
 

@@ -230,10 +230,10 @@ async fn dual_stack_listener_keeps_ipv4_subscribers_and_refuses_catch_all_prefix
     assert!(!log.contains("7700900999"), "refused number in the log");
 }
 
-/// DESIGN, Audit log: `radius_rejected` is one event per source address and second, counting
-/// every bad packet with its reasons — not one event per 10 s that drops the rest, and not one
-/// row per packet. 300 forged packets (wrong secret) and 200 truncated ones from one source in
-/// well under a second are at most two rows a second of sending, counting all 500.
+/// docs/design.md, Audit log: `radius_rejected` is one event per source address and second,
+/// counting every bad packet with its reasons — not one event per 10 s that drops the rest, and
+/// not one row per packet. 300 forged packets (wrong secret) and 200 truncated ones from one
+/// source in well under a second are at most two rows a second of sending, counting all 500.
 #[tokio::test]
 async fn bad_packets_are_one_rejection_row_per_source_and_second() {
     let agecheck = origin(2).await;
