@@ -43,13 +43,12 @@ pub(crate) struct Grant {
 
 impl Grant {
     fn encode(&self) -> String {
-        let scopes: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
         json!({
             "client_id": self.client_id,
             "redirect_uri": self.redirect_uri,
             "code_challenge": self.code_challenge,
             "msisdn": self.msisdn.expose_digits(),
-            "scopes": scopes,
+            "scopes": crate::issued::scope_names(&self.scopes),
             "nonce": self.nonce,
             "auth_time": self.auth_time,
             "device": self.device.to_string(),
@@ -66,11 +65,7 @@ impl Grant {
             redirect_uri: text("redirect_uri")?,
             code_challenge: text("code_challenge")?,
             msisdn: Msisdn::parse(value["msisdn"].as_str()?).ok()?,
-            scopes: value["scopes"]
-                .as_array()?
-                .iter()
-                .map(|s| s.as_str().and_then(ApiScope::from_scope_str))
-                .collect::<Option<_>>()?,
+            scopes: crate::issued::scopes_from(&value["scopes"])?,
             nonce: text("nonce"),
             auth_time: value["auth_time"].as_u64()?,
             device: value["device"].as_str()?.parse().ok()?,

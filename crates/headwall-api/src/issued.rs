@@ -30,11 +30,10 @@ const REVOKED: &str = "X";
 
 impl Issued {
     fn encode(&self) -> String {
-        let scopes: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
         let subject = json!({
             "client_id": self.client_id,
             "msisdn": self.msisdn.expose_digits(),
-            "scopes": scopes,
+            "scopes": scope_names(&self.scopes),
             "device": self.device.to_string(),
         });
         format!("{LIVE}{subject}")
@@ -46,14 +45,24 @@ impl Issued {
         Some(Issued {
             client_id: value["client_id"].as_str()?.to_owned(),
             msisdn: Msisdn::parse(value["msisdn"].as_str()?).ok()?,
-            scopes: value["scopes"]
-                .as_array()?
-                .iter()
-                .map(|s| s.as_str().and_then(ApiScope::from_scope_str))
-                .collect::<Option<_>>()?,
+            scopes: scopes_from(&value["scopes"])?,
             device: value["device"].as_str()?.parse().ok()?,
         })
     }
+}
+
+/// Scopes as a record holds them: their names, in a JSON array.
+pub(crate) fn scope_names(scopes: &[ApiScope]) -> Value {
+    scopes.iter().map(|s| s.as_str()).collect()
+}
+
+/// Scopes back from [`scope_names`]; `None` if any is not a scope.
+pub(crate) fn scopes_from(names: &Value) -> Option<Vec<ApiScope>> {
+    names
+        .as_array()?
+        .iter()
+        .map(|s| s.as_str().and_then(ApiScope::from_scope_str))
+        .collect()
 }
 
 /// The access tokens, wherever the sessions backend keeps records.

@@ -30,22 +30,14 @@ fn imf_fixdate(secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let days = secs / 86_400;
+    let date = headwall_sessions::Date::from_unix(secs);
     let time = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, for non-negative days).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
     format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        DAYS[usize::try_from(days % 7).unwrap_or(0)],
-        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[usize::try_from(secs / 86_400 % 7).unwrap_or(0)],
+        date.day,
+        MONTHS[usize::try_from(date.month.saturating_sub(1)).unwrap_or(0) % 12],
+        date.year,
         time / 3600,
         time % 3600 / 60,
         time % 60

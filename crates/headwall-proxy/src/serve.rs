@@ -205,34 +205,23 @@ impl Body for ClientBody {
                 return Poll::Ready(None);
             }
             if !this.buf.is_empty() {
-                let decoded = match this.decoder.decode(&this.buf) {
-                    Ok(decoded) => decoded,
+                let step = match decode_step(&mut this.decoder, &mut this.buf) {
+                    Ok(step) => step,
                     Err(error) => {
                         return this.fail(io::Error::new(io::ErrorKind::InvalidData, error));
                     }
                 };
-                let (consumed, finished) = (decoded.consumed, decoded.done);
-                let data = (!decoded.data.is_empty()).then(|| {
-                    let start = decoded.data.as_ptr().addr() - this.buf.as_ptr().addr();
-                    start..start + decoded.data.len()
-                });
-                let mut taken = this.buf.split_to(consumed);
-                let chunk = data.map(|range| {
-                    taken.truncate(range.end);
-                    taken.advance(range.start);
-                    taken.freeze()
-                });
-                if finished {
+                if step.finished {
                     this.done = true;
                     this.give_back(true);
                 }
-                if let Some(chunk) = chunk {
+                if let Some(chunk) = step.data {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
-                if finished {
+                if step.finished {
                     return Poll::Ready(None);
                 }
-                if consumed > 0 {
+                if step.consumed {
                     continue;
                 }
             }
@@ -264,6 +253,40 @@ impl Body for ClientBody {
             _ => SizeHint::default(),
         }
     }
+}
+
+/// One step of decoding `buf` with `decoder`.
+pub(crate) struct Step {
+    /// Body data found, sharing `buf`'s memory.
+    pub(crate) data: Option<Bytes>,
+    /// Whether any bytes were consumed (framing or data): if not, more must be read.
+    pub(crate) consumed: bool,
+    /// The body ended.
+    pub(crate) finished: bool,
+}
+
+/// Decodes what `buf` holds with `decoder`, taking the consumed bytes off its front.
+pub(crate) fn decode_step(
+    decoder: &mut BodyDecoder,
+    buf: &mut BytesMut,
+) -> Result<Step, headwall_http::BodyError> {
+    let decoded = decoder.decode(buf)?;
+    let (consumed, finished) = (decoded.consumed, decoded.done);
+    let data = (!decoded.data.is_empty()).then(|| {
+        let start = decoded.data.as_ptr().addr() - buf.as_ptr().addr();
+        start..start + decoded.data.len()
+    });
+    let mut taken = buf.split_to(consumed);
+    let data = data.map(|range| {
+        taken.truncate(range.end);
+        taken.advance(range.start);
+        taken.freeze()
+    });
+    Ok(Step {
+        data,
+        consumed: consumed > 0,
+        finished,
+    })
 }
 
 /// Reads what the peer sent next into `buf`'s spare capacity (at least [`READ_CHUNK`] of it,

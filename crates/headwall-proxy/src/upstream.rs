@@ -714,33 +714,22 @@ impl Body for UpstreamBody {
                 return Poll::Ready(None);
             }
             if !this.buf.is_empty() || this.decoder.is_done() {
-                let decoded = match this.decoder.decode(&this.buf) {
-                    Ok(decoded) => decoded,
+                let step = match crate::serve::decode_step(&mut this.decoder, &mut this.buf) {
+                    Ok(step) => step,
                     Err(error) => {
                         return this.failed(io::Error::new(io::ErrorKind::InvalidData, error));
                     }
                 };
-                let (consumed, finished) = (decoded.consumed, decoded.done);
-                let data = (!decoded.data.is_empty()).then(|| {
-                    let start = decoded.data.as_ptr().addr() - this.buf.as_ptr().addr();
-                    start..start + decoded.data.len()
-                });
-                let mut taken = this.buf.split_to(consumed);
-                let chunk = data.map(|range| {
-                    taken.truncate(range.end);
-                    taken.advance(range.start);
-                    taken.freeze()
-                });
-                if finished {
+                if step.finished {
                     this.end();
                 }
-                if let Some(chunk) = chunk {
+                if let Some(chunk) = step.data {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
-                if finished {
+                if step.finished {
                     return Poll::Ready(None);
                 }
-                if consumed > 0 {
+                if step.consumed {
                     continue;
                 }
             }
