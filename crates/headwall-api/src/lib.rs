@@ -38,8 +38,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub use metrics::{ApiMetrics, ApiOutcome, Endpoint};
 pub use tls::{TlsError, server_config};
 
-/// When the connection limit was last logged (Unix seconds).
-static LIMIT_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The connection limit is logged at most every 10 s.
+static LIMIT_WARNED: headwall_audit::LogLimit = headwall_audit::LogLimit::new();
 
 /// A client gets this long for its TLS handshake (or PROXY header) and its request head.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,12 +129,9 @@ pub async fn serve(
         };
         let Ok(permit) = state.connections.clone().try_acquire_owned() else {
             // Closed at once; said at most every 10 s.
-            let now = headwall_sessions::unix_now();
-            let last = LIMIT_WARNED.load(std::sync::atomic::Ordering::Relaxed);
-            if now >= last + 10 {
-                LIMIT_WARNED.store(now, std::sync::atomic::Ordering::Relaxed);
+            LIMIT_WARNED.run(|| {
                 tracing::warn!("api: max_connections reached; closing new connections");
-            }
+            });
             drop(stream);
             continue;
         };

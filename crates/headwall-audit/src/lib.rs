@@ -38,6 +38,7 @@
 //! types redact them in `Debug`, and errors never carry record content (PostgreSQL errors keep
 //! the server's message and SQLSTATE, never its DETAIL, which can quote a row).
 
+mod limit;
 mod pending;
 mod postgres;
 mod query;
@@ -49,6 +50,7 @@ mod verify;
 mod window;
 mod writer;
 
+pub use limit::LogLimit;
 pub use postgres::{KILL_SWITCH_REFRESH, PgAuditReader, QueryError, verify_postgres};
 pub use query::{
     AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,

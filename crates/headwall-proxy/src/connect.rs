@@ -1,8 +1,8 @@
 //! CONNECT tunnels: allowed to `connect_ports` only, never enriched (the gateway cannot and
 //! must not see inside), closed when idle.
 
+use headwall_audit::LogLimit;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use http::{Request, Response, StatusCode};
 
@@ -13,7 +13,7 @@ use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
 use crate::serve::{ClientBody, OnUpgrade};
 
-static PARTNER_REFUSED: AtomicU64 = AtomicU64::new(0);
+static PARTNER_REFUSED: LogLimit = LogLimit::new();
 
 pub(crate) async fn tunnel(
     gateway: &Arc<Gateway>,
@@ -49,7 +49,7 @@ pub(crate) async fn tunnel(
         .iter()
         .find_map(|addr| policy.policy.partner_at(*addr))
     {
-        crate::listener::warn_limited(&PARTNER_REFUSED, || {
+        PARTNER_REFUSED.run(|| {
             tracing::warn!(partner = %partner.name, port, "CONNECT to a partner's address refused");
         });
         return (

@@ -10,7 +10,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, hea
 use http_body_util::{Either, Full};
 use tokio::io::AsyncWriteExt as _;
 
-use std::sync::atomic::AtomicU64;
+use headwall_audit::LogLimit;
 use std::time::Instant;
 
 use headwall_audit::{Disclosure, EventKind};
@@ -25,8 +25,8 @@ use crate::serve::{ClientBody, OnUpgrade};
 use crate::strip::Codings;
 use crate::upstream::{self, SendError, UpstreamError};
 
-static AUDIT_FAILED: AtomicU64 = AtomicU64::new(0);
-static BAD_BODY: AtomicU64 = AtomicU64::new(0);
+static AUDIT_FAILED: LogLimit = LogLimit::new();
+static BAD_BODY: LogLimit = LogLimit::new();
 
 /// Which door a request came in by, and what that door knows about its destination.
 #[derive(Debug, Clone, Copy)]
@@ -319,7 +319,7 @@ async fn forward(
                         Err(error) => {
                             gateway.metrics.count_audit_write_failure();
                             gateway.metrics.count_withheld();
-                            crate::listener::warn_limited(&AUDIT_FAILED, || {
+                            AUDIT_FAILED.run(|| {
                                 tracing::warn!(%error, "audit log unavailable; identity withheld");
                             });
                         }
@@ -369,7 +369,7 @@ async fn forward(
     let response = match upstream::send(&gateway.upstreams, upstream, request).await {
         Ok(response) => response,
         Err(SendError::ClientBody) => {
-            crate::listener::warn_limited(&BAD_BODY, || {
+            BAD_BODY.run(|| {
                 tracing::debug!("malformed or short request body; answered 400");
             });
             return bad_request("headwall: the request body is malformed or incomplete\n");

@@ -1,9 +1,9 @@
 //! The accept loop and per-connection serving for a gateway listener.
 
+use headwall_audit::LogLimit;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -42,14 +42,14 @@ pub(crate) async fn serve(
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off briefly instead of spinning.
-                warn_limited(&ACCEPT_ERRORS, || tracing::warn!(%error, "accept failed"));
+                ACCEPT_ERRORS.run(|| tracing::warn!(%error, "accept failed"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = gateway.connections.clone().try_acquire_owned() else {
             gateway.metrics.count_request(kind, Outcome::Refused);
-            warn_limited(&LIMIT_REACHED, || {
+            LIMIT_REACHED.run(|| {
                 tracing::warn!("max_connections reached; closing new client connections");
             });
             drop(stream);
@@ -109,18 +109,17 @@ async fn serve_connection(
         _permit: Arc::new(permit),
     };
     let _ = stream.set_nodelay(true);
-    let (client, front) = match crate::front::identify(&gateway.settings, &mut stream, peer, kind)
-        .await
-    {
-        Ok(identified) => identified,
-        Err(refusal) => {
-            gateway.metrics.count_request(kind, Outcome::Refused);
-            warn_limited(&REFUSED_CONNECTIONS, || {
+    let (client, front) =
+        match crate::front::identify(&gateway.settings, &mut stream, peer, kind).await {
+            Ok(identified) => identified,
+            Err(refusal) => {
+                gateway.metrics.count_request(kind, Outcome::Refused);
+                REFUSED_CONNECTIONS.run(|| {
                 tracing::warn!(client.addr = %peer, reason = refusal.as_str(), "connection closed");
             });
-            return;
-        }
-    };
+                return;
+            }
+        };
     let activity = Activity::new();
     let served = crate::serve::connection(
         gateway.clone(),
@@ -139,20 +138,6 @@ async fn serve_connection(
     }
 }
 
-static ACCEPT_ERRORS: AtomicU64 = AtomicU64::new(0);
-static LIMIT_REACHED: AtomicU64 = AtomicU64::new(0);
-static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
-
-/// Runs `log` at most once per 10 seconds per `last` slot: malformed input is counted on every
-/// occurrence but logged rarely, so a flood cannot fill the disk.
-pub(crate) fn warn_limited(last: &AtomicU64, log: impl FnOnce()) {
-    let now = headwall_sessions::unix_now();
-    let previous = last.load(Ordering::Relaxed);
-    if now >= previous + 10
-        && last
-            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        log();
-    }
-}
+static ACCEPT_ERRORS: LogLimit = LogLimit::new();
+static LIMIT_REACHED: LogLimit = LogLimit::new();
+static REFUSED_CONNECTIONS: LogLimit = LogLimit::new();

@@ -18,12 +18,12 @@
 //! 5. after a `101` or a `2xx` to CONNECT the socket becomes the tunnel the request asked for
 //!    ([`OnUpgrade`]).
 
+use headwall_audit::LogLimit;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 use crate::forward::Front;
 use crate::gateway::Gateway;
 use crate::idle::Activity;
-use crate::listener::{Slot, warn_limited};
+use crate::listener::Slot;
 use crate::metrics::{Listener, Outcome};
 use crate::respond::ProxyBody;
 
@@ -48,7 +48,7 @@ const READ_CHUNK: usize = 4 * 1024;
 /// Response bytes gathered before a write (a head and its first body piece go out together).
 const WRITE_GATHER: usize = 16 * 1024;
 
-static MALFORMED: AtomicU64 = AtomicU64::new(0);
+static MALFORMED: LogLimit = LogLimit::new();
 
 /// A client connection after the switch to another protocol: its socket and the bytes the
 /// client sent after the request head, which belong to the new protocol.
@@ -337,7 +337,7 @@ pub(crate) async fn connection(
             Head::Gone => return,
             Head::Refused(error) => {
                 gateway.metrics.count_request(kind, Outcome::BadRequest);
-                warn_limited(&MALFORMED, || {
+                MALFORMED.run(|| {
                     tracing::debug!(client.addr = %client, error = error.as_str(), "malformed request");
                 });
                 let _ = write.write_all(&refusal(error)).await;

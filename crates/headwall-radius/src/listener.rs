@@ -8,9 +8,9 @@
 //! answered again from a cache without applying twice; one that arrives while the first copy is
 //! still being committed is ignored (the first copy's answer will follow).
 
+use headwall_audit::LogLimit;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -109,10 +109,7 @@ pub async fn serve(
         let (len, source) = match received {
             Ok(received) => received,
             Err(error) => {
-                limited(
-                    &RECEIVE_ERRORS,
-                    || tracing::warn!(%error, "radius receive failed"),
-                );
+                RECEIVE_ERRORS.run(|| tracing::warn!(%error, "radius receive failed"));
                 continue;
             }
         };
@@ -124,7 +121,7 @@ pub async fn serve(
         else {
             metrics.count("other", PacketResult::UnknownClient);
             rejected(source, "unknown_client");
-            limited(&UNKNOWN_CLIENT, || {
+            UNKNOWN_CLIENT.run(|| {
                 tracing::warn!(%source, "radius packet from an unknown client dropped");
             });
             continue;
@@ -139,7 +136,7 @@ pub async fn serve(
                 };
                 metrics.count("other", result);
                 rejected(source, error.as_str());
-                limited(&REJECTED, || {
+                REJECTED.run(|| {
                     tracing::warn!(%source, reason = error.as_str(), "radius packet dropped");
                 });
                 continue;
@@ -173,7 +170,7 @@ pub async fn serve(
                     .remove(&key);
                 metrics.count(status, PacketResult::Malformed);
                 rejected(source, reason);
-                limited(&UNUSABLE, || {
+                UNUSABLE.run(|| {
                     tracing::warn!(%source, status, reason, "radius packet cannot be applied; not acknowledged");
                 });
                 continue;
@@ -207,7 +204,7 @@ pub async fn serve(
                         .unwrap_or_else(PoisonError::into_inner)
                         .packets
                         .remove(&key);
-                    limited(&STORE_FAILED, || {
+                    STORE_FAILED.run(|| {
                         tracing::warn!(%error, "session store failed; accounting not acknowledged");
                     });
                 }
@@ -361,24 +358,11 @@ pub fn msisdn_from_calling_station_id(raw: &str, country_code: Option<&str>) -> 
     Msisdn::parse(raw).ok()
 }
 
-static RECEIVE_ERRORS: AtomicU64 = AtomicU64::new(0);
-static UNKNOWN_CLIENT: AtomicU64 = AtomicU64::new(0);
-static REJECTED: AtomicU64 = AtomicU64::new(0);
-static UNUSABLE: AtomicU64 = AtomicU64::new(0);
-static STORE_FAILED: AtomicU64 = AtomicU64::new(0);
-
-/// Runs `log` at most once per 10 s per slot: bad input is counted always, logged rarely.
-fn limited(last: &AtomicU64, log: impl FnOnce()) {
-    let now = unix_now();
-    let previous = last.load(Ordering::Relaxed);
-    if now >= previous + 10
-        && last
-            .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        log();
-    }
-}
+static RECEIVE_ERRORS: LogLimit = LogLimit::new();
+static UNKNOWN_CLIENT: LogLimit = LogLimit::new();
+static REJECTED: LogLimit = LogLimit::new();
+static UNUSABLE: LogLimit = LogLimit::new();
+static STORE_FAILED: LogLimit = LogLimit::new();
 
 #[cfg(test)]
 mod tests {
