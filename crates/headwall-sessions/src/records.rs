@@ -137,36 +137,63 @@ impl Records {
 }
 
 /// The memory backend: one map under one lock (each operation is a few hash-map steps).
+/// Expired records are swept every [`SWEEP_EVERY`] by the write that notices, so a steady flow
+/// of flows holds only the live ones (it held every record until the map was full).
 #[derive(Default)]
 pub struct MemoryRecords {
-    entries: Mutex<HashMap<String, (String, Instant)>>,
+    entries: Mutex<Entries>,
 }
+
+/// The records and when they were last swept.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (String, Instant)>,
+    swept: Option<Instant>,
+}
+
+/// Time between sweeps of expired records.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 impl MemoryRecords {
     fn insert_new(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.get(key).is_some_and(|(_, until)| *until > now) {
+        if entries.map.get(key).is_some_and(|(_, until)| *until > now) {
             return Ok(false);
         }
-        make_room(&mut entries, now)?;
-        entries.insert(key.to_owned(), (value.to_owned(), now + ttl));
+        entries.make_room(now)?;
+        entries
+            .map
+            .insert(key.to_owned(), (value.to_owned(), now + ttl));
         Ok(true)
     }
 
     fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if !entries.contains_key(key) {
-            make_room(&mut entries, now)?;
+        if !entries.map.contains_key(key) {
+            entries.make_room(now)?;
         }
-        entries.insert(key.to_owned(), (value.to_owned(), now + ttl));
+        entries
+            .map
+            .insert(key.to_owned(), (value.to_owned(), now + ttl));
         Ok(())
+    }
+
+    /// Records held, expired ones not yet swept included (tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
     }
 
     fn get(&self, key: &str) -> Option<String> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
+            .map
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
             .map(|(value, _)| value.clone())
@@ -175,6 +202,7 @@ impl MemoryRecords {
     fn take(&self, key: &str) -> Option<String> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
+            .map
             .remove(key)
             .filter(|(_, until)| *until > Instant::now())
             .map(|(value, _)| value)
@@ -183,10 +211,10 @@ impl MemoryRecords {
     fn swap(&self, key: &str, value: &str) -> Option<String> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get_mut(key) {
+        match entries.map.get_mut(key) {
             Some((old, until)) if *until > now => Some(std::mem::replace(old, value.to_owned())),
             Some(_) => {
-                entries.remove(key);
+                entries.map.remove(key);
                 None
             }
             None => None,
@@ -194,20 +222,24 @@ impl MemoryRecords {
     }
 }
 
-/// Makes room for one more record, sweeping expired ones when the map is full.
-fn make_room(
-    entries: &mut HashMap<String, (String, Instant)>,
-    now: Instant,
-) -> Result<(), StoreError> {
-    if entries.len() >= MAX_MEMORY_RECORDS {
-        entries.retain(|_, (_, until)| *until > now);
-        if entries.len() >= MAX_MEMORY_RECORDS {
+impl Entries {
+    /// Makes room for one more record: sweeps expired ones every [`SWEEP_EVERY`], and at once
+    /// when the map is full; refuses when it is still full.
+    fn make_room(&mut self, now: Instant) -> Result<(), StoreError> {
+        let due = self
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY);
+        if due || self.map.len() >= MAX_MEMORY_RECORDS {
+            self.swept = Some(now);
+            self.map.retain(|_, (_, until)| *until > now);
+        }
+        if self.map.len() >= MAX_MEMORY_RECORDS {
             return Err(StoreError::Commit(format!(
                 "{MAX_MEMORY_RECORDS} short-lived API records held; refusing more until some expire"
             )));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -250,6 +282,27 @@ mod tests {
             Some("fresh")
         );
         assert_eq!(records.swap("k", "b").await.unwrap().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn expired_records_are_swept_without_waiting_for_a_full_map() {
+        let memory = MemoryRecords::default();
+        for i in 0..100 {
+            assert!(
+                memory
+                    .insert_new(&format!("k{i}"), "v", Duration::ZERO)
+                    .unwrap()
+            );
+        }
+        // The first write swept (nothing then); the next sweep is due in SWEEP_EVERY.
+        assert!(memory.len() >= 99);
+        memory.entries.lock().unwrap().swept = Some(Instant::now() - SWEEP_EVERY);
+        assert!(
+            memory
+                .insert_new("live", "v", Duration::from_secs(60))
+                .unwrap()
+        );
+        assert_eq!(memory.len(), 1);
     }
 
     #[tokio::test]
