@@ -500,8 +500,8 @@ fn request_head(parts: &http::request::Parts, framing: Framing) -> Result<Vec<u8
 }
 
 /// Pumps the client's body upstream in `framing` (trailers dropped), then gives the write half
-/// back. The head goes out with the body's first bytes, as hyper's client did: a body that
-/// breaks before its first byte leaves the origin with nothing at all.
+/// back. The head goes out with the body's first bytes when those are there already, as
+/// hyper's client did: a body that breaks at once leaves the origin with nothing at all.
 async fn pump_body(
     mut write: OwnedWriteHalf,
     mut body: ClientBody,
@@ -510,7 +510,26 @@ async fn pump_body(
 ) -> Pumped {
     let chunked = framing == Framing::Chunked;
     let mut out = head;
-    while let Some(frame) = body.frame().await {
+    loop {
+        // What the client has sent already goes out with the head; if nothing has come yet
+        // the head goes alone, so the origin hears of the request while the body is slow.
+        let frame = match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
+            .await
+        {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if !out.is_empty() {
+                    if write.write_all(&out).await.is_err() {
+                        return Pumped::UpstreamFailed;
+                    }
+                    out.clear();
+                }
+                body.frame().await
+            }
+        };
+        let Some(frame) = frame else {
+            break;
+        };
         let Ok(frame) = frame else {
             return Pumped::ClientFailed;
         };

@@ -687,3 +687,55 @@ async fn an_origin_closing_its_idle_connection_costs_no_request() {
     );
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A client that sends its head and takes its time with the body: the origin hears of the
+/// request at once (it may answer early, or start reading), and the body follows when it comes.
+#[tokio::test]
+async fn the_origin_gets_the_head_before_a_slow_body() {
+    let h = start("").await;
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", origin.local_addr().unwrap());
+    let (head_seen, got_head) = tokio::sync::oneshot::channel();
+    let served = tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut head_seen = Some(head_seen);
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the body");
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                if let Some(tx) = head_seen.take() {
+                    let _ = tx.send(());
+                }
+                if seen.len() >= end + 4 + 4 {
+                    break;
+                }
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        seen
+    });
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let head = format!("POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), got_head)
+        .await
+        .expect("the head reached the origin before any body byte was sent")
+        .unwrap();
+    client.write_all(b"body").await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.ends_with(b"\r\n\r\nbody"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert_eq!(read_one_response(&mut client).await, b"ok");
+}
