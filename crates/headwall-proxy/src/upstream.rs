@@ -608,8 +608,8 @@ async fn exchange(
     let mut answered = false;
     let (response_head, length) = loop {
         match headwall_http::parse_response_head(&buf, method) {
-            // 100 Continue and the other 1xx: hyper gives the client its own 100 Continue;
-            // the origin's interim answers end here.
+            // 100 Continue and the other 1xx: the client gets the gateway's own 100 Continue
+            // (serve.rs); the origin's interim answers end here.
             Ok(Some((response, length)))
                 if response.is_interim() && !response.is_switching_protocols() =>
             {
