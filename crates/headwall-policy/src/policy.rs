@@ -186,11 +186,14 @@ pub enum WithholdReason {
     SessionStoreUnavailable,
     /// No valid policy is loaded.
     PolicyUnavailable,
+    /// A value could not be made: no random bytes for a token's nonce, or a value that is not
+    /// a valid header value. Not the policy's fault, so not `PolicyUnavailable`.
+    ValueUnavailable,
 }
 
 impl WithholdReason {
     /// Every reason.
-    pub const ALL: [WithholdReason; 8] = [
+    pub const ALL: [WithholdReason; 9] = [
         WithholdReason::NoPartner,
         WithholdReason::PinningMismatch,
         WithholdReason::NoBinding,
@@ -199,6 +202,7 @@ impl WithholdReason {
         WithholdReason::AuditUnavailable,
         WithholdReason::SessionStoreUnavailable,
         WithholdReason::PolicyUnavailable,
+        WithholdReason::ValueUnavailable,
     ];
 
     /// snake_case label.
@@ -212,6 +216,7 @@ impl WithholdReason {
             WithholdReason::AuditUnavailable => "audit_unavailable",
             WithholdReason::SessionStoreUnavailable => "session_store_unavailable",
             WithholdReason::PolicyUnavailable => "policy_unavailable",
+            WithholdReason::ValueUnavailable => "value_unavailable",
         }
     }
 }
@@ -488,7 +493,8 @@ mod tests {
                 "enrichment_disabled",
                 "audit_unavailable",
                 "session_store_unavailable",
-                "policy_unavailable"
+                "policy_unavailable",
+                "value_unavailable"
             ]
         );
     }

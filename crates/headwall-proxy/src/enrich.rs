@@ -78,7 +78,7 @@ pub(crate) async fn prepare<'a>(
                 let subject = runtime.pseudonym_key.pseudonym(msisdn);
                 let mut nonce = [0u8; 16];
                 if getrandom::fill(&mut nonce).is_err() {
-                    return Err(WithholdReason::PolicyUnavailable);
+                    return Err(WithholdReason::ValueUnavailable);
                 }
                 let token = gateway.keys.issuer.issue(&TokenRequest {
                     audience: &partner.name,
@@ -91,7 +91,7 @@ pub(crate) async fn prepare<'a>(
             }
         };
         let Ok(mut value) = value else {
-            return Err(WithholdReason::PolicyUnavailable);
+            return Err(WithholdReason::ValueUnavailable);
         };
         value.set_sensitive(true);
         values.push((name.clone(), value, *kind, index));

@@ -366,6 +366,7 @@ async fn forward(
     } else {
         Outcome::Forwarded
     };
+    let upstream_addr = upstream.addr;
     let response = match upstream::send(&gateway.upstreams, upstream, request).await {
         Ok(response) => response,
         Err(SendError::ClientBody) => {
@@ -375,10 +376,11 @@ async fn forward(
             return bad_request("headwall: the request body is malformed or incomplete\n");
         }
         Err(SendError::Upstream) => {
+            tracing::debug!(upstream.addr = %upstream_addr, "upstream closed or broke the connection before its answer");
             return bad_gateway("headwall: upstream closed the connection\n");
         }
         Err(SendError::BadResponse(error)) => {
-            tracing::debug!(error = error.as_str(), "malformed upstream response head");
+            tracing::debug!(upstream.addr = %upstream_addr, error = error.as_str(), "malformed upstream response head");
             return bad_gateway(match error {
                 HeadError::ChunkedNotFinal
                 | HeadError::ChunkedRepeated
