@@ -195,43 +195,77 @@ fn host_value(authority: &http::uri::Authority) -> Result<HeaderValue, &'static 
         .map_err(|_| "headwall: request target host is not a valid header value\n")
 }
 
+/// A step's early answer: the response and the outcome counted for it.
+type Answer = (Response<ProxyBody>, Outcome);
+
+/// One request through the steps of docs/life-of-a-request.md, in their order: target, strip,
+/// resolve, connect, decide and disclose, send, finish.
 async fn forward(
     gateway: &Arc<Gateway>,
     client: SocketAddr,
     front: Front,
     slot: &Slot,
     mut request: Request<ClientBody>,
-) -> (Response<ProxyBody>, Outcome) {
-    let Target {
-        host,
-        port,
-        host_header,
-        path,
-        pinned,
-    } = match target(front, &request) {
+) -> Answer {
+    let target = match target(front, &request) {
         Ok(target) => target,
         Err(reason) => return bad_request(reason),
     };
-    match crate::strip::transfer_codings(request.headers()) {
-        Codings::Fine => {}
-        Codings::Unsupported => {
-            return (
-                respond::text(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "headwall: only the chunked transfer coding is supported\n",
-                ),
-                Outcome::BadRequest,
-            );
-        }
-        Codings::Repeated => {
-            return bad_request(
-                "headwall: the chunked transfer coding is applied more than once\n",
-            );
-        }
-    }
-
     // The policy is pinned for the whole request: a reload in flight never mixes two policies.
     let active = gateway.policy.load_full();
+    let stripped = match strip(gateway, client, &active, &mut request) {
+        Ok(stripped) => stripped,
+        Err(codings) => return refused_codings(codings),
+    };
+    let addrs = match resolve(gateway, &target).await {
+        Ok(addrs) => addrs,
+        Err(error) => return upstream_failure(error),
+    };
+    let upgrade = upgrade(&active, &addrs, stripped.upgrade, &mut request);
+    let upstream = match gateway
+        .upstreams
+        .http(&addrs, upgrade.protocol.is_some())
+        .await
+    {
+        Ok(upstream) => upstream,
+        Err(error) => return upstream_failure(error),
+    };
+    let upstream_addr = upstream.addr;
+    let inserted = disclose(
+        gateway,
+        &active,
+        client,
+        &target,
+        upstream_addr,
+        &mut request,
+    )
+    .await;
+    let outcome = if inserted > 0 {
+        Outcome::Enriched
+    } else {
+        Outcome::Forwarded
+    };
+    rewrite(&mut request, target, upgrade.protocol.as_ref());
+    let response = match upstream::send(&gateway.upstreams, upstream, request).await {
+        Ok(response) => response,
+        Err(error) => return send_failure(error, upstream_addr),
+    };
+    finish(gateway, slot, response, upgrade, outcome)
+}
+
+/// Step 4, strip: refuses framings the data plane does not carry (the codings, answered by
+/// [`refused_codings`]), removes hop-by-hop and identity headers, and records a spoofing
+/// client (one event per client and second).
+fn strip(
+    gateway: &Gateway,
+    client: SocketAddr,
+    active: &crate::ActivePolicy,
+    request: &mut Request<ClientBody>,
+) -> Result<crate::StripOutcome, Codings> {
+    let codings = crate::strip::transfer_codings(request.headers());
+    if codings != Codings::Fine {
+        return Err(codings);
+    }
     let stripped = crate::strip::strip_request(request.headers_mut(), active.policy.strip());
     gateway.metrics.count_stripped(stripped.identity_removed);
     if stripped.identity_removed > 0 {
@@ -239,8 +273,7 @@ async fn forward(
             count = stripped.identity_removed,
             "identity headers stripped from client request"
         );
-        // One event per client and second, with the request count and the header names;
-        // values never enter the record.
+        // The header names go into the record; values never do.
         gateway.spoofs.add(
             &gateway.audit,
             headwall_sessions::unix_now(),
@@ -251,25 +284,61 @@ async fn forward(
                 .map(|name| headwall_policy::normalize_header_name(name.as_str())),
         );
     }
-    // Intercepted traffic goes where the client was going; a name is never resolved for it.
-    let addrs = match pinned {
-        Some(original) => vec![original],
-        None => match gateway.upstreams.resolve(&host, port).await {
-            Ok(addrs) => addrs,
-            Err(error) => return upstream_failure(error),
-        },
-    };
-    // After a 101 the connection is a tunnel the gateway does not read. To a partner only
-    // WebSocket may open one (its frames carry no HTTP headers); any other protocol (`h2c`,
-    // `TLS/1.0`) would let the client send requests with its own identity headers from the
-    // gateway's address (see `Policy::partner_at`, and CONNECT). There the request goes on
-    // without `Upgrade`, as a plain request — and a WebSocket upgrade only when it is one
-    // (RFC 6455 §4.1: version 13 and a key), so that the 101 can be checked against it.
+    Ok(stripped)
+}
+
+/// The answer to a request whose transfer codings the data plane does not carry.
+fn refused_codings(codings: Codings) -> Answer {
+    match codings {
+        Codings::Repeated => {
+            bad_request("headwall: the chunked transfer coding is applied more than once\n")
+        }
+        Codings::Fine | Codings::Unsupported => (
+            respond::text(
+                StatusCode::NOT_IMPLEMENTED,
+                "headwall: only the chunked transfer coding is supported\n",
+            ),
+            Outcome::BadRequest,
+        ),
+    }
+}
+
+/// Step 5, resolve: intercepted traffic goes where the client was going (a name is never
+/// resolved for it); explicit traffic to the target's addresses.
+async fn resolve(gateway: &Gateway, target: &Target) -> Result<Vec<SocketAddr>, UpstreamError> {
+    match target.pinned {
+        Some(original) => Ok(vec![original]),
+        None => gateway.upstreams.resolve(&target.host, target.port).await,
+    }
+}
+
+/// A switch of protocols the request may make, and what its 101 must prove.
+struct Upgrade {
+    /// The `Upgrade` value that goes upstream.
+    protocol: Option<HeaderValue>,
+    /// For a WebSocket handshake to a partner, the `Sec-WebSocket-Accept` its 101 must carry.
+    websocket_accept: Option<HeaderValue>,
+    /// The client's side of the tunnel, once the 101 is written.
+    client: Option<OnUpgrade>,
+}
+
+/// After a 101 the connection is a tunnel the gateway does not read. To a partner only
+/// WebSocket may open one (its frames carry no HTTP headers); any other protocol (`h2c`,
+/// `TLS/1.0`) would let the client send requests with its own identity headers from the
+/// gateway's address (see `Policy::partner_at`, and CONNECT). There the request goes on without
+/// `Upgrade`, as a plain request — and a WebSocket upgrade only when it is one (RFC 6455 §4.1:
+/// version 13 and a key), so that the 101 can be checked against it.
+fn upgrade(
+    active: &crate::ActivePolicy,
+    addrs: &[SocketAddr],
+    asked: Option<HeaderValue>,
+    request: &mut Request<ClientBody>,
+) -> Upgrade {
     let to_partner = addrs
         .iter()
         .any(|addr| active.policy.partner_at(*addr).is_some());
     let mut websocket_accept = None;
-    let upgrade = stripped.upgrade.filter(|protocol| {
+    let protocol = asked.filter(|protocol| {
         if !to_partner {
             return true;
         }
@@ -278,18 +347,30 @@ async fn forward(
             .flatten();
         websocket_accept.is_some()
     });
-    let client_upgrade = upgrade.as_ref().and_then(|_| OnUpgrade::take(&mut request));
-    let upstream = match gateway.upstreams.http(&addrs, upgrade.is_some()).await {
-        Ok(upstream) => upstream,
-        Err(error) => return upstream_failure(error),
-    };
+    let client = protocol.as_ref().and_then(|_| OnUpgrade::take(request));
+    Upgrade {
+        protocol,
+        websocket_accept,
+        client,
+    }
+}
 
-    // Decide with the address actually connected to.
-    let decision = active.policy.decide(&host, port, upstream.addr.ip());
+/// Steps 7 to 9, decide and disclose: the policy decides with the address actually connected
+/// to; for a partner, the values are computed, the disclosure is made durable, and only then
+/// inserted. Returns how many values went in.
+async fn disclose(
+    gateway: &Gateway,
+    active: &crate::ActivePolicy,
+    client: SocketAddr,
+    target: &Target,
+    upstream_addr: SocketAddr,
+    request: &mut Request<ClientBody>,
+) -> usize {
+    let (host, port) = (&target.host, target.port);
     let mut inserted = 0;
-    match decision {
+    match active.policy.decide(host, port, upstream_addr.ip()) {
         Decision::Disclose(partner) => {
-            match crate::enrich::prepare(gateway, &active, partner, client.ip()).await {
+            match crate::enrich::prepare(gateway, active, partner, client.ip()).await {
                 Ok(prepared) if prepared.values.is_empty() => {}
                 Ok(prepared) => {
                     let record = Disclosure {
@@ -309,7 +390,7 @@ async fn forward(
                             .collect(),
                         host: host.clone(),
                         port,
-                        upstream_ip: upstream.addr.ip(),
+                        upstream_ip: upstream_addr.ip(),
                         client_ip: client.ip(),
                         policy_hash: active.policy.hash().to_owned(),
                     };
@@ -333,13 +414,13 @@ async fn forward(
         }
         Decision::Withhold(WithholdReason::PinningMismatch) => {
             gateway.metrics.count_pinning_mismatch();
-            tracing::warn!(upstream.addr = %upstream.addr, "pinning mismatch: partner host connected outside its destinations; identity withheld");
+            tracing::warn!(upstream.addr = %upstream_addr, "pinning mismatch: partner host connected outside its destinations; identity withheld");
             gateway.audit.event(
                 EventKind::PinningMismatch,
                 &serde_json::json!({
                     "host": host,
                     "port": port,
-                    "upstream_ip": upstream.addr.ip().to_string(),
+                    "upstream_ip": upstream_addr.ip().to_string(),
                     "client_ip": client.ip().to_string(),
                     "policy_hash": active.policy.hash(),
                 }),
@@ -348,40 +429,41 @@ async fn forward(
         Decision::Withhold(_) => {}
     }
     gateway.metrics.count_disclosures(inserted);
+    inserted
+}
 
+/// Step 10, the head that goes upstream: `Host` from the target, the upgrade kept aside during
+/// stripping, origin-form, and the gateway's own HTTP version.
+fn rewrite(request: &mut Request<ClientBody>, target: Target, upgrade: Option<&HeaderValue>) {
     let headers = request.headers_mut();
-    if let Some(value) = host_header {
+    if let Some(value) = target.host_header {
         headers.insert(header::HOST, value);
     }
-    if let Some(protocol) = &upgrade {
+    if let Some(protocol) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
     }
-    // Upstream gets origin-form and the gateway's own HTTP version.
-    *request.uri_mut() = Uri::from(path);
+    *request.uri_mut() = Uri::from(target.path);
     *request.version_mut() = Version::HTTP_11;
+}
 
-    let outcome = if inserted > 0 {
-        Outcome::Enriched
-    } else {
-        Outcome::Forwarded
-    };
-    let upstream_addr = upstream.addr;
-    let response = match upstream::send(&gateway.upstreams, upstream, request).await {
-        Ok(response) => response,
-        Err(SendError::ClientBody) => {
+/// The answer when the exchange with the upstream failed: the client's 400 for its own broken
+/// body, else a 502 that says what the upstream did (logged with its address).
+fn send_failure(error: SendError, upstream_addr: SocketAddr) -> Answer {
+    match error {
+        SendError::ClientBody => {
             BAD_BODY.run(|| {
                 tracing::debug!("malformed or short request body; answered 400");
             });
-            return bad_request("headwall: the request body is malformed or incomplete\n");
+            bad_request("headwall: the request body is malformed or incomplete\n")
         }
-        Err(SendError::Upstream) => {
+        SendError::Upstream => {
             tracing::debug!(upstream.addr = %upstream_addr, "upstream closed or broke the connection before its answer");
-            return bad_gateway("headwall: upstream closed the connection\n");
+            bad_gateway("headwall: upstream closed the connection\n")
         }
-        Err(SendError::BadResponse(error)) => {
+        SendError::BadResponse(error) => {
             tracing::debug!(upstream.addr = %upstream_addr, error = error.as_str(), "malformed upstream response head");
-            return bad_gateway(match error {
+            bad_gateway(match error {
                 HeadError::ChunkedNotFinal
                 | HeadError::ChunkedRepeated
                 | HeadError::UnsupportedCoding
@@ -389,13 +471,31 @@ async fn forward(
                     "headwall: upstream used a transfer coding other than chunked\n"
                 }
                 _ => "headwall: upstream sent a malformed response\n",
-            });
+            })
         }
-    };
+    }
+}
 
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && client_upgrade.is_some()
-        && let Some(expected) = &websocket_accept
+/// Step 11, finish: a 101 becomes a tunnel only when it was asked for (and, to a partner,
+/// proves it read the WebSocket handshake); hop-by-hop response headers are removed.
+fn finish(
+    gateway: &Arc<Gateway>,
+    slot: &Slot,
+    response: Response<crate::upstream::UpstreamBody>,
+    upgrade: Upgrade,
+    outcome: Outcome,
+) -> Answer {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let mut response = response;
+        crate::strip::strip_response(response.headers_mut(), false);
+        return (response.map(Either::Left), outcome);
+    }
+    let Some(client_upgrade) = upgrade.client else {
+        // Nobody asked to switch (RFC 9110 §15.2.2: a server must not); the connection is in an
+        // unknown protocol now and is dropped here, never pooled.
+        return bad_gateway("headwall: upstream switched protocols without being asked\n");
+    };
+    if let Some(expected) = &upgrade.websocket_accept
         && response.headers().get("sec-websocket-accept") != Some(expected)
     {
         // A partner that switched without proving it read this handshake: whatever it speaks
@@ -404,48 +504,34 @@ async fn forward(
             "headwall: upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept\n",
         );
     }
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_upgrade) = client_upgrade
-    {
-        let (mut parts, body) = response.into_parts();
-        let Some((upstream_io, early)) = body.into_tunnel() else {
-            return bad_gateway(
-                "headwall: upstream switched protocols before the request was sent\n",
-            );
+    let (mut parts, body) = response.into_parts();
+    let Some((upstream_io, early)) = body.into_tunnel() else {
+        return bad_gateway("headwall: upstream switched protocols before the request was sent\n");
+    };
+    let idle = gateway.settings.idle_timeout;
+    let guard = slot.tunnel(gateway);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let Ok(client_io) = client_upgrade.await else {
+            return;
         };
-        let idle = gateway.settings.idle_timeout;
-        let guard = slot.tunnel(gateway);
-        tokio::spawn(async move {
-            let _guard = guard;
-            let Ok(client_io) = client_upgrade.await else {
-                return;
-            };
-            let activity = Activity::new();
-            let mut client_io = crate::idle::Tracked::new(client_io, activity.clone());
-            let mut upstream_io = upstream_io;
-            // What the origin sent right after its 101 is already the new protocol's.
-            if !early.is_empty() && client_io.write_all(&early).await.is_err() {
-                return;
-            }
-            let _ = until_idle(
-                &activity,
-                idle,
-                tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io),
-            )
-            .await;
-        });
-        crate::strip::strip_response(&mut parts.headers, true);
-        let response = Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
-        return (response, outcome);
-    }
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // Nobody asked to switch (RFC 9110 §15.2.2: a server must not); the connection is in an
-        // unknown protocol now and is dropped here, never pooled.
-        return bad_gateway("headwall: upstream switched protocols without being asked\n");
-    }
-    let mut response = response;
-    crate::strip::strip_response(response.headers_mut(), false);
-    (response.map(Either::Left), outcome)
+        let activity = Activity::new();
+        let mut client_io = crate::idle::Tracked::new(client_io, activity.clone());
+        let mut upstream_io = upstream_io;
+        // What the origin sent right after its 101 is already the new protocol's.
+        if !early.is_empty() && client_io.write_all(&early).await.is_err() {
+            return;
+        }
+        let _ = until_idle(
+            &activity,
+            idle,
+            tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io),
+        )
+        .await;
+    });
+    crate::strip::strip_response(&mut parts.headers, true);
+    let response = Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
+    (response, outcome)
 }
 
 fn bad_gateway(reason: &'static str) -> (Response<ProxyBody>, Outcome) {
