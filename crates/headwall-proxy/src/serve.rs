@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use headwall_http::{BodyDecoder, Framing, HeadError, Version};
+use headwall_http::{BodyDecoder, HeadError, Version};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
@@ -363,7 +363,9 @@ pub(crate) async fn connection(
             (None, None)
         };
         let mut lent = None;
-        let body = if framing == Framing::None {
+        let decoder = BodyDecoder::new(framing);
+        // No body, or an empty one (`Content-Length: 0`): the connection keeps its read half.
+        let body = if decoder.is_done() {
             ClientBody::empty(activity.clone())
         } else {
             let (give_back, back) = oneshot::channel();
@@ -371,7 +373,7 @@ pub(crate) async fn connection(
             ClientBody {
                 read: read.take(),
                 buf: std::mem::take(&mut buf),
-                decoder: BodyDecoder::new(framing),
+                decoder,
                 done: false,
                 give_back: Some(give_back),
                 continue_wanted,

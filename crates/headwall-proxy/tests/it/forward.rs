@@ -739,3 +739,19 @@ async fn the_origin_gets_the_head_before_a_slow_body() {
     );
     assert_eq!(read_one_response(&mut client).await, b"ok");
 }
+
+/// Requests with an empty body (`Content-Length: 0`, as many POSTs are) keep the client's
+/// connection alive like any other.
+#[tokio::test]
+async fn empty_bodies_keep_the_connection_alive() {
+    let h = start("").await;
+    let mut client = TcpStream::connect(h.proxy).await.unwrap();
+    let url = h.website_url();
+    for _ in 0..3 {
+        let request = format!("POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        read_one_response(&mut client).await;
+    }
+    let received = h.website.take();
+    assert_eq!(received.len(), 3, "three requests on one client connection");
+}
