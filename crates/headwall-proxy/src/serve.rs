@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use headwall_http::{BodyDecoder, HeadError, Version};
+use headwall_http::{BodyDecoder, Framing, HeadError, Version};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
@@ -133,6 +133,8 @@ struct Returned {
 
 /// A client's request body, decoded by its framing as the upstream side reads it.
 pub(crate) struct ClientBody {
+    /// How the client framed the body, as the codec read its head: how it goes upstream.
+    framing: Framing,
     read: Option<OwnedReadHalf>,
     buf: BytesMut,
     decoder: BodyDecoder,
@@ -147,6 +149,7 @@ impl ClientBody {
     /// A body that has none (the connection keeps its read half).
     fn empty(activity: Activity) -> ClientBody {
         ClientBody {
+            framing: Framing::None,
             read: None,
             buf: BytesMut::new(),
             decoder: BodyDecoder::None,
@@ -157,9 +160,9 @@ impl ClientBody {
         }
     }
 
-    /// Whether nothing is left to read.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.done
+    /// The body's framing: none (also for `Content-Length: 0`), a length, or chunked.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     fn give_back(&mut self, clean: bool) {
@@ -371,6 +374,7 @@ pub(crate) async fn connection(
             let (give_back, back) = oneshot::channel();
             lent = Some(back);
             ClientBody {
+                framing,
                 read: read.take(),
                 buf: std::mem::take(&mut buf),
                 decoder,

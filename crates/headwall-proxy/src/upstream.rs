@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use headwall_http::{BodyDecoder, Framing, HeadError, Method, Version};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt as _;
@@ -418,7 +418,9 @@ pub(crate) async fn send(
 ) -> Result<Response<UpstreamBody>, SendError> {
     let (parts, body) = request.into_parts();
     let method = Method::from_token(parts.method.as_str().as_bytes());
-    let framing = request_framing(&parts.headers, &body);
+    // As the codec read the client's head (its chunks are decoded here and re-chunked;
+    // `Transfer-Encoding` was removed as hop-by-hop, a length stays as sent).
+    let framing = body.framing();
     let head = request_head(&parts, framing)?;
     if framing != Framing::None {
         return exchange(upstreams, upstream, &head, method, Some((body, framing)))
@@ -453,22 +455,6 @@ impl Failure {
             Failure::BeforeAnswer => SendError::Upstream,
             Failure::Send(error) => error,
         }
-    }
-}
-
-/// The framing the client gave its body, which is how it goes upstream: its `Content-Length`
-/// as sent, none for a body that ended before it began, else chunked (the client's chunks
-/// are decoded; `Transfer-Encoding` was removed as hop-by-hop).
-fn request_framing(headers: &HeaderMap, body: &ClientBody) -> Framing {
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match length {
-        Some(0) => Framing::None,
-        Some(length) => Framing::Length(length),
-        None if body.is_empty() => Framing::None,
-        None => Framing::Chunked,
     }
 }
 
