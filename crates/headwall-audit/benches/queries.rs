@@ -197,6 +197,7 @@ fn options() -> AuditOptions {
     AuditOptions {
         signing_key: SigningKey::from_seed(&[0x42; 32]).unwrap(),
         checkpoint_every: Duration::from_secs(60),
+        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
     }
 }
 

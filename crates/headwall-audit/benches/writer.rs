@@ -125,6 +125,7 @@ async fn run(path: &Path, tasks: usize, total: usize, bound: Duration) -> Outcom
         AuditOptions {
             signing_key: SigningKey::from_seed(&[0x42; 32]).unwrap(),
             checkpoint_every: Duration::from_secs(60),
+            commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
         },
     )
     .unwrap();
@@ -277,6 +278,9 @@ fn remove_database(path: &Path) {
         let _ = std::fs::remove_file(PathBuf::from(name));
     }
     let _ = std::fs::remove_file(headwall_audit::checkpoint_path(path));
+    for journal in headwall_audit::journal_paths(path) {
+        let _ = std::fs::remove_file(journal);
+    }
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -1,22 +1,29 @@
 //! The disclosure log: no audit, no disclosure (docs/design.md, Principles 4 and "Audit log").
 //!
-//! - [`AuditLog`] is the writing side. Embedded (SQLite, one node): one thread owns the SQLite connection (WAL,
-//!   `synchronous = FULL`); every record queued while a commit runs shares the next transaction
-//!   and fsync (group commit). [`AuditLog::disclose`] resolves only once the record is durable;
-//!   a full queue, a failed commit or [`WRITE_DEADLINE`] makes it fail, and the caller then
-//!   forwards the request without identity (fail closed).
+//! - [`AuditLog`] is the writing side. Embedded (one node): a writer thread chains each record to
+//!   the one before and appends every record queued meanwhile to the **journal** with one
+//!   `pwrite` and one `fdatasync` (group commit; `journal.rs`). [`AuditLog::disclose`] resolves
+//!   only once the record is durable there; a full queue, a failed write, a failing index or
+//!   [`WRITE_DEADLINE`] makes it fail, and the caller then forwards the request without
+//!   identity (fail closed). An indexer thread builds the SQLite **index** (WAL,
+//!   `synchronous = FULL`) from the same rows in bulk, a fraction of a second behind, and runs
+//!   retention and checkpoints (`index.rs`); [`catch_up`] indexes what the journal holds beyond
+//!   it, and every reader and every open calls it, so no answer misses a durable record. Why a
+//!   journal: a SQLite commit writes ~8 pages and an fsync whatever it holds, ~240 µs of CPU per
+//!   record at a few hundred disclosures a second; the journal's flush costs ~50–65 µs per
+//!   batch and SQLite then commits a thousand rows at a time (BENCH.md, 2026-12-03).
 //! - Each record carries `prev_hash` and `hash` = SHA-256 over the previous hash and the
 //!   record's fields (length-prefixed, see [`record`]'s `chain_hash`): `disclosures` and
 //!   `security_events` are two chains. Retention removes the oldest records and keeps the hash
 //!   of the last removed one in `chain_anchor`, so [`verify`] still passes from the oldest
 //!   remaining record.
-//! - A hash chain cannot show that its newest records were cut off, so the writer appends a
+//! - A hash chain cannot show that its newest records were cut off, so the indexer appends a
 //!   checkpoint (chain ends, signed with the identity signing key) to `audit.checkpoints` beside
-//!   the database every minute while records arrive and at shutdown; [`verify`] checks that the
-//!   chains reach the latest checkpoint.
+//!   the database every minute while records arrive and at shutdown, naming only indexed
+//!   records; [`verify`] checks that the chains reach the latest checkpoint.
 //! - [`AuditReader`] answers the regulator's questions with indexed SQL; `exposure` from a
 //!   summary per (partner, host), per (partner, host, subscriber) and per (partner, host, day)
-//!   that the writer keeps in the same transaction as each record (derived data, outside the
+//!   that the indexer keeps in the same transaction as each record (derived data, outside the
 //!   chain; see `summary.rs`). `against` streams ([`AuditReader::against_each`]).
 //!
 //! ## PostgreSQL (a fleet)
@@ -27,7 +34,8 @@
 //! by `(node, id)`, the node's name hashed into each record — so nodes never contend on one
 //! chain head. The writer is a tokio task with the same bounded queue, group commit (one
 //! transaction per batch, answered after `COMMIT`), [`WRITE_DEADLINE`] and fail-fast on a
-//! full queue. Checkpoints are rows of `checkpoints`, signed as in the file. Differences:
+//! full queue (no journal, no commit window). Checkpoints are rows of `checkpoints`, signed as
+//! in the file. Differences:
 //! [`AuditLog::prune`] prunes every node's chains (a departed node's records still expire);
 //! [`AuditLog::enrichment_switched_off`] is the fleet's state (the newest `kill_switch` event
 //! of any node: a leak anywhere means off everywhere), refreshed every
@@ -38,6 +46,8 @@
 //! types redact them in `Debug`, and errors never carry record content (PostgreSQL errors keep
 //! the server's message and SQLSTATE, never its DETAIL, which can quote a row).
 
+mod index;
+mod journal;
 mod limit;
 mod pending;
 mod postgres;
@@ -50,6 +60,8 @@ mod verify;
 mod window;
 mod writer;
 
+pub use index::catch_up;
+pub use journal::journal_paths;
 pub use limit::LogLimit;
 pub use postgres::{KILL_SWITCH_REFRESH, PgAuditReader, QueryError, verify_postgres};
 pub use query::{
@@ -62,8 +74,8 @@ pub use summary::SubscriberSet;
 pub use verify::{NodeReport, VerifyFailure, VerifyReport, verify};
 pub use window::{EventWindow, MAX_SOURCES_PER_SECOND, WindowFields};
 pub use writer::{
-    AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, QUEUE_DEPTH, WRITE_DEADLINE,
-    checkpoint_path,
+    AuditError, AuditLog, AuditOptions, ChainEnd, Checkpoint, DEFAULT_COMMIT_WINDOW, QUEUE_DEPTH,
+    WRITE_DEADLINE, checkpoint_path,
 };
 
 /// The schema, applied at every open (idempotent). The exposure summary's indexes and its

@@ -153,7 +153,8 @@ const AGAINST_HOSTS_MAX: usize = 1_000;
 const AGAINST_INDEX_SHARE: i64 = 20;
 
 impl AuditReader {
-    /// Opens the log at `path` read-only.
+    /// Opens the log at `path` for reading, after indexing what its journal holds beyond the
+    /// index ([`catch_up`](crate::catch_up)).
     pub fn open(path: &Path) -> Result<AuditReader, String> {
         if !path.exists() {
             return Err(format!(
@@ -161,6 +162,9 @@ impl AuditReader {
                 path.display()
             ));
         }
+        // Records durable in the journal and not indexed yet (the writer's last half second,
+        // or a writer killed before it indexed them) are indexed first.
+        crate::index::catch_up(path)?;
         let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|error| format!("{}: cannot open the audit log: {error}", path.display()))?;
         Ok(AuditReader { connection })

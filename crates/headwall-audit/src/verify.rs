@@ -70,6 +70,9 @@ pub fn verify(
     if !path.exists() {
         return Err(format!("{}: no audit log here", path.display()));
     }
+    // The journal's records not indexed yet are walked too: indexed first, each checked
+    // against its own hash and the record before it as it goes in.
+    crate::index::catch_up(path)?;
     let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|error| format!("{}: cannot open the audit log: {error}", path.display()))?;
     let read_error = |error: rusqlite::Error| format!("{}: {error}", path.display());

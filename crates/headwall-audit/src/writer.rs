@@ -1,9 +1,8 @@
-//! The durable writer: one thread owns the database connection, folds every queued record into
-//! one transaction and one fsync (group commit), chains each record to the one before, and
-//! answers each waiting request only after its record is on disk.
+//! The durable writer: one thread folds every queued record into one journal append and one
+//! `fdatasync` (group commit), chains each record to the one before, and answers each waiting
+//! request only after its record is on disk. The SQLite index is built behind it by the
+//! indexer thread (`index.rs`); see `journal.rs` for why.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -12,10 +11,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use headwall_identity::SigningKey;
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::index::{Control, Handoff, Indexer};
+use crate::journal::{Journal, Row, Scan};
 use crate::pending::{self, FLUSH_AFTER, PendingEvents, Pushed};
 use crate::record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 use crate::time::now_ms;
@@ -32,7 +33,7 @@ pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 pub(crate) const PRUNE_STEP: i64 = 50_000;
 /// Disclosures removed by one retention step of the embedded log at most: each also updates
 /// the exposure summary (10 M-row log: about 0.8 s per 10,000 rows, 3.5 s per 50,000; see
-/// BENCH.md), and the step shares its transaction with the disclosures queued behind it.
+/// BENCH.md), and the index waits for the step (disclosures do not).
 pub(crate) const SUMMARY_PRUNE_STEP: i64 = 10_000;
 
 /// Why the log could not be opened or a record made durable. Never carries record content.
@@ -52,6 +53,10 @@ pub enum AuditError {
     /// The writer has stopped; nothing more is durable.
     #[error("the audit writer has stopped")]
     WriterStopped,
+    /// The embedded log's index cannot be written (the last try failed; see the log): no
+    /// disclosure is made until it can.
+    #[error("the audit index cannot be written")]
+    IndexFailing,
     /// The transaction or its fsync failed; the records in it were not written.
     #[error("audit commit failed: {0}")]
     Commit(String),
@@ -80,7 +85,13 @@ pub struct AuditOptions {
     pub signing_key: SigningKey,
     /// Time between checkpoints while records arrive. docs/design.md, Audit log: every minute.
     pub checkpoint_every: Duration,
+    /// Embedded log: longest wait for more disclosures to share a flush while they come close
+    /// together (`[audit].commit_window`; zero: none). See `Writer::gather`.
+    pub commit_window: Duration,
 }
+
+/// `[audit].commit_window` when not set.
+pub const DEFAULT_COMMIT_WINDOW: Duration = Duration::from_millis(1);
 
 pub(crate) enum Job {
     Disclose(Box<Disclosure>, oneshot::Sender<Result<(), AuditError>>),
@@ -135,8 +146,9 @@ pub fn checkpoint_path(database: &Path) -> PathBuf {
 }
 
 impl AuditLog {
-    /// Opens (creating when missing) the embedded SQLite log at `path` and starts the writer
-    /// thread.
+    /// Opens (creating when missing) the embedded log at `path` — the SQLite index there and
+    /// the journal beside it — indexes what the journal holds beyond the index (a crash), and
+    /// starts the writer and indexer threads.
     pub fn open(path: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let open_error = |reason: &dyn std::fmt::Display| AuditError::Open {
             path: path.to_owned(),
@@ -150,6 +162,30 @@ impl AuditLog {
             .execute_batch(crate::SCHEMA)
             .map_err(|e| open_error(&e))?;
         crate::summary::prepare(&mut connection).map_err(|e| open_error(&e))?;
+        // Recovery: what the journal holds and the index does not.
+        let scan = Scan::read(path).map_err(|e| open_error(&e))?;
+        let lacking = (
+            Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?,
+            Head::load(&connection, Chain::Events).map_err(|e| open_error(&e))?,
+        );
+        let recovered = crate::index::index(
+            &mut connection,
+            &scan.rows_from(lacking.0.next_id, lacking.1.next_id),
+        )
+        .map_err(|error| match error {
+            crate::index::IndexError::Gap { .. } => open_error(&format_args!(
+                "{error}: the journal beside it ({}) holds records that do not follow the \
+                 database's; restore the database that belongs with it, or move both journal \
+                 files away to start a new log",
+                crate::journal::journal_paths(path)
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            other => open_error(&other),
+        })?;
+        let journal = Journal::open(path, &scan).map_err(|e| open_error(&e))?;
         let disclosures =
             Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?;
         let events = Head::load(&connection, Chain::Events).map_err(|e| open_error(&e))?;
@@ -157,25 +193,44 @@ impl AuditLog {
         tracing::info!(
             path = %path.display(),
             disclosures = disclosures.next_id - 1 - disclosures.removed_through,
+            recovered,
             "audit log opened"
         );
+        let handoff = Arc::new(Handoff::new(journal.last_seq()));
+        let indexer = Indexer::new(
+            connection,
+            checkpoint_path(path),
+            options.signing_key,
+            options.checkpoint_every,
+        )
+        .map_err(|e| open_error(&e))?;
+        let indexer = {
+            let handoff = handoff.clone();
+            std::thread::Builder::new()
+                .name("headwall-audit-index".into())
+                .spawn(move || indexer.run(&handoff))
+                .map_err(|e| open_error(&e))?
+        };
         let commits = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(PendingEvents::default());
         let writer = Writer {
             commits: commits.clone(),
             pending: pending.clone(),
-            connection,
+            journal,
             disclosures,
             events,
-            checkpoints: checkpoint_path(path),
-            signing_key: options.signing_key,
-            checkpointed: None,
+            unwritten: Vec::new(),
+            handoff,
+            indexer: Some(indexer),
+            last_batch: None,
+            window: options.commit_window,
+            skip: 0,
+            backoff: 0,
         };
         let (queue, receiver) = mpsc::sync_channel(QUEUE_DEPTH);
-        let every = options.checkpoint_every;
         let thread = std::thread::Builder::new()
             .name("headwall-audit-writer".into())
-            .spawn(move || writer.run(&receiver, every))
+            .spawn(move || writer.run(&receiver))
             .map_err(|e| open_error(&e))?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
@@ -353,7 +408,7 @@ impl Queue {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chain {
     Disclosures,
     Events,
@@ -379,7 +434,8 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    fn load(connection: &Connection, chain: Chain) -> rusqlite::Result<Head> {
+    /// The newest record of `chain` in SQLite (after retention's anchor when none is left).
+    pub(crate) fn load(connection: &Connection, chain: Chain) -> rusqlite::Result<Head> {
         let anchor: Option<(i64, String)> = connection
             .query_row(
                 "SELECT removed_through, hash FROM chain_anchor WHERE chain = ?1",
@@ -412,6 +468,13 @@ impl Head {
                 removed_through,
             },
         })
+    }
+
+    /// Moves the end past a record with `hash` written at `ts`.
+    pub(crate) fn advance(&mut self, hash: &str, ts: i64) {
+        self.next_id += 1;
+        hash.clone_into(&mut self.last_hash);
+        self.last_ts = ts;
     }
 
     /// A timestamp for the next record: the clock, but never before the previous record's.
@@ -485,39 +548,58 @@ pub(crate) fn sign_checkpoint(body: &str, key: &SigningKey) -> String {
     URL_SAFE_NO_PAD.encode(key.sign_detached(body.as_bytes()))
 }
 
+/// The writer thread: chains each record to the one before, appends the batch to the journal
+/// with one `fdatasync`, answers the waiters, and hands the rows to the indexer.
 struct Writer {
     commits: Arc<AtomicU64>,
     pending: Arc<PendingEvents>,
-    connection: Connection,
+    journal: Journal,
     disclosures: Head,
     events: Head,
-    checkpoints: PathBuf,
-    signing_key: SigningKey,
-    /// The chain ends of the last checkpoint written by this process.
-    checkpointed: Option<(i64, i64)>,
+    /// Rows whose append failed: written again ahead of the next batch, then handed over.
+    unwritten: Vec<Row>,
+    handoff: Arc<Handoff>,
+    indexer: Option<std::thread::JoinHandle<()>>,
+    /// When the last batch holding a disclosure started.
+    last_batch: Option<Instant>,
+    /// Longest wait for more disclosures to share a batch's flush (see [`Writer::gather`]).
+    window: Duration,
+    /// Batches that skip the window after waits that gathered nothing, and how many the last
+    /// such wait set.
+    skip: u32,
+    backoff: u32,
 }
 
-type Acks = Vec<Ack>;
+/// A batch this long is written without waiting for more (see [`Writer::gather`]).
+const WINDOW_BELOW: usize = 4;
 
-enum Ack {
-    Disclosed(oneshot::Sender<Result<(), AuditError>>),
-    Pruned(oneshot::Sender<Result<u64, AuditError>>, u64),
-}
+/// How soon a failed append is tried again when nothing else comes.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 impl Writer {
-    fn run(mut self, queue: &mpsc::Receiver<Job>, every: Duration) {
-        let mut next_checkpoint = Instant::now() + every;
+    fn run(mut self, queue: &mpsc::Receiver<Job>) {
         // When the buffered events must be committed at the latest (None: none are waiting).
         let mut flush_at: Option<Instant> = None;
         loop {
-            let wake = flush_at.map_or(next_checkpoint, |at| at.min(next_checkpoint));
+            let retry_at = (!self.unwritten.is_empty()).then(|| Instant::now() + RETRY_AFTER);
+            let wake = match (flush_at, retry_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let mut batch = Vec::new();
-            match queue.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+            let received = match wake {
+                Some(wake) => queue.recv_timeout(wake.saturating_duration_since(Instant::now())),
+                None => queue
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            };
+            match received {
                 Ok(job) => batch.push(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.process(self.pending_events());
-                    self.write_checkpoint();
+                    let events = self.pending_events();
+                    self.commit(events);
+                    self.stop_indexer();
                     return;
                 }
             }
@@ -527,6 +609,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.gather(queue, &mut batch);
             batch.retain(|job| {
                 if matches!(job, Job::EventsPending) {
                     flush_at.get_or_insert_with(|| Instant::now() + FLUSH_AFTER);
@@ -536,7 +619,8 @@ impl Writer {
             });
             // Committing anyway, or the events' deadline passed: the buffered events go first
             // (they happened before what is in the queue now).
-            if !batch.is_empty() || flush_at.is_some_and(|at| Instant::now() >= at) {
+            let flush = flush_at.is_some_and(|at| Instant::now() >= at);
+            if !batch.is_empty() || flush || !self.unwritten.is_empty() {
                 flush_at = None;
                 let mut jobs = self.pending_events();
                 jobs.append(&mut batch);
@@ -544,11 +628,51 @@ impl Writer {
                     return;
                 }
             }
-            // Every `every` while records arrive, busy or not.
-            if Instant::now() >= next_checkpoint {
-                self.write_checkpoint();
-                next_checkpoint = Instant::now() + every;
+        }
+    }
+
+    /// The commit window: while disclosures come closer together than the window, a small
+    /// batch holding one waits until the window since it started has passed, then takes what
+    /// came meanwhile, to share one `fdatasync` (a flush costs ~50–65 µs of CPU here whatever
+    /// it holds: BENCH.md). It sleeps rather than waking for each job, so senders do not wake
+    /// it either. A lone disclosure (the batch before came longer ago) and a batch already
+    /// [`WINDOW_BELOW`] long are written at once, and so is a batch after waits that gathered
+    /// nothing.
+    fn gather(&mut self, queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+        if self.window.is_zero() || !batch.iter().any(|job| matches!(job, Job::Disclose(..))) {
+            return;
+        }
+        let started = Instant::now();
+        let close = self
+            .last_batch
+            .replace(started)
+            .is_some_and(|last| started.duration_since(last) < 2 * self.window);
+        if !close || batch.len() >= WINDOW_BELOW {
+            return;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        std::thread::sleep(self.window);
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
+        }
+        // A wait that gathered nothing (clients that send their next request only after this
+        // answer: nobody else is coming) makes the next ones skip it, for twice as many batches
+        // each time, up to 64; a wait that gathered something keeps it on.
+        if batch[before..]
+            .iter()
+            .any(|job| matches!(job, Job::Disclose(..)))
+        {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(1, 64);
+            self.skip = self.backoff;
         }
     }
 
@@ -561,240 +685,107 @@ impl Writer {
             .collect()
     }
 
-    /// Commits one batch and answers its waiters. Returns true when asked to shut down.
+    /// Commits one batch and answers its waiters; control jobs go to the indexer behind the
+    /// batch's rows. Returns true when asked to shut down.
     fn process(&mut self, batch: Vec<Job>) -> bool {
-        let mut control = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
+        let mut control = Vec::new();
+        let mut shutdown = None;
         for job in batch {
             match job {
-                Job::Checkpoint(done) => control.push((false, done)),
-                Job::Shutdown(done) => control.push((true, done)),
+                Job::Disclose(..) | Job::Event(..) => records.push(job),
+                Job::Prune(cutoff, done) => control.push(Control::Prune(cutoff, done)),
+                Job::Checkpoint(done) => control.push(Control::Checkpoint(done)),
+                Job::Shutdown(done) => shutdown = Some(done),
                 Job::EventsPending => {}
-                other => records.push(other),
             }
         }
-        if !records.is_empty() {
-            self.commit(records);
+        self.commit(records);
+        for job in control {
+            self.handoff.control(job);
         }
-        let mut shutdown = false;
-        for (stop, done) in control {
-            self.write_checkpoint();
-            let _ = done.send(());
-            shutdown |= stop;
+        match shutdown {
+            Some(done) => {
+                self.stop_indexer();
+                let _ = done.send(());
+                true
+            }
+            None => false,
         }
-        shutdown
+    }
+
+    /// Indexes everything, writes the final checkpoint and waits for the indexer to stop.
+    fn stop_indexer(&mut self) {
+        self.handoff.stop();
+        if let Some(indexer) = self.indexer.take() {
+            let _ = indexer.join();
+        }
     }
 
     fn commit(&mut self, records: Vec<Job>) {
-        let mut disclosures = self.disclosures.clone();
-        let mut events = self.events.clone();
-        let mut acks: Acks = Vec::with_capacity(records.len());
-        let mut summary = crate::summary::Pending::default();
-        let result = (|| -> rusqlite::Result<()> {
-            let transaction = self.connection.transaction()?;
-            let now = now_ms();
-            for job in records {
-                match job {
-                    Job::Disclose(disclosure, done) => {
-                        // Registered before the insert, so a failure answers this waiter too.
-                        acks.push(Ack::Disclosed(done));
-                        let ts = disclosures.next_ts(now);
-                        let row = DisclosureRow::new(
-                            disclosures.next_id,
-                            ts,
-                            &disclosure,
-                            &disclosures.last_hash,
-                        );
-                        insert_disclosure(&transaction, &row)?;
-                        crate::summary::record(&mut summary, &row);
-                        disclosures.next_id += 1;
-                        disclosures.last_hash = row.hash;
-                        disclosures.last_ts = ts;
-                    }
-                    Job::Event(kind, detail) => {
-                        let ts = events.next_ts(now);
-                        let row =
-                            EventRow::new(events.next_id, ts, kind, detail, &events.last_hash);
-                        transaction
-                            .prepare_cached(
-                                "INSERT INTO security_events (id, ts, kind, detail, prev_hash, hash)
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            )?
-                            .execute(params![
-                                row.id,
-                                row.ts,
-                                row.kind,
-                                row.detail,
-                                row.prev_hash,
-                                row.hash
-                            ])?;
-                        events.next_id += 1;
-                        events.last_hash = row.hash;
-                        events.last_ts = ts;
-                    }
-                    Job::Prune(cutoff, done) => {
-                        acks.push(Ack::Pruned(done, 0));
-                        let removed =
-                            prune(
-                                &transaction,
-                                Chain::Disclosures,
-                                &mut disclosures,
-                                cutoff,
-                                Some(&mut summary),
-                            )? + prune(&transaction, Chain::Events, &mut events, cutoff, None)?;
-                        if let Some(Ack::Pruned(_, count)) = acks.last_mut() {
-                            *count = removed;
-                        }
-                    }
-                    Job::Checkpoint(_) | Job::Shutdown(_) | Job::EventsPending => {}
-                }
-            }
-            crate::summary::finish(
-                &transaction,
-                &mut summary,
-                disclosures.next_id - 1,
-                disclosures.removed_through,
-            )?;
-            transaction.commit()
-        })();
-        match result {
-            Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                self.disclosures = disclosures;
-                self.events = events;
-                for ack in acks {
-                    match ack {
-                        Ack::Disclosed(done) => {
-                            let _ = done.send(Ok(()));
-                        }
-                        Ack::Pruned(done, removed) => {
-                            let _ = done.send(Ok(removed));
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                // SQLite errors name tables and constraints, never row content.
-                tracing::warn!(%error, records = acks.len(), "audit commit failed; records not written");
-                for ack in acks {
-                    match ack {
-                        Ack::Disclosed(done) => {
-                            let _ = done.send(Err(AuditError::Commit(error.to_string())));
-                        }
-                        Ack::Pruned(done, _) => {
-                            let _ = done.send(Err(AuditError::Commit(error.to_string())));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Appends a signed checkpoint when either chain moved since the last one, and fsyncs it.
-    fn write_checkpoint(&mut self) {
-        let ends = (self.disclosures.next_id, self.events.next_id);
-        if self.checkpointed == Some(ends) || (ends == (1, 1)) {
+        if records.is_empty() && self.unwritten.is_empty() {
             return;
         }
-        let checkpoint = Checkpoint {
-            ts: now_ms(),
-            disclosures: ChainEnd::of(&self.disclosures),
-            security_events: ChainEnd::of(&self.events),
-        };
-        let line = encode_checkpoint_line(&checkpoint, &self.signing_key);
-        let written = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.checkpoints)
-            .and_then(|mut file| {
-                file.write_all(line.as_bytes())?;
-                file.sync_data()
-            });
-        match written {
-            Ok(()) => self.checkpointed = Some(ends),
-            Err(error) => tracing::warn!(
-                path = %self.checkpoints.display(),
-                %error,
-                "cannot write the audit checkpoint"
-            ),
+        // The disk is not keeping up (appends failing, or the index far behind): refuse new
+        // records rather than hold them without bound. While the index cannot be written,
+        // refuse disclosures (what is not indexed cannot be answered for); events still go
+        // to the journal.
+        let refuse = self.unwritten.len() >= QUEUE_DEPTH
+            || self.handoff.backlog() >= crate::index::MAX_UNINDEXED;
+        let index_failing = self.handoff.failing();
+        let mut rows = Vec::with_capacity(records.len());
+        let mut acks = Vec::with_capacity(records.len());
+        let now = now_ms();
+        for job in records {
+            match job {
+                Job::Disclose(disclosure, done) => {
+                    if refuse {
+                        let _ = done.send(Err(AuditError::QueueFull));
+                        continue;
+                    }
+                    if index_failing {
+                        let _ = done.send(Err(AuditError::IndexFailing));
+                        continue;
+                    }
+                    let head = &mut self.disclosures;
+                    let ts = head.next_ts(now);
+                    let row = DisclosureRow::new(head.next_id, ts, &disclosure, &head.last_hash);
+                    head.advance(&row.hash, ts);
+                    rows.push(Row::Disclosure(row));
+                    acks.push(done);
+                }
+                Job::Event(kind, detail) if !refuse => {
+                    let head = &mut self.events;
+                    let ts = head.next_ts(now);
+                    let row = EventRow::new(head.next_id, ts, kind, detail, &head.last_hash);
+                    head.advance(&row.hash, ts);
+                    rows.push(Row::Event(row));
+                }
+                _ => {}
+            }
+        }
+        // The rows are chained from here on, written or not: a failed append is written again.
+        match self.journal.append(&rows) {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                for done in acks {
+                    let _ = done.send(Ok(()));
+                }
+                let mut handed = std::mem::take(&mut self.unwritten);
+                handed.append(&mut rows);
+                self.handoff.rows(handed, self.journal.last_seq());
+                self.journal.maybe_switch(self.handoff.indexed());
+            }
+            Err(error) => {
+                static FAILED: crate::LogLimit = crate::LogLimit::new();
+                FAILED.run(|| {
+                    tracing::warn!(%error, "audit journal write failed; disclosures withheld until it works");
+                });
+                for done in acks {
+                    let _ = done.send(Err(AuditError::Commit(error.to_string())));
+                }
+                self.unwritten.append(&mut rows);
+            }
         }
     }
-}
-
-fn insert_disclosure(transaction: &Transaction<'_>, row: &DisclosureRow) -> rusqlite::Result<()> {
-    transaction
-        .prepare_cached(
-            "INSERT INTO disclosures (id, ts, request_id, partner, purpose, msisdn, kinds, headers,
-               host, port, upstream_ip, client_ip, policy_hash, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(params![
-            row.id,
-            row.ts,
-            row.request_id,
-            row.partner,
-            row.purpose,
-            row.msisdn,
-            row.kinds,
-            row.headers,
-            row.host,
-            row.port,
-            row.upstream_ip,
-            row.client_ip,
-            row.policy_hash,
-            row.prev_hash,
-            row.hash
-        ])?;
-    Ok(())
-}
-
-/// Removes the oldest contiguous run of records written before `cutoff` (at most
-/// [`PRUNE_STEP`]) and moves the chain's anchor to the last removed record. `summary`: the
-/// batch's exposure summary, which the removed disclosures are subtracted from.
-fn prune(
-    transaction: &Transaction<'_>,
-    chain: Chain,
-    head: &mut Head,
-    cutoff: i64,
-    mut summary: Option<&mut crate::summary::Pending>,
-) -> rusqlite::Result<u64> {
-    let table = chain.table();
-    let first_kept: Option<i64> = transaction.query_row(
-        &format!("SELECT MIN(id) FROM {table} WHERE ts >= ?1"),
-        [cutoff],
-        |row| row.get(0),
-    )?;
-    let oldest = head.removed_through + 1;
-    let last_old = first_kept.unwrap_or(head.next_id) - 1;
-    // A step that also updates the exposure summary is kept smaller: it runs inside a
-    // disclosure batch's transaction.
-    let step = if summary.is_some() {
-        SUMMARY_PRUNE_STEP
-    } else {
-        PRUNE_STEP
-    };
-    let through = last_old.min(oldest + step - 1);
-    if through < oldest {
-        return Ok(0);
-    }
-    let anchor: String = transaction.query_row(
-        &format!("SELECT hash FROM {table} WHERE id = ?1"),
-        [through],
-        |row| row.get(0),
-    )?;
-    if let Some(summary) = summary.as_deref_mut() {
-        crate::summary::before_prune(transaction, summary, through)?;
-    }
-    let removed = transaction.execute(&format!("DELETE FROM {table} WHERE id <= ?1"), [through])?;
-    if summary.is_some() {
-        crate::summary::after_prune(transaction)?;
-    }
-    transaction.execute(
-        "INSERT INTO chain_anchor (chain, removed_through, hash) VALUES (?1, ?2, ?3)
-         ON CONFLICT (chain) DO UPDATE SET removed_through = excluded.removed_through,
-           hash = excluded.hash",
-        params![table, through, anchor],
-    )?;
-    head.removed_through = through;
-    Ok(removed as u64)
 }

@@ -23,6 +23,7 @@ fn open(path: &std::path::Path) -> AuditLog {
         AuditOptions {
             signing_key: SigningKey::from_seed(&SEED).unwrap(),
             checkpoint_every: Duration::from_secs(60),
+            commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
         },
     )
     .unwrap()
@@ -110,8 +111,10 @@ async fn a_disclosure_commit_takes_the_buffered_events_with_it() {
     })
     .await
     .unwrap();
-    // The disclosure's commit took the buffered event with it: visible as soon as disclose()
-    // returned, without waiting for the deadline.
+    // The disclosure's commit took the buffered event with it: durable as soon as disclose()
+    // returned, without waiting for the deadline (read as every reader does, after indexing
+    // what the journal holds).
+    headwall_audit::catch_up(&path).unwrap();
     let rows = events(&path);
     assert!(
         rows.iter().any(|(kind, _)| kind == "spoof_stripped"),

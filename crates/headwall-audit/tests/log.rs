@@ -20,6 +20,7 @@ fn options() -> AuditOptions {
     AuditOptions {
         signing_key: SigningKey::from_seed(&SEED).unwrap(),
         checkpoint_every: Duration::from_secs(60),
+        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
     }
 }
 
@@ -180,13 +181,29 @@ async fn altered_removed_and_cut_off_records_are_named() {
     assert!(found.reason.contains("checkpoint"), "{}", found.reason);
     restore();
 
-    // The newest records cut off.
+    // The newest records cut off, from the index and the journal (from the index alone they
+    // come back: the journal is the durable record).
     connection()
         .execute("DELETE FROM disclosures WHERE id > 8", [])
         .unwrap();
+    let journal = headwall_audit::journal_paths(&path).map(|file| std::fs::read(file).unwrap());
+    assert_eq!(
+        verified(&path).disclosures,
+        10,
+        "indexed again from the journal"
+    );
+    connection()
+        .execute("DELETE FROM disclosures WHERE id > 8", [])
+        .unwrap();
+    for file in headwall_audit::journal_paths(&path) {
+        std::fs::remove_file(file).unwrap();
+    }
     let found = failure(&path);
     assert!(found.reason.contains("cut off"), "{}", found.reason);
     restore();
+    for (file, bytes) in headwall_audit::journal_paths(&path).iter().zip(&journal) {
+        std::fs::write(file, bytes).unwrap();
+    }
 
     // A forged checkpoint line.
     let checkpoints = checkpoint_path(&path);
@@ -248,28 +265,51 @@ async fn retention_keeps_the_chain_verifiable() {
     assert_eq!(verified(&path).disclosures, 1);
 }
 
+/// The journal is the durable record and SQLite its index: a database that cannot be written
+/// fails nothing a partner waits for, and what it missed is indexed once it works again.
 #[tokio::test]
-async fn a_failing_database_fails_the_disclosure_and_the_log_keeps_going() {
+async fn a_failing_index_loses_nothing_and_the_log_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
     let path = database(&dir);
     let log = AuditLog::open(&path, options()).unwrap();
     write_many(&log, 1).await;
+    log.checkpoint().await.unwrap();
     Connection::open(&path)
         .unwrap()
         .execute_batch("ALTER TABLE disclosures RENAME TO moved")
         .unwrap();
-    let result = log
+    log.disclose(disclosure(
+        "447700900123",
+        "agecheck",
+        "verify.agecheck.test",
+    ))
+    .await
+    .expect("durable in the journal while the index fails");
+    // The indexer's try fails (no `disclosures` table): the record stays in the journal, and
+    // no more disclosures are made until the index can be written.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let refused = log
         .disclose(disclosure(
             "447700900123",
             "agecheck",
             "verify.agecheck.test",
         ))
         .await;
-    assert!(matches!(result, Err(AuditError::Commit(_))), "{result:?}");
+    assert!(
+        matches!(refused, Err(AuditError::IndexFailing)),
+        "{refused:?}"
+    );
+    let moved: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM moved", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(moved, 1, "the second record could not be indexed");
     Connection::open(&path)
         .unwrap()
         .execute_batch("ALTER TABLE moved RENAME TO disclosures")
         .unwrap();
+    // The indexer's next try succeeds.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     log.disclose(disclosure(
         "447700900123",
         "agecheck",
@@ -287,7 +327,9 @@ async fn a_failing_database_fails_the_disclosure_and_the_log_keeps_going() {
         .await,
         Err(AuditError::WriterStopped)
     ));
-    assert_eq!(verified(&path).disclosures, 2);
+    let report = verified(&path);
+    assert_eq!(report.disclosures, 3);
+    assert_eq!(report.checkpoint.unwrap().disclosures.last_id, 3);
 }
 
 #[tokio::test]
@@ -391,5 +433,83 @@ async fn the_kill_switch_state_survives_a_restart() {
         !AuditLog::open(&path, options())
             .unwrap()
             .enrichment_switched_off()
+    );
+}
+
+/// What a crash leaves: the journal holds records the index does not have yet. The files are
+/// copied while the writer runs, right after the records became durable (a `kill -9` leaves
+/// the same on disk), and the copy is opened as a restarted gateway would open it.
+#[tokio::test]
+async fn records_durable_in_the_journal_are_indexed_when_the_log_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 40).await;
+    log.event(EventKind::PolicyChange, &serde_json::json!({"hash": "p"}));
+    write_many(&log, 1).await;
+    let crashed = tempfile::tempdir().unwrap();
+    let copy = database(&crashed);
+    for (from, to) in [
+        (path.clone(), copy.clone()),
+        (path.with_extension("db-wal"), copy.with_extension("db-wal")),
+        (
+            headwall_audit::journal_paths(&path)[0].clone(),
+            headwall_audit::journal_paths(&copy)[0].clone(),
+        ),
+        (
+            headwall_audit::journal_paths(&path)[1].clone(),
+            headwall_audit::journal_paths(&copy)[1].clone(),
+        ),
+    ] {
+        if from.exists() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    log.close().await;
+    let indexed: i64 = Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM disclosures", [], |row| row.get(0))
+        .unwrap();
+    assert!(indexed < 41, "the index was not behind: {indexed} of 41");
+
+    // The restarted writer indexes the rest at open and continues both chains after them.
+    let log = AuditLog::open(&copy, options()).unwrap();
+    let indexed: i64 = Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM disclosures", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(indexed, 41);
+    write_many(&log, 2).await;
+    log.event(EventKind::PolicyChange, &serde_json::json!({"hash": "q"}));
+    log.close().await;
+    let report = verified(&copy);
+    assert_eq!((report.disclosures, report.security_events), (43, 2));
+    assert_eq!(report.checkpoint.unwrap().disclosures.last_id, 43);
+}
+
+/// Enough records to fill a journal file several times over: the writer switches between the
+/// two files, overwriting the older one once it is indexed, and nothing is lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_switches_files_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database(&dir);
+    let log = AuditLog::open(&path, options()).unwrap();
+    // About 500 bytes a frame: 60,000 records are more than three 8 MiB files' worth.
+    for _ in 0..30 {
+        write_many(&log, 2_000).await;
+    }
+    log.close().await;
+    let log = AuditLog::open(&path, options()).unwrap();
+    write_many(&log, 100).await;
+    log.close().await;
+    let report = verified(&path);
+    assert_eq!(report.disclosures, 60_100);
+    let sizes: Vec<u64> = headwall_audit::journal_paths(&path)
+        .iter()
+        .map(|file| std::fs::metadata(file).unwrap().len())
+        .collect();
+    assert!(
+        sizes.iter().all(|size| *size < 24 << 20),
+        "the journal grew instead of switching: {sizes:?}"
     );
 }

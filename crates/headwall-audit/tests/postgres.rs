@@ -22,6 +22,7 @@ fn options() -> AuditOptions {
     AuditOptions {
         signing_key: SigningKey::from_seed(&SEED).unwrap(),
         checkpoint_every: Duration::from_secs(60),
+        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
     }
 }
 

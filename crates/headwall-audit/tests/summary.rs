@@ -21,6 +21,7 @@ fn options() -> AuditOptions {
     AuditOptions {
         signing_key: SigningKey::from_seed(&SEED).unwrap(),
         checkpoint_every: Duration::from_secs(60),
+        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
     }
 }
 
@@ -79,6 +80,7 @@ async fn write_bursts(log: &AuditLog, rng: &mut Rng, bursts: usize, per_burst: u
 }
 
 fn times(path: &Path) -> Vec<i64> {
+    headwall_audit::catch_up(path).unwrap();
     let connection = Connection::open(path).unwrap();
     let mut statement = connection
         .prepare("SELECT DISTINCT ts FROM disclosures ORDER BY ts")
@@ -92,6 +94,7 @@ fn times(path: &Path) -> Vec<i64> {
 
 /// Whether the reader will answer from the summary: it covers every record.
 fn summary_in_use(path: &Path) -> bool {
+    headwall_audit::catch_up(path).unwrap();
     let connection = Connection::open(path).unwrap();
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -410,6 +413,7 @@ fn against_every_record(
     policy: &headwall_policy::Policy,
     filter: &ExposureFilter,
 ) -> Vec<Unallowed> {
+    headwall_audit::catch_up(path).unwrap();
     let connection = Connection::open(path).unwrap();
     let mut statement = connection
         .prepare(&format!(

@@ -172,6 +172,9 @@ pub struct Audit {
     pub backend: AuditBackend,
     /// `retention`: records older than this are removed. Default 400 d.
     pub retention: Duration,
+    /// `commit_window`: embedded log, longest wait for more disclosures to share one flush
+    /// while they come close together. Default 1 ms, at most 10 ms; `"0s"` turns it off.
+    pub commit_window: Duration,
 }
 
 /// `[audit].backend`.

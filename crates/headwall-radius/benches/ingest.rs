@@ -116,6 +116,7 @@ async fn run_server(dir: &Path, pinned: Option<String>) {
         AuditOptions {
             signing_key: SigningKey::from_seed(&[7; 32]).unwrap(),
             checkpoint_every: Duration::from_secs(60),
+            commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
         },
     )
     .unwrap();

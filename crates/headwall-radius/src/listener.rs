@@ -417,6 +417,7 @@ mod tests {
             headwall_audit::AuditOptions {
                 signing_key: headwall_identity::SigningKey::from_seed(&[1; 32]).unwrap(),
                 checkpoint_every: Duration::from_secs(60),
+                commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
             },
         )
         .unwrap();

@@ -52,12 +52,14 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         AuditBackend::Embedded { path } => {
             let mut files = crate::private::sqlite_files(path).to_vec();
             files.push(headwall_audit::checkpoint_path(path));
+            files.extend(headwall_audit::journal_paths(path));
             crate::private::tighten(&files)?;
             AuditLog::open(
                 path,
                 AuditOptions {
                     signing_key: crate::keys::signing_key(&config.identity)?,
                     checkpoint_every: Duration::from_secs(60),
+                    commit_window: config.audit.commit_window,
                 },
             )?
         }
@@ -72,6 +74,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
                 AuditOptions {
                     signing_key: crate::keys::signing_key(&config.identity)?,
                     checkpoint_every: Duration::from_secs(60),
+                    commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
                 },
             )
             .await?

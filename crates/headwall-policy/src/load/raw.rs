@@ -88,6 +88,7 @@ pub(super) struct RawAudit {
     pub(super) url: Option<Str>,
     pub(super) node: Option<Str>,
     pub(super) retention: Option<Str>,
+    pub(super) commit_window: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::Loader;
 use super::raw::{
     RawAdmin, RawAudit, RawCanary, RawGateway, RawIdentity, RawRadius, RawSessions, RawSubscribers,
+    Str,
 };
 use crate::config::{
     Admin, Audit, AuditBackend, Canary, Gateway, IdentitySettings, Radius, RadiusClient,
@@ -27,6 +28,9 @@ const MIN_IPV6_PREFIX_FLOOR: u8 = 32;
 fn unspecified_addr() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
 }
+
+/// Longest `[audit].commit_window` accepted.
+const MAX_COMMIT_WINDOW: Duration = Duration::from_millis(10);
 
 impl Loader<'_> {
     pub(super) fn gateway(&mut self, raw: Option<Spanned<RawGateway>>) -> Gateway {
@@ -407,6 +411,33 @@ impl Loader<'_> {
         }
     }
 
+    /// `commit_window` in [audit]: zero turns it off, more than [`MAX_COMMIT_WINDOW`] is refused.
+    fn commit_window(&mut self, value: Option<&Str>) -> Duration {
+        const DEFAULT: Duration = Duration::from_millis(1);
+        let Some(value) = value else { return DEFAULT };
+        match crate::duration::parse_duration(value.get_ref()) {
+            Ok(window) if window <= MAX_COMMIT_WINDOW => window,
+            Ok(_) => {
+                self.error(
+                    value.span().start,
+                    "`commit_window` in [audit] is at most \"10ms\": every partner request may \
+                     wait that long for its record (default \"1ms\"; \"0s\" turns it off)",
+                );
+                DEFAULT
+            }
+            Err(why) => {
+                self.error(
+                    value.span().start,
+                    format!(
+                        "invalid duration `{}` for `commit_window` in [audit]: {why}",
+                        value.get_ref()
+                    ),
+                );
+                DEFAULT
+            }
+        }
+    }
+
     pub(super) fn audit(&mut self, raw: Option<RawAudit>) -> Audit {
         let raw = raw.unwrap_or(RawAudit {
             backend: None,
@@ -414,12 +445,14 @@ impl Loader<'_> {
             url: None,
             node: None,
             retention: None,
+            commit_window: None,
         });
         let retention = self.duration(
             raw.retention.as_ref(),
             "`retention` in [audit]",
             Duration::from_secs(400 * 86_400),
         );
+        let commit_window = self.commit_window(raw.commit_window.as_ref());
         let backend = match raw
             .backend
             .as_ref()
@@ -495,7 +528,11 @@ impl Loader<'_> {
                 }
             }
         };
-        Audit { backend, retention }
+        Audit {
+            backend,
+            retention,
+            commit_window,
+        }
     }
 
     pub(super) fn identity(&mut self, raw: Option<RawIdentity>) -> IdentitySettings {

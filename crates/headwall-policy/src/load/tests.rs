@@ -78,6 +78,7 @@ fn minimal_config_has_defaults() {
         }
     );
     assert_eq!(config.audit.retention, Duration::from_secs(400 * 86_400));
+    assert_eq!(config.audit.commit_window, Duration::from_millis(1));
     assert_eq!(config.identity.issuer, "headwall");
     assert_eq!(
         config.identity.pseudonym_key_file,
@@ -230,6 +231,31 @@ fn bad_durations() {
     assert_eq!(
         errors(&format!("{GW}[sessions]\nstale_after = \"0s\"\n")),
         ["t.toml:4:15: `stale_after` in [sessions] must be greater than zero, e.g. \"30s\""]
+    );
+}
+
+#[test]
+fn the_commit_window_is_off_or_at_most_ten_milliseconds() {
+    let window = |value: &str| {
+        load(
+            "t.toml",
+            &format!("{GW}[audit]\ncommit_window = \"{value}\"\n"),
+            Path::new("/cfg"),
+        )
+        .map(|config| config.audit.commit_window)
+    };
+    assert_eq!(window("0s").unwrap(), Duration::ZERO);
+    assert_eq!(window("10ms").unwrap(), Duration::from_millis(10));
+    assert_eq!(
+        errors(&format!("{GW}[audit]\ncommit_window = \"20ms\"\n")),
+        [
+            "t.toml:4:17: `commit_window` in [audit] is at most \"10ms\": every partner request \
+          may wait that long for its record (default \"1ms\"; \"0s\" turns it off)"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GW}[audit]\ncommit_window = \"soon\"\n")).len(),
+        1
     );
 }
 

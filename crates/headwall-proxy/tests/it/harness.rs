@@ -102,6 +102,7 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
         AuditOptions {
             signing_key: SigningKey::from_seed(&SIGNING_SEED).unwrap(),
             checkpoint_every: Duration::from_secs(60),
+            commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
         },
     )
     .unwrap();
@@ -167,7 +168,7 @@ pub(crate) fn now() -> u64 {
 impl Harness {
     /// `(partner, msisdn, headers, host)` of every disclosure record, oldest first.
     pub(crate) fn disclosures(&self) -> Vec<(String, String, String, String)> {
-        let connection = rusqlite::Connection::open(&self.audit_path).unwrap();
+        let connection = self.audit_index();
         let mut statement = connection
             .prepare("SELECT partner, msisdn, headers, host FROM disclosures ORDER BY id")
             .unwrap();
@@ -180,9 +181,15 @@ impl Harness {
             .collect()
     }
 
+    /// The audit log's SQLite index, brought up to its journal first as every reader does.
+    fn audit_index(&self) -> rusqlite::Connection {
+        headwall_audit::catch_up(&self.audit_path).unwrap();
+        rusqlite::Connection::open(&self.audit_path).unwrap()
+    }
+
     /// The `kind` of every security event, oldest first.
     pub(crate) fn security_events(&self) -> Vec<(String, serde_json::Value)> {
-        let connection = rusqlite::Connection::open(&self.audit_path).unwrap();
+        let connection = self.audit_index();
         let mut statement = connection
             .prepare("SELECT kind, detail FROM security_events ORDER BY id")
             .unwrap();

@@ -174,8 +174,7 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     assert!(stdout(&output).contains("signed checkpoint"));
     // ...and names the first altered record.
     let database = dir.path().join("state/audit.db");
-    rusqlite::Connection::open(&database)
-        .unwrap()
+    crate::audit_index(&database)
         .execute(
             "UPDATE disclosures SET partner = 'someone' WHERE id = 1",
             [],

@@ -110,7 +110,7 @@ async fn a_widening_reload_is_caught_by_the_canary_and_switches_enrichment_off()
     // On record: the canary leak (names and reasons, no values) and the switch.
     let (code, dir) = gateway.terminate();
     assert_eq!(code, Some(0));
-    let connection = rusqlite::Connection::open(dir.path().join("state/audit.db")).unwrap();
+    let connection = crate::audit_index(&dir.path().join("state/audit.db"));
     let events: Vec<(String, String)> = connection
         .prepare("SELECT kind, detail FROM security_events ORDER BY id")
         .unwrap()

@@ -70,8 +70,7 @@ async fn kill_9_mid_load_loses_no_record_of_a_disclosure() {
         .filter(|request| request.header("x-subscriber-id").is_some())
         .count();
     assert!(with_identity >= 100, "too little load: {with_identity}");
-    let rows: i64 = rusqlite::Connection::open(dir.path().join("state/audit.db"))
-        .unwrap()
+    let rows: i64 = crate::audit_index(&dir.path().join("state/audit.db"))
         .query_row("SELECT COUNT(*) FROM disclosures", [], |row| row.get(0))
         .unwrap();
     let rows = usize::try_from(rows).unwrap();

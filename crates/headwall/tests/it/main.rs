@@ -23,6 +23,14 @@ pub(crate) fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_headwall"))
 }
 
+/// The audit log's SQLite index at `database`, brought up to its journal first (as every
+/// `audit` command does): records durable in the journal that the gateway, running or killed,
+/// has not indexed yet are in it.
+pub(crate) fn audit_index(database: &Path) -> rusqlite::Connection {
+    headwall_audit::catch_up(database).unwrap();
+    rusqlite::Connection::open(database).unwrap()
+}
+
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }

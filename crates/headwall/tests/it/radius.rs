@@ -202,7 +202,7 @@ async fn dual_stack_listener_keeps_ipv4_subscribers_and_refuses_catch_all_prefix
         "the partner must keep receiving the IPv4 subscriber's pseudonym"
     );
 
-    let connection = rusqlite::Connection::open(gateway.path("state/audit.db")).unwrap();
+    let connection = crate::audit_index(&gateway.path("state/audit.db"));
     let rows: Vec<(String, String)> = connection
         .prepare("SELECT msisdn, client_ip FROM disclosures ORDER BY id")
         .unwrap()
@@ -258,7 +258,7 @@ async fn bad_packets_are_one_rejection_row_per_source_and_second() {
     let (code, dir) = gateway.terminate();
     assert_eq!(code, Some(0));
 
-    let connection = rusqlite::Connection::open(dir.path().join("state/audit.db")).unwrap();
+    let connection = crate::audit_index(&dir.path().join("state/audit.db"));
     let details: Vec<serde_json::Value> = connection
         .prepare("SELECT detail FROM security_events WHERE kind = 'radius_rejected' ORDER BY id")
         .unwrap()

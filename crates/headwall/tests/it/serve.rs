@@ -251,7 +251,13 @@ async fn files_holding_subscriber_data_are_owner_only() {
     let (_, dir) = gateway.terminate();
     let state = dir.path().join("state");
     let modes = modes_under(&state);
-    for wanted in ["audit.db", "audit.checkpoints", "sessions/bindings.db"] {
+    for wanted in [
+        "audit.db",
+        "audit.journal.0",
+        "audit.journal.1",
+        "audit.checkpoints",
+        "sessions/bindings.db",
+    ] {
         assert!(
             modes.iter().any(|(name, _)| name == wanted),
             "{wanted}: {modes:?}"

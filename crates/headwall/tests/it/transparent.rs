@@ -279,7 +279,7 @@ fn check_family(t: &Topology, listen: &str, framed: &str, partner: &str, other: 
 
     // The record names the real addresses.
     let (_, dir) = gateway.terminate();
-    let connection = rusqlite::Connection::open(dir.path().join("state/audit.db")).unwrap();
+    let connection = crate::audit_index(&dir.path().join("state/audit.db"));
     let rows: Vec<(String, String, String)> = connection
         .prepare("SELECT host, upstream_ip, client_ip FROM disclosures")
         .unwrap()
