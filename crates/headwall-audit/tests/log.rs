@@ -513,3 +513,50 @@ async fn the_journal_switches_files_and_keeps_every_record() {
         "the journal grew instead of switching: {sizes:?}"
     );
 }
+
+/// Disclosures arriving one at a time, about a millisecond apart (requests from many handsets,
+/// not one client waiting for each answer): with a commit window they share flushes; without
+/// one each gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_window_lets_disclosures_a_moment_apart_share_a_flush() {
+    async fn commits_for_spread_arrivals(window: Duration) -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(&dir);
+        let log = AuditLog::open(
+            &path,
+            AuditOptions {
+                commit_window: window,
+                ..options()
+            },
+        )
+        .unwrap();
+        let before = log.commits();
+        let mut waiting = tokio::task::JoinSet::new();
+        for index in 0..100 {
+            let log = log.clone();
+            let msisdn = format!("4477009{index:05}");
+            waiting.spawn(async move {
+                log.disclose(disclosure(&msisdn, "agecheck", "verify.agecheck.test"))
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        while let Some(result) = waiting.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let commits = log.commits() - before;
+        log.close().await;
+        assert_eq!(verified(&path).disclosures, 100);
+        (commits, 100)
+    }
+    let (shared, records) = commits_for_spread_arrivals(Duration::from_millis(5)).await;
+    assert!(
+        shared * 10 <= records * 4,
+        "a 5 ms window: {shared} commits for {records} records"
+    );
+    let (alone, records) = commits_for_spread_arrivals(Duration::ZERO).await;
+    assert!(
+        alone * 10 >= records * 6,
+        "no window: {alone} commits for {records} records"
+    );
+}
