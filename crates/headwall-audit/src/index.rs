@@ -112,17 +112,18 @@ pub fn catch_up(database: &Path) -> Result<u64, String> {
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         format!("{}: cannot {what}: {error}", database.display())
     };
-    let scan = Scan::read(database).map_err(|e| failed("read the audit journal", &e))?;
     // What the index lacks, asked without taking the write lock: usually nothing.
     let heads = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|connection| {
             Ok((
-                Head::load(&connection, Chain::Disclosures)?,
-                Head::load(&connection, Chain::Events)?,
+                Head::load(&connection, Chain::Disclosures)?.next_id,
+                Head::load(&connection, Chain::Events)?.next_id,
             ))
         })
         .map_err(|e| failed("open the audit log", &e))?;
-    let rows = scan.rows_from(heads.0.next_id, heads.1.next_id);
+    let scan =
+        Scan::read(database, Some(heads)).map_err(|e| failed("read the audit journal", &e))?;
+    let rows = scan.rows_from(heads.0, heads.1);
     if rows.is_empty() {
         return Ok(0);
     }

@@ -3,8 +3,8 @@
 //! A disclosure is durable once its frame is in the journal and `fdatasync` returned: one
 //! `pwrite` of the batch's frames into a file whose blocks already exist, and one flush. SQLite
 //! is the index the `audit` commands read. It is built from the same rows in bulk, a fraction of
-//! a second behind (the indexer thread, `writer.rs`), by whoever opens the log next after a
-//! crash (the writer at open, and every reader: [`catch_up`]). Each SQLite commit costs about
+//! a second behind (the indexer thread, `index.rs`), and by whoever opens the log next after a
+//! crash (the writer at open, and every reader: [`catch_up`](crate::catch_up)). Each SQLite commit costs about
 //! eight 4 KiB pages and an fsync: per record at a few hundred disclosures a second, not per
 //! batch of a thousand (crates/headwall-audit/BENCH.md, 2026-12-03).
 //!
@@ -22,7 +22,7 @@
 //! identity.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _};
+use std::io::{self, Read};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -234,79 +234,167 @@ struct Located {
     end: usize,
 }
 
-/// The frames of one file from its start, by their heads, while each follows the one before
-/// (seq + 1). Only heads are read, so finding the end of a run is cheap; a row is checked when
-/// it is decoded. The last frame of the run is checked here: a torn write can only be the last
-/// one (what follows it is not the next seq).
-fn locate(bytes: &[u8]) -> Vec<Located> {
+/// How much of a file is read at a time while its run goes on.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What the bytes at an offset are.
+enum Step {
+    Frame(Located),
+    /// Too few bytes read yet to tell.
+    More,
+    /// Not a frame: the run ends here.
+    End,
+}
+
+/// Reads the run of frames at the start of `reader`, chunk by chunk, by their heads, while each
+/// follows the one before (seq + 1), and stops reading where the run ends (a file is mostly
+/// written over: what follows the newest frame is never read). Only heads are read, so finding
+/// the end is cheap; a row is checked when it is decoded. The last frame of the run is checked
+/// here: a torn write can only be the last one (what follows it is not the next seq).
+fn read_run(mut reader: impl Read) -> io::Result<(Vec<u8>, Vec<Located>)> {
+    let mut bytes = Vec::new();
     let mut frames: Vec<Located> = Vec::new();
     let mut start = 0;
-    while let Some(frame) = locate_one(bytes, start) {
-        if frames.last().is_some_and(|last| frame.seq != last.seq + 1) {
-            break;
+    let mut at_end = false;
+    loop {
+        match locate_one(&bytes, start) {
+            Step::Frame(frame) => {
+                if frames.last().is_some_and(|last| frame.seq != last.seq + 1) {
+                    break;
+                }
+                start = frame.end;
+                frames.push(frame);
+            }
+            Step::More if !at_end => {
+                let had = bytes.len();
+                let read = reader
+                    .by_ref()
+                    .take(READ_CHUNK as u64)
+                    .read_to_end(&mut bytes)?;
+                at_end = read == 0;
+                debug_assert!(bytes.len() == had + read);
+            }
+            Step::More | Step::End => break,
         }
-        start = frame.end;
-        frames.push(frame);
     }
     if let Some(last) = frames.last()
         && decode(&bytes[last.start..last.end]).is_none()
     {
         frames.pop();
     }
-    frames
+    Ok((bytes, frames))
 }
 
-fn locate_one(bytes: &[u8], start: usize) -> Option<Located> {
-    let rest = bytes.get(start..)?;
-    let length = usize::try_from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)).ok()?;
-    if !(FRAME_HEAD - 4 + 8..=MAX_FRAME).contains(&length) || rest.len() < 4 + length {
-        return None;
+fn locate_one(bytes: &[u8], start: usize) -> Step {
+    let rest = bytes.get(start..).unwrap_or_default();
+    let Some(head) = rest.get(..FRAME_HEAD + 8) else {
+        return Step::More;
+    };
+    let field = |range: std::ops::Range<usize>| {
+        let mut value = [0; 8];
+        value[..range.len()].copy_from_slice(&head[range]);
+        u64::from_le_bytes(value)
+    };
+    let length = usize::try_from(field(0..4)).unwrap_or(usize::MAX);
+    if !(FRAME_HEAD - 4 + 8..=MAX_FRAME).contains(&length) {
+        return Step::End;
     }
-    let seq = u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?);
-    let chain = match rest.get(12)? {
+    let chain = match head[12] {
         1 => Chain::Disclosures,
         2 => Chain::Events,
-        _ => return None,
+        _ => return Step::End,
     };
-    let id = i64::from_le_bytes(rest.get(13..21)?.try_into().ok()?);
-    Some(Located {
-        seq,
+    if rest.len() < 4 + length {
+        return Step::More;
+    }
+    Step::Frame(Located {
+        seq: field(4..12),
         chain,
-        id,
+        id: i64::from_le_bytes(field(13..21).to_le_bytes()),
         start,
         end: start + 4 + length,
     })
 }
 
-fn read_all(path: &Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+/// The head of the first frame of the file at `path`, if it has one.
+fn first_frame(path: &Path) -> io::Result<Option<Located>> {
+    let mut head = Vec::with_capacity(FRAME_HEAD + 8);
     match File::open(path) {
-        Ok(mut file) => {
-            file.read_to_end(&mut bytes)?;
+        Ok(file) => {
+            file.take((FRAME_HEAD + 8) as u64).read_to_end(&mut head)?;
         }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     }
-    Ok(bytes)
+    let mut padded = head;
+    // Only the head is wanted: pretend the rest of the frame is there.
+    padded.resize(MAX_FRAME + 4, 0);
+    Ok(match locate_one(&padded, 0) {
+        Step::Frame(frame) => Some(frame),
+        Step::More | Step::End => None,
+    })
+}
+
+fn read_file_run(path: &Path) -> io::Result<(Vec<u8>, Vec<Located>)> {
+    match File::open(path) {
+        Ok(file) => read_run(file),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),
+        Err(error) => Err(error),
+    }
 }
 
 /// Both files as read, with the run of frames each holds.
 pub(crate) struct Scan {
     bytes: [Vec<u8>; 2],
     runs: [Vec<Located>; 2],
+    /// The last seq in each file (0: none).
+    last_seq: [u64; 2],
 }
 
 impl Scan {
-    pub(crate) fn read(database: &Path) -> io::Result<Scan> {
-        let [first, second] = journal_paths(database);
-        let bytes = [read_all(&first)?, read_all(&second)?];
-        let runs = [locate(&bytes[0]), locate(&bytes[1])];
-        Ok(Scan { bytes, runs })
+    /// Reads the journal beside `database`. `indexed`: the first ids the index lacks
+    /// (disclosures, events), when known. Records are indexed in seq order, so when the newer
+    /// file's first record is already indexed, every record of the older file is too, and the
+    /// older file is not read at all (a reader's catch-up then reads one file, up to its end).
+    pub(crate) fn read(database: &Path, indexed: Option<(i64, i64)>) -> io::Result<Scan> {
+        let paths = journal_paths(database);
+        let firsts = [first_frame(&paths[0])?, first_frame(&paths[1])?];
+        let first_seq = |file: usize| firsts[file].map_or(0, |frame| frame.seq);
+        let newer = usize::from(first_seq(1) > first_seq(0));
+        let older = 1 - newer;
+        let skip_older = match (indexed, firsts[newer]) {
+            (Some((disclosures, events)), Some(first)) if first_seq(older) < first.seq => {
+                first.id
+                    < match first.chain {
+                        Chain::Disclosures => disclosures,
+                        Chain::Events => events,
+                    }
+            }
+            _ => false,
+        };
+        let mut runs = [Vec::new(), Vec::new()];
+        let mut bytes = [Vec::new(), Vec::new()];
+        for file in [newer, older] {
+            if file == older && skip_older {
+                continue;
+            }
+            (bytes[file], runs[file]) = read_file_run(&paths[file])?;
+        }
+        let mut last_seq = [0, 1].map(|file| runs[file].last().map_or(0, |frame| frame.seq));
+        if skip_older {
+            // Everything in it came before the newer file's first frame.
+            last_seq[older] = first_seq(newer) - 1;
+        }
+        Ok(Scan {
+            bytes,
+            runs,
+            last_seq,
+        })
     }
 
     /// The last seq in each file (0: none).
     fn last_seq(&self) -> [u64; 2] {
-        [0, 1].map(|file| self.runs[file].last().map_or(0, |frame| frame.seq))
+        self.last_seq
     }
 
     /// The rows from `disclosures` and `events` on (the first ids the index lacks), in the

@@ -114,7 +114,8 @@ struct Inner {
     /// Frequent security events waiting for the SQLite writer's next commit (unused with
     /// PostgreSQL, whose writer takes every event from its queue).
     pending: Arc<PendingEvents>,
-    dropped_events: AtomicU64,
+    /// Shared with the embedded writer, which also drops events while it refuses records.
+    dropped_events: Arc<AtomicU64>,
     commits: Arc<AtomicU64>,
     enrichment_off: Arc<AtomicBool>,
     worker: Mutex<Option<Worker>>,
@@ -163,28 +164,29 @@ impl AuditLog {
             .map_err(|e| open_error(&e))?;
         crate::summary::prepare(&mut connection).map_err(|e| open_error(&e))?;
         // Recovery: what the journal holds and the index does not.
-        let scan = Scan::read(path).map_err(|e| open_error(&e))?;
         let lacking = (
-            Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?,
-            Head::load(&connection, Chain::Events).map_err(|e| open_error(&e))?,
+            Head::load(&connection, Chain::Disclosures)
+                .map_err(|e| open_error(&e))?
+                .next_id,
+            Head::load(&connection, Chain::Events)
+                .map_err(|e| open_error(&e))?
+                .next_id,
         );
-        let recovered = crate::index::index(
-            &mut connection,
-            &scan.rows_from(lacking.0.next_id, lacking.1.next_id),
-        )
-        .map_err(|error| match error {
-            crate::index::IndexError::Gap { .. } => open_error(&format_args!(
-                "{error}: the journal beside it ({}) holds records that do not follow the \
+        let scan = Scan::read(path, Some(lacking)).map_err(|e| open_error(&e))?;
+        let recovered = crate::index::index(&mut connection, &scan.rows_from(lacking.0, lacking.1))
+            .map_err(|error| match error {
+                crate::index::IndexError::Gap { .. } => open_error(&format_args!(
+                    "{error}: the journal beside it ({}) holds records that do not follow the \
                  database's; restore the database that belongs with it, or move both journal \
                  files away to start a new log",
-                crate::journal::journal_paths(path)
-                    .iter()
-                    .map(|file| file.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            other => open_error(&other),
-        })?;
+                    crate::journal::journal_paths(path)
+                        .iter()
+                        .map(|file| file.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                other => open_error(&other),
+            })?;
         let journal = Journal::open(path, &scan).map_err(|e| open_error(&e))?;
         let disclosures =
             Head::load(&connection, Chain::Disclosures).map_err(|e| open_error(&e))?;
@@ -212,9 +214,11 @@ impl AuditLog {
                 .map_err(|e| open_error(&e))?
         };
         let commits = Arc::new(AtomicU64::new(0));
+        let dropped_events = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(PendingEvents::default());
         let writer = Writer {
             commits: commits.clone(),
+            dropped_events: dropped_events.clone(),
             pending: pending.clone(),
             journal,
             disclosures,
@@ -236,7 +240,7 @@ impl AuditLog {
             inner: Arc::new(Inner {
                 queue: Queue::Sqlite(queue),
                 pending,
-                dropped_events: AtomicU64::new(0),
+                dropped_events,
                 commits,
                 enrichment_off: Arc::new(AtomicBool::new(enrichment_off)),
                 worker: Mutex::new(Some(Worker::Thread(thread))),
@@ -260,7 +264,7 @@ impl AuditLog {
             inner: Arc::new(Inner {
                 queue: Queue::Postgres(started.queue),
                 pending: Arc::new(PendingEvents::default()),
-                dropped_events: AtomicU64::new(0),
+                dropped_events: Arc::new(AtomicU64::new(0)),
                 commits: started.commits,
                 enrichment_off: started.enrichment_off,
                 worker: Mutex::new(Some(Worker::Task(started.task))),
@@ -313,7 +317,8 @@ impl AuditLog {
         }
     }
 
-    /// Security events dropped because the queue was full or the writer had stopped.
+    /// Security events dropped because the queue was full, the writer had stopped, or (embedded)
+    /// the writer was refusing records (journal writes failing, or the index far behind).
     pub fn dropped_events(&self) -> u64 {
         self.inner.dropped_events.load(Ordering::Relaxed)
     }
@@ -552,6 +557,7 @@ pub(crate) fn sign_checkpoint(body: &str, key: &SigningKey) -> String {
 /// with one `fdatasync`, answers the waiters, and hands the rows to the indexer.
 struct Writer {
     commits: Arc<AtomicU64>,
+    dropped_events: Arc<AtomicU64>,
     pending: Arc<PendingEvents>,
     journal: Journal,
     disclosures: Head,
@@ -760,6 +766,9 @@ impl Writer {
                     let row = EventRow::new(head.next_id, ts, kind, detail, &head.last_hash);
                     head.advance(&row.hash, ts);
                     rows.push(Row::Event(row));
+                }
+                Job::Event(..) => {
+                    self.dropped_events.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {}
             }

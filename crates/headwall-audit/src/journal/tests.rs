@@ -60,6 +60,10 @@ fn frames(first_seq: u64, rows: &[Row]) -> Vec<u8> {
     bytes
 }
 
+fn locate(bytes: &[u8]) -> Vec<Located> {
+    read_run(bytes).unwrap().1
+}
+
 fn seqs(bytes: &[u8]) -> Vec<u64> {
     locate(bytes).iter().map(|frame| frame.seq).collect()
 }
@@ -131,7 +135,12 @@ fn an_altered_row_is_refused() {
 
 fn scan_of(files: [Vec<u8>; 2]) -> Scan {
     let runs = [locate(&files[0]), locate(&files[1])];
-    Scan { bytes: files, runs }
+    let last_seq = [0, 1].map(|file| runs[file].last().map_or(0, |frame| frame.seq));
+    Scan {
+        bytes: files,
+        runs,
+        last_seq,
+    }
 }
 
 #[test]
@@ -186,4 +195,40 @@ proptest! {
             prop_assert!(hashes.contains(&row.hash()));
         }
     }
+}
+
+#[test]
+fn the_older_file_is_read_only_when_the_index_lacks_some_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("audit.db");
+    let all = rows(1, 10);
+    let [newer, older] = journal_paths(&database);
+    // The older file holds seqs 1..=6; the writer switched and wrote 7..=10 into the newer.
+    let mut bytes = frames(7, &all[6..]);
+    bytes.resize(64 << 10, 0);
+    std::fs::write(&newer, &bytes).unwrap();
+    std::fs::write(&older, frames(1, &all[..6])).unwrap();
+    let ids = |scan: &Scan, disclosures, events| -> Vec<(Chain, i64)> {
+        scan.rows_from(disclosures, events)
+            .iter()
+            .map(|row| (row.chain(), row.id()))
+            .collect()
+    };
+
+    // The index lacks disclosure 3 on: the older file is read for it.
+    let scan = Scan::read(&database, Some((3, 4))).unwrap();
+    assert_eq!(scan.runs[1].len(), 6);
+    assert_eq!(ids(&scan, 3, 4).len(), 5);
+    // The newer file's first record (disclosure 4) is indexed: everything before it is too.
+    let scan = Scan::read(&database, Some((5, 5))).unwrap();
+    assert!(scan.runs[1].is_empty(), "the older file was read");
+    assert_eq!(scan.last_seq(), [10, 6]);
+    assert_eq!(
+        ids(&scan, 5, 5),
+        [(Chain::Disclosures, 5), (Chain::Events, 5)]
+    );
+    // The writer's position: after the newest frame of the newer file.
+    assert_eq!(scan.runs[0].last().unwrap().end, frames(7, &all[6..]).len());
+    // Without the index's heads both are read.
+    assert_eq!(Scan::read(&database, None).unwrap().runs[1].len(), 6);
 }
