@@ -25,7 +25,11 @@ fn policy(count: usize) -> Policy {
             i % 256
         ));
     }
-    match load("bench.toml", &text, Path::new(".")) {
+    match load(
+        "bench.toml",
+        &text,
+        &headwall_policy::Folders::both(Path::new(".")),
+    ) {
         Ok(config) => config.policy,
         Err(errors) => panic!("bench policy: {errors}"),
     }

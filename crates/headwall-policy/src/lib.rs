@@ -29,7 +29,7 @@ pub use header::{
     StripSet, builtin_identity_headers, is_field_name, normalize_header_name, websocket_accept,
 };
 pub use host::{HostPattern, HostPatternError, normalize_host};
-pub use load::{load, load_policy};
+pub use load::{Folders, load, load_policy};
 pub use plan::{
     Change, ClientChange, ClientPlan, Grant, HostPlan, JustificationChange, KIND_ORDER, PairChange,
     PartnerPlan, Plan, StripPlan, Widening, plan,

@@ -22,17 +22,38 @@ mod value;
 use diagnostic::{LineIndex, parse};
 use raw::Str;
 
+/// The folders relative paths resolve against (joined, not canonicalized; no I/O happens
+/// here; docs/design.md, Operations, "State folder").
+#[derive(Debug, Clone, Copy)]
+pub struct Folders<'a> {
+    /// For the files the operator provides and headwall only reads: `[subscribers].file`,
+    /// RADIUS `secret_file`, `[api]` TLS files, `jwks_file`s. The configuration file's folder.
+    pub config: &'a Path,
+    /// For the files headwall writes: the sessions and audit databases, the generated keys and
+    /// admin token, the access log. `--state-dir`, else `$STATE_DIRECTORY`, else `config`.
+    pub state: &'a Path,
+}
+
+impl<'a> Folders<'a> {
+    /// Both kinds of path in one folder.
+    pub fn both(dir: &'a Path) -> Self {
+        Folders {
+            config: dir,
+            state: dir,
+        }
+    }
+}
+
 /// Loads and validates a whole configuration.
 ///
-/// `origin` is the file as the user named it (shown in errors); `base_dir` is the folder that
-/// relative paths resolve against (joined, not canonicalized; no I/O happens here). A TOML
-/// syntax or type error is reported alone; otherwise every semantic error found is reported,
-/// sorted by position.
-pub fn load(origin: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+/// `origin` is the file as the user named it (shown in errors); `folders` are where relative
+/// paths resolve. A TOML syntax or type error is reported alone; otherwise every semantic
+/// error found is reported, sorted by position.
+pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, ConfigErrors> {
     let raw = parse(origin, text)?;
     let mut loader = Loader {
         lines: LineIndex::new(text),
-        base_dir,
+        folders: *folders,
         errors: Vec::new(),
     };
     let gateway = loader.gateway(raw.gateway);
@@ -72,7 +93,7 @@ pub fn load_policy(origin: &str, text: &str) -> Result<Policy, ConfigErrors> {
     let raw = parse(origin, text)?;
     let mut loader = Loader {
         lines: LineIndex::new(text),
-        base_dir: Path::new(""),
+        folders: Folders::both(Path::new("")),
         errors: Vec::new(),
     };
     let policy = loader.policy(raw.partner, raw.strip);
@@ -86,11 +107,11 @@ pub fn load_policy(origin: &str, text: &str) -> Result<Policy, ConfigErrors> {
 }
 
 /// One load in progress: the text's line index (errors are recorded as byte offsets and
-/// turned into lines and columns at the end), the folder relative paths resolve against, and
+/// turned into lines and columns at the end), the folders relative paths resolve against, and
 /// every error found so far. The compilers in `tables`, `partner` and `api` are its methods.
 struct Loader<'a> {
     lines: LineIndex<'a>,
-    base_dir: &'a Path,
+    folders: Folders<'a>,
     errors: Vec<(usize, String)>,
 }
 

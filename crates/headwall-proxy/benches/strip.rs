@@ -16,9 +16,13 @@ fn policy_with_partners(count: usize) -> headwall_policy::Policy {
             i % 256
         ));
     }
-    headwall_policy::load("bench.toml", &config, std::path::Path::new("."))
-        .expect("bench policy")
-        .policy
+    headwall_policy::load(
+        "bench.toml",
+        &config,
+        &headwall_policy::Folders::both(std::path::Path::new(".")),
+    )
+    .expect("bench policy")
+    .policy
 }
 
 fn request_headers() -> HeaderMap {

@@ -121,10 +121,18 @@ impl ServeProcess {
     fn start_with(mut command: Command, config: &str, dir: tempfile::TempDir) -> ServeProcess {
         let config_path = dir.path().join("headwall.toml");
         std::fs::write(&config_path, config).expect("write config");
+        command.arg("serve").arg("--config").arg(&config_path);
+        Self::spawn(command, dir)
+    }
+
+    /// Runs `command` (the binary with `serve` and its arguments, any environment), keeping
+    /// `dir` for the test, and waits for the `headwall ready` line.
+    pub fn start_command(command: Command, dir: tempfile::TempDir) -> ServeProcess {
+        Self::spawn(command, dir)
+    }
+
+    fn spawn(mut command: Command, dir: tempfile::TempDir) -> ServeProcess {
         let mut child = command
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
             .env("HEADWALL_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// `--version`: a benchmark-only build says so.
 const VERSION: &str = if cfg!(feature = "bench-unaudited") {
@@ -27,9 +27,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the gateway.
     Serve {
-        /// Configuration file.
-        #[arg(long, default_value = "headwall.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Run a whole scenario on loopback with no set-up and print what each origin received.
     Demo {
@@ -42,9 +41,11 @@ pub(crate) enum Command {
     },
     /// Validate a configuration; errors print as file:line:col: message.
     Check {
-        /// Configuration file.
-        #[arg(long, default_value = "headwall.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print one JSON document (findings with their severity) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show which destinations gain or lose which attributes between two configurations.
     Plan {
@@ -66,11 +67,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Write a new pseudonym key and Ed25519 signing key (mode 0600) into a folder.
+    /// Write a new pseudonym key and Ed25519 signing key (mode 0600) into a folder; with
+    /// --tls, a self-signed certificate and key (api.crt, api.key) for `[api]` instead.
     Keygen {
-        /// Folder to write pseudonym.key and signing.key into (created if missing).
+        /// Folder to write the files into (created if missing). Existing files are never
+        /// overwritten.
         #[arg(long)]
         out: PathBuf,
+        /// Host names for a self-signed TLS certificate (the first is its subject).
+        #[arg(long, num_args = 1.., value_name = "NAME")]
+        tls: Vec<String>,
     },
     /// Serve the public leak-check page (GET /) and API (GET /api/v1/check).
     Leakcheck {
@@ -107,9 +113,8 @@ pub(crate) enum AuditCommand {
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
-        /// Configuration file (for `[audit]`).
-        #[arg(long, default_value = "headwall.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Who was disclosed to whom: distinct subscribers per (partner, host).
     Exposure {
@@ -132,17 +137,49 @@ pub(crate) enum AuditCommand {
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
-        /// Configuration file (for `[audit]`).
-        #[arg(long, default_value = "headwall.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Check the hash chains and the latest signed checkpoint; exit 1 naming the first bad
     /// record.
     Verify {
-        /// Configuration file (for `[audit]` and the signing key).
-        #[arg(long, default_value = "headwall.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
+}
+
+/// Which configuration, and where the files headwall writes live.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file.
+    #[arg(long, default_value = "headwall.toml")]
+    pub(crate) config: PathBuf,
+    /// Folder that relative paths of the files headwall writes (databases, generated keys and
+    /// token, access log) resolve against. Default: $STATE_DIRECTORY (systemd's
+    /// StateDirectory=), else the configuration file's folder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The file and its state folder, resolved once.
+    pub(crate) fn source(&self) -> crate::config::ConfigSource {
+        crate::config::ConfigSource {
+            path: self.config.clone(),
+            state_dir: self.state_dir(),
+        }
+    }
+
+    /// `--state-dir`, else the first folder of `$STATE_DIRECTORY`; `None` means the
+    /// configuration file's folder.
+    pub(crate) fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir.clone().or_else(|| {
+            let value = std::env::var_os("STATE_DIRECTORY")?;
+            // systemd joins several StateDirectory= folders with ':'.
+            let first = std::env::split_paths(&value).next()?;
+            (!first.as_os_str().is_empty()).then_some(first)
+        })
+    }
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {

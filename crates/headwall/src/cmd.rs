@@ -21,7 +21,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::Demo { keep_running, .. } => demo::run(keep_running),
-        Command::Check { config } => Ok(check::run(&config)),
+        Command::Check { config, json } => Ok(check::run(&config, json)),
         Command::Plan {
             from,
             to,
@@ -29,7 +29,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fail_on_widen,
         } => Ok(plan::run(&from, &to, json, fail_on_widen)),
         Command::Audit { command } => audit::run(command),
-        Command::Keygen { out } => keygen::run(&out),
+        Command::Keygen { out, tls } => keygen::run(&out, &tls),
         Command::Leakcheck { listen } => leakcheck::run(listen),
         Command::Probe { proxy, check_url } => probe::run(&proxy, &check_url),
     }
@@ -37,8 +37,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Loads a configuration for a command, printing why it cannot: `Err` carries the exit code
 /// (1 invalid, 2 unreadable).
-pub(crate) fn load_config(path: &std::path::Path) -> Result<headwall_policy::Config, ExitCode> {
-    crate::config::load(path).map_err(|error| {
+pub(crate) fn load_config(
+    args: &crate::cli::ConfigArgs,
+) -> Result<headwall_policy::Config, ExitCode> {
+    args.source().load().map_err(|error| {
         eprintln!("{error}");
         ExitCode::from(error.exit_code())
     })

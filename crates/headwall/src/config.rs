@@ -37,17 +37,36 @@ impl LoadError {
     }
 }
 
-/// Reads and compiles the configuration at `path`; relative paths in it resolve against its
-/// folder.
-pub(crate) fn load(path: &Path) -> Result<Config, LoadError> {
+/// A configuration file and the state folder it is read with, as `serve` re-reads it on reload.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigSource {
+    pub(crate) path: PathBuf,
+    /// `None`: the file's folder.
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    pub(crate) fn load(&self) -> Result<Config, LoadError> {
+        load(&self.path, self.state_dir.as_deref())
+    }
+}
+
+/// Reads and compiles the configuration at `path`. Relative paths of the files headwall
+/// writes resolve against `state_dir` (`None`: the file's folder), the others against the
+/// file's folder.
+pub(crate) fn load(path: &Path, state_dir: Option<&Path>) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| LoadError::Unreadable(path.to_path_buf(), error))?;
     let base = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
+    let folders = headwall_policy::Folders {
+        config: base,
+        state: state_dir.unwrap_or(base),
+    };
     let origin = path.display().to_string();
-    let config = headwall_policy::load(&origin, &text, base).map_err(LoadError::Invalid)?;
+    let config = headwall_policy::load(&origin, &text, &folders).map_err(LoadError::Invalid)?;
     let errors: Vec<ConfigError> = config
         .policy
         .api_clients()

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod config;
 mod keys;
+mod preflight;
 mod private;
 mod runtime;
 

@@ -1,10 +1,10 @@
 //! Wiring: from a loaded configuration to running listeners. Shared by `serve` and `demo`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ConfigSource;
 use anyhow::Context;
 use headwall_admin::{Readiness, ReloadReport, Reloader};
 
@@ -44,86 +44,11 @@ const RADIUS_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 /// In-flight requests get this long to finish after SIGTERM.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Loads keys and profiles, binds every listener and starts serving. `config_path` is re-read
-/// on reload.
-pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result<Running> {
-    let keys = crate::keys::identity_keys(&config.identity)?;
-    let audit = match &config.audit.backend {
-        AuditBackend::Embedded { path } => {
-            let mut files = crate::private::sqlite_files(path).to_vec();
-            files.push(headwall_audit::checkpoint_path(path));
-            files.extend(headwall_audit::journal_paths(path));
-            crate::private::tighten(&files)?;
-            AuditLog::open(
-                path,
-                AuditOptions {
-                    signing_key: crate::keys::signing_key(&config.identity)?,
-                    checkpoint_every: Duration::from_secs(60),
-                    commit_window: config.audit.commit_window,
-                },
-            )?
-        }
-        AuditBackend::Postgres { url, node } => {
-            let node = match node {
-                Some(node) => node.clone(),
-                None => host_name()?,
-            };
-            AuditLog::open_postgres(
-                url,
-                &node,
-                AuditOptions {
-                    signing_key: crate::keys::signing_key(&config.identity)?,
-                    checkpoint_every: Duration::from_secs(60),
-                    commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
-                },
-            )
-            .await?
-        }
-    };
-    let profiles = match &config.subscribers {
-        Some(subscribers) => load_profiles(&subscribers.file)?,
-        None => Profiles::default(),
-    };
-    let sessions = match &config.sessions.backend {
-        SessionsBackend::Embedded { path } => {
-            crate::private::tighten(&crate::private::sqlite_files(
-                &headwall_sessions::database_path(path),
-            ))?;
-            let table = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
-            let store = SessionStore::open(path, table.clone())?;
-            Sessions::Embedded {
-                table,
-                store: Some(store),
-            }
-        }
-        // Several comma-separated URLs: the seed nodes of a Redis Cluster.
-        SessionsBackend::Redis { url } => {
-            let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
-            Sessions::Redis(RedisSessions::connect(&urls, config.sessions.stale_after)?)
-        }
-    };
-    let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
-    let gateway = Gateway::new(
-        GatewaySettings::from_config(&config.gateway),
-        config.policy.clone(),
-        sessions.clone(),
-        profiles,
-        keys,
-        audit.clone(),
-    );
-    if audit.enrichment_switched_off() {
-        gateway.set_enrichment(false, "kept off across restart");
-        tracing::warn!(
-            "enrichment is off: the kill switch on record turned it off; \
-             POST /v1/enrichment {{\"enabled\":true}} turns it on"
-        );
-    }
-    tracing::info!(
-        policy.hash = gateway.policy().policy.hash(),
-        partners = gateway.policy().policy.partners().len(),
-        "policy loaded"
-    );
-
+/// Loads keys and profiles, binds every listener and starts serving. `source` is re-read on
+/// reload.
+pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Result<Running> {
+    // Everything that can fail without writing comes first — the listeners, the files the
+    // operator provides — so that a start that fails creates no keys, token or databases.
     let explicit = TcpListener::bind(config.gateway.listen)
         .await
         .with_context(|| {
@@ -184,6 +109,84 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
         Some((socket, _)) => Some(socket.local_addr()?),
         None => None,
     };
+    let profiles = match &config.subscribers {
+        Some(subscribers) => load_profiles(&subscribers.file)?,
+        None => Profiles::default(),
+    };
+    // From here on, state is created when missing.
+    let keys = crate::keys::identity_keys(&config.identity)?;
+    let audit = match &config.audit.backend {
+        AuditBackend::Embedded { path } => {
+            let mut files = crate::private::sqlite_files(path).to_vec();
+            files.push(headwall_audit::checkpoint_path(path));
+            files.extend(headwall_audit::journal_paths(path));
+            crate::private::tighten(&files)?;
+            AuditLog::open(
+                path,
+                AuditOptions {
+                    signing_key: crate::keys::signing_key(&config.identity)?,
+                    checkpoint_every: Duration::from_secs(60),
+                    commit_window: config.audit.commit_window,
+                },
+            )?
+        }
+        AuditBackend::Postgres { url, node } => {
+            let node = match node {
+                Some(node) => node.clone(),
+                None => host_name()?,
+            };
+            AuditLog::open_postgres(
+                url,
+                &node,
+                AuditOptions {
+                    signing_key: crate::keys::signing_key(&config.identity)?,
+                    checkpoint_every: Duration::from_secs(60),
+                    commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
+                },
+            )
+            .await?
+        }
+    };
+    let sessions = match &config.sessions.backend {
+        SessionsBackend::Embedded { path } => {
+            crate::private::tighten(&crate::private::sqlite_files(
+                &headwall_sessions::database_path(path),
+            ))?;
+            let table = Arc::new(SessionTable::new(config.sessions.stale_after.as_secs()));
+            let store = SessionStore::open(path, table.clone())?;
+            Sessions::Embedded {
+                table,
+                store: Some(store),
+            }
+        }
+        // Several comma-separated URLs: the seed nodes of a Redis Cluster.
+        SessionsBackend::Redis { url } => {
+            let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+            Sessions::Redis(RedisSessions::connect(&urls, config.sessions.stale_after)?)
+        }
+    };
+    let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
+    let gateway = Gateway::new(
+        GatewaySettings::from_config(&config.gateway),
+        config.policy.clone(),
+        sessions.clone(),
+        profiles,
+        keys,
+        audit.clone(),
+    );
+    if audit.enrichment_switched_off() {
+        gateway.set_enrichment(false, "kept off across restart");
+        tracing::warn!(
+            "enrichment is off: the kill switch on record turned it off; \
+             POST /v1/enrichment {{\"enabled\":true}} turns it on"
+        );
+    }
+    tracing::info!(
+        policy.hash = gateway.policy().policy.hash(),
+        partners = gateway.policy().policy.partners().len(),
+        "policy loaded"
+    );
+
     let radius_metrics = Arc::new(RadiusMetrics::default());
 
     let (shutdown, watcher) = watch::channel(false);
@@ -203,7 +206,7 @@ pub(crate) async fn start(config: &Config, config_path: &Path) -> anyhow::Result
     let readiness = Arc::new(Readiness::default());
     let policy_loaded = Arc::new(tokio::sync::Notify::new());
     let reload = reloader(
-        config_path.to_owned(),
+        source.clone(),
         config.clone(),
         gateway.clone(),
         policy_loaded.clone(),
@@ -404,17 +407,17 @@ async fn retention(
 
 /// The one reload path, shared by SIGHUP and the admin API. A changed policy wakes the canary.
 fn reloader(
-    path: PathBuf,
+    source: ConfigSource,
     running: Config,
     gateway: Arc<Gateway>,
     policy_loaded: Arc<tokio::sync::Notify>,
 ) -> Reloader {
     let running = Arc::new(running);
     Arc::new(move || {
-        let (path, running, gateway) = (path.clone(), running.clone(), gateway.clone());
+        let (source, running, gateway) = (source.clone(), running.clone(), gateway.clone());
         let policy_loaded = policy_loaded.clone();
         Box::pin(async move {
-            let outcome = tokio::task::spawn_blocking(move || reload(&path, &running, &gateway))
+            let outcome = tokio::task::spawn_blocking(move || reload(&source, &running, &gateway))
                 .await
                 .unwrap_or_else(|_| Err("reload failed".to_owned()));
             if outcome.as_ref().is_ok_and(|report| report.changed) {
@@ -425,10 +428,14 @@ fn reloader(
     })
 }
 
-/// Re-reads `path`; on any error the old policy and profiles stay and the error says why.
-fn reload(path: &Path, running: &Config, gateway: &Gateway) -> Result<ReloadReport, String> {
+/// Re-reads `source`; on any error the old policy and profiles stay and the error says why.
+fn reload(
+    source: &ConfigSource,
+    running: &Config,
+    gateway: &Gateway,
+) -> Result<ReloadReport, String> {
     let outcome = (|| {
-        let config = crate::config::load(path).map_err(|error| error.to_string())?;
+        let config = source.load().map_err(|error| error.to_string())?;
         let profiles = match &config.subscribers {
             Some(subscribers) => load_profiles(&subscribers.file).map_err(|e| e.to_string())?,
             None => Profiles::default(),

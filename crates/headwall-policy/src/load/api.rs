@@ -599,7 +599,7 @@ fn is_loopback_host(host: &str) -> bool {
 mod tests {
     use std::path::Path;
 
-    use crate::{ApiScope, load, load_policy};
+    use crate::{ApiScope, Folders, load, load_policy};
 
     const GW: &str = "[gateway]\nlisten = \"127.0.0.1:8080\"\n";
 
@@ -618,7 +618,7 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        match load("t.toml", text, Path::new("/cfg")) {
+        match load("t.toml", text, &Folders::both(Path::new("/cfg"))) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
         }
@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn a_valid_api_table_and_client() {
-        let config = load("t.toml", &api("", ""), Path::new("/cfg")).unwrap();
+        let config = load("t.toml", &api("", ""), &Folders::both(Path::new("/cfg"))).unwrap();
         let settings = config.api.expect("[api]");
         assert_eq!(settings.listen, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(settings.public_url, "https://api.operator.test:8443");
@@ -687,7 +687,7 @@ mod tests {
             "{found:?}"
         );
         let balanced = plain.replace("[api]\n", "[api]\nproxy_protocol_from = [\"192.0.2.1\"]\n");
-        let config = load("t.toml", &balanced, Path::new("/cfg")).unwrap();
+        let config = load("t.toml", &balanced, &Folders::both(Path::new("/cfg"))).unwrap();
         assert_eq!(config.api.unwrap().tls, None);
         let half = plain.replace("[api]\n", "[api]\ntls_cert_file = \"a.crt\"\n");
         assert_eq!(
@@ -884,7 +884,7 @@ mod tests {
             "\"number-verification:verify\"]",
             "\"number-verification:device-phone-number:read\"]",
         );
-        let config = load("t.toml", &share, Path::new("/cfg")).unwrap();
+        let config = load("t.toml", &share, &Folders::both(Path::new("/cfg"))).unwrap();
         assert!(config.policy.api_clients()[0].allows(ApiScope::NumberShare));
     }
 
@@ -911,13 +911,15 @@ mod tests {
 
     #[test]
     fn clients_are_in_the_policy_hash_and_plan_input() {
-        let without = load("t.toml", GW, Path::new("/cfg")).unwrap().policy;
+        let without = load("t.toml", GW, &Folders::both(Path::new("/cfg")))
+            .unwrap()
+            .policy;
         assert_eq!(
             without.hash(),
             crate::Policy::empty().hash(),
             "no clients: the old hash"
         );
-        let with = load("t.toml", &api("", ""), Path::new("/cfg"))
+        let with = load("t.toml", &api("", ""), &Folders::both(Path::new("/cfg")))
             .unwrap()
             .policy;
         assert_ne!(with.hash(), without.hash());
@@ -928,14 +930,18 @@ mod tests {
         );
         let moved = api("", "").replace("clients/shop.jwks.json", "elsewhere/keys.json");
         for text in [reordered, moved] {
-            let same = load("t.toml", &text, Path::new("/cfg")).unwrap().policy;
+            let same = load("t.toml", &text, &Folders::both(Path::new("/cfg")))
+                .unwrap()
+                .policy;
             assert_eq!(same.hash(), with.hash());
         }
         let wider = api("", "").replace(
             "\"https://shop.test/callback\"]",
             "\"https://shop.test/callback\", \"https://shop.test/other\"]",
         );
-        let wider = load("t.toml", &wider, Path::new("/cfg")).unwrap().policy;
+        let wider = load("t.toml", &wider, &Folders::both(Path::new("/cfg")))
+            .unwrap()
+            .policy;
         assert_ne!(wider.hash(), with.hash());
         // `plan` reads only the policy: the clients come with it, [api]'s other keys need not.
         let policy =

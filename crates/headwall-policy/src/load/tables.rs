@@ -192,7 +192,7 @@ impl Loader<'_> {
                 "`listen` in [admin]",
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
             ),
-            token_file: self.path(
+            token_file: self.state_path(
                 raw.token_file.as_ref(),
                 "`token_file` in [admin]",
                 "state/admin.token",
@@ -354,7 +354,11 @@ impl Loader<'_> {
                     );
                 }
                 SessionsBackend::Embedded {
-                    path: self.path(raw.path.as_ref(), "`path` in [sessions]", "state/sessions"),
+                    path: self.state_path(
+                        raw.path.as_ref(),
+                        "`path` in [sessions]",
+                        "state/sessions",
+                    ),
                 }
             }
             Some(("redis", span)) => {
@@ -473,7 +477,7 @@ impl Loader<'_> {
                     );
                 }
                 AuditBackend::Embedded {
-                    path: self.path(raw.path.as_ref(), "`path` in [audit]", "state/audit.db"),
+                    path: self.state_path(raw.path.as_ref(), "`path` in [audit]", "state/audit.db"),
                 }
             }
             Some(("postgres", span)) => {
@@ -554,12 +558,12 @@ impl Loader<'_> {
             None => "headwall".to_owned(),
         };
         IdentitySettings {
-            pseudonym_key_file: self.path(
+            pseudonym_key_file: self.state_path(
                 raw.pseudonym_key_file.as_ref(),
                 "`pseudonym_key_file` in [identity]",
                 "state/pseudonym.key",
             ),
-            signing_key_file: self.path(
+            signing_key_file: self.state_path(
                 raw.signing_key_file.as_ref(),
                 "`signing_key_file` in [identity]",
                 "state/signing.key",

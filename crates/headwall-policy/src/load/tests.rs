@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diagnostic::position;
-use super::{load, load_policy};
+use super::{Folders, load, load_policy};
 use crate::config::{AuditBackend, RadiusSecret, Secret, SessionsBackend};
 use crate::host::HostPattern;
 use crate::policy::Policy;
@@ -13,7 +13,7 @@ use crate::policy::Policy;
 const GW: &str = "[gateway]\nlisten = \"127.0.0.1:8080\"\n";
 
 fn errors(text: &str) -> Vec<String> {
-    match load("t.toml", text, Path::new("/cfg")) {
+    match load("t.toml", text, &Folders::both(Path::new("/cfg"))) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
     }
@@ -48,7 +48,7 @@ fn one(extra: &str) -> Vec<String> {
 
 #[test]
 fn minimal_config_has_defaults() {
-    let config = load("t.toml", GW, Path::new("/cfg")).unwrap();
+    let config = load("t.toml", GW, &Folders::both(Path::new("/cfg"))).unwrap();
     let g = &config.gateway;
     assert_eq!(g.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(g.transparent_listen, None);
@@ -92,6 +92,52 @@ fn minimal_config_has_defaults() {
     assert_eq!(config.policy.hash(), Policy::empty().hash());
 }
 
+/// Files headwall writes resolve against the state folder; files the operator provides against
+/// the configuration's folder (docs/design.md, Operations, "State folder").
+#[test]
+fn written_files_resolve_in_the_state_folder_read_files_beside_the_config() {
+    let text = format!(
+        "{GW}[radius]\n[[radius.clients]]\nsource = \"10.0.0.1\"\nsecret_file = \"pgw.secret\"\n\
+         [subscribers]\nfile = \"subs.csv\"\n[audit]\npath = \"audit.db\"\n{}",
+        partner("a", "")
+    );
+    let folders = Folders {
+        config: Path::new("/etc/headwall"),
+        state: Path::new("/var/lib/headwall"),
+    };
+    let config = load("t.toml", &text, &folders).unwrap();
+    let state = Path::new("/var/lib/headwall");
+    assert_eq!(config.admin.token_file, state.join("state/admin.token"));
+    assert_eq!(
+        config.identity.signing_key_file,
+        state.join("state/signing.key")
+    );
+    assert_eq!(
+        config.identity.pseudonym_key_file,
+        state.join("state/pseudonym.key")
+    );
+    assert_eq!(
+        config.audit.backend,
+        AuditBackend::Embedded {
+            path: state.join("audit.db")
+        }
+    );
+    assert_eq!(
+        config.sessions.backend,
+        SessionsBackend::Embedded {
+            path: state.join("state/sessions")
+        }
+    );
+    assert_eq!(
+        config.subscribers.unwrap().file,
+        Path::new("/etc/headwall/subs.csv")
+    );
+    assert_eq!(
+        config.radius.unwrap().clients[0].secret,
+        RadiusSecret::File("/etc/headwall/pgw.secret".into())
+    );
+}
+
 #[test]
 fn defaults_of_optional_tables() {
     let text = format!(
@@ -100,7 +146,7 @@ fn defaults_of_optional_tables() {
          [subscribers]\nfile = \"/abs/subs.csv\"\n{}",
         partner("a", "")
     );
-    let config = load("t.toml", &text, Path::new("/cfg")).unwrap();
+    let config = load("t.toml", &text, &Folders::both(Path::new("/cfg"))).unwrap();
     let radius = config.radius.unwrap();
     assert_eq!(radius.listen, "127.0.0.1:1813".parse().unwrap());
     assert_eq!(radius.clients[0].source, "10.0.0.1/32".parse().unwrap());
@@ -240,7 +286,7 @@ fn the_commit_window_is_off_or_at_most_ten_milliseconds() {
         load(
             "t.toml",
             &format!("{GW}[audit]\ncommit_window = \"{value}\"\n"),
-            Path::new("/cfg"),
+            &Folders::both(Path::new("/cfg")),
         )
         .map(|config| config.audit.commit_window)
     };
@@ -410,7 +456,7 @@ fn host_patterns_are_normalized() {
         "{GW}{}",
         partner("a", "hosts = [\"WWW.Example.COM.\", \"*.CDN.example.com\"]")
     );
-    let config = load("t.toml", &text, Path::new("/")).unwrap();
+    let config = load("t.toml", &text, &Folders::both(Path::new("/"))).unwrap();
     assert_eq!(
         config.policy.partners()[0].hosts,
         [
@@ -719,7 +765,7 @@ fn radius_clients() {
     let config = load(
         "t.toml",
         &format!("{GW}[radius]\n[[radius.clients]]\nsource = \"10.0.0.0/8\"\nsecret_file = \"r.secret\"\n"),
-        Path::new("/cfg"),
+        &Folders::both(Path::new("/cfg")),
     )
     .unwrap();
     assert_eq!(
@@ -767,7 +813,7 @@ fn strip_headers() {
     let config = load(
         "t.toml",
         &format!("{GW}[strip]\nheaders = [\"X-Extra_ID\"]\n"),
-        Path::new("/"),
+        &Folders::both(Path::new("/")),
     )
     .unwrap();
     assert!(config.policy.strip().contains("x_extra-id"));
@@ -806,7 +852,7 @@ fn backends() {
             "{GW}[sessions]\nbackend = \"redis\"\nredis_url = \"redis://10.0.0.1:6379/0\"\n\
              [audit]\nbackend = \"postgres\"\nurl = \"postgres://h@db:5432/h\"\n"
         ),
-        Path::new("/"),
+        &Folders::both(Path::new("/")),
     )
     .unwrap();
     assert_eq!(
@@ -827,7 +873,7 @@ fn backends() {
         &format!(
             "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://db/h\"\nnode = \"gw-1\"\n"
         ),
-        Path::new("/"),
+        &Folders::both(Path::new("/")),
     )
     .unwrap();
     assert!(matches!(
@@ -872,7 +918,7 @@ fn gateway_hosts() {
     let config = load(
         "t.toml",
         &format!("{GW}[gateway.hosts]\n\"Pay.Example.com.\" = \"::1\"\n"),
-        Path::new("/"),
+        &Folders::both(Path::new("/")),
     )
     .unwrap();
     assert_eq!(

@@ -2,7 +2,7 @@
 //! or reported against its span.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -116,17 +116,27 @@ impl Loader<'_> {
         }
     }
 
+    /// A file the operator provides: relative to the configuration's folder.
     pub(super) fn path(&mut self, value: Option<&Str>, what: &str, default: &str) -> PathBuf {
+        self.path_in(self.folders.config, value, what, default)
+    }
+
+    /// A file headwall writes: relative to the state folder.
+    pub(super) fn state_path(&mut self, value: Option<&Str>, what: &str, default: &str) -> PathBuf {
+        self.path_in(self.folders.state, value, what, default)
+    }
+
+    fn path_in(&mut self, dir: &Path, value: Option<&Str>, what: &str, default: &str) -> PathBuf {
         match value {
             Some(v) if v.get_ref().trim().is_empty() => {
                 self.error(
                     v.span().start,
                     format!("{what} is empty; give a file path, e.g. \"{default}\""),
                 );
-                self.base_dir.join(default)
+                dir.join(default)
             }
-            Some(v) => self.base_dir.join(v.get_ref()),
-            None => self.base_dir.join(default),
+            Some(v) => dir.join(v.get_ref()),
+            None => dir.join(default),
         }
     }
 

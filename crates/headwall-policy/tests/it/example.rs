@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use headwall_policy::{
-    AuditBackend, Decision, RadiusSecret, SessionsBackend, WithholdReason, load,
-};
+use headwall_policy::{AuditBackend, Decision, Folders, SessionsBackend, WithholdReason, load};
 
 const EXAMPLE: &str = include_str!("../../../../examples/headwall.toml");
 
@@ -13,7 +11,7 @@ fn example_loads() {
     let config = load(
         "examples/headwall.toml",
         EXAMPLE,
-        Path::new("/etc/headwall"),
+        &Folders::both(Path::new("/etc/headwall")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.gateway.listen, "127.0.0.1:8080".parse().unwrap());
@@ -23,16 +21,12 @@ fn example_loads() {
         Path::new("/etc/headwall/state/admin.token")
     );
     let radius = config.radius.as_ref().unwrap();
-    assert_eq!(radius.clients.len(), 2);
+    assert_eq!(radius.clients.len(), 1);
     assert_eq!(
         format!("{:?}", radius.clients[0].secret),
         "Inline(<redacted>)"
     );
     assert!(!format!("{config:?}").contains("testing123"));
-    assert_eq!(
-        radius.clients[1].secret,
-        RadiusSecret::File("/etc/headwall/state/radius-pgw2.secret".into())
-    );
     assert!(matches!(
         config.sessions.backend,
         SessionsBackend::Embedded { .. }
@@ -92,7 +86,9 @@ fn unknown_key_in_every_table_fails_on_its_line() {
         let mut edited: Vec<&str> = lines.clone();
         edited.insert(index + 1, "bogus_key = 1");
         let text = edited.join("\n");
-        let errors = load("ex.toml", &text, Path::new(".")).expect_err(header).0;
+        let errors = load("ex.toml", &text, &Folders::both(Path::new(".")))
+            .expect_err(header)
+            .0;
         assert_eq!(errors.len(), 1, "{header}: {errors:?}");
         let error = &errors[0];
         assert_eq!(
@@ -107,7 +103,7 @@ fn unknown_key_in_every_table_fails_on_its_line() {
         );
         assert!(error.message.contains(table), "{header}: {error}");
     }
-    // gateway, admin, radius, 2 clients, sessions, subscribers, audit, identity, strip, canary,
-    // 3 partners
-    assert_eq!(tables, 14);
+    // gateway, admin, radius, its client, sessions, subscribers, audit, identity, strip,
+    // canary, 3 partners
+    assert_eq!(tables, 13);
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use headwall_policy::{
-    Decision, Policy, builtin_identity_headers, load, load_policy, normalize_header_name,
+    Decision, Folders, Policy, builtin_identity_headers, load, load_policy, normalize_header_name,
     normalize_host,
 };
 use proptest::prelude::*;
@@ -37,7 +37,7 @@ headers = { "X-Operator-Token" = "token" }
 "#;
 
 fn policy() -> Policy {
-    load("p.toml", POLICY, Path::new("."))
+    load("p.toml", POLICY, &Folders::both(Path::new(".")))
         .expect("test policy loads")
         .policy
 }

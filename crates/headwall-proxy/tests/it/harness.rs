@@ -80,8 +80,12 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
         website_port = website.addr().port(),
         billing_port = billing.addr().port(),
     );
-    let config = headwall_policy::load("test.toml", &config, std::path::Path::new("."))
-        .unwrap_or_else(|errors| panic!("test config: {errors}"));
+    let config = headwall_policy::load(
+        "test.toml",
+        &config,
+        &headwall_policy::Folders::both(std::path::Path::new(".")),
+    )
+    .unwrap_or_else(|errors| panic!("test config: {errors}"));
     let keys = IdentityKeys {
         pseudonym: PseudonymKey::from_bytes(&PSEUDONYM_KEY).unwrap(),
         issuer: TokenIssuer::new(

@@ -75,8 +75,12 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         format!("msisdn,age_verified\n{SUBSCRIBER},true\n{SECOND},false\n"),
     )?;
     let api_root = https::prepare(state.path())?;
-    let config = crate::config::load(&config_path)?;
-    let running = crate::runtime::start(&config, &config_path).await?;
+    let source = crate::config::ConfigSource {
+        path: config_path.clone(),
+        state_dir: None,
+    };
+    let config = source.load()?;
+    let running = crate::runtime::start(&config, &source).await?;
     let proxy = running.explicit_addr;
     let started = std::time::Instant::now();
 

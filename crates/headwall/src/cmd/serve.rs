@@ -1,20 +1,40 @@
 //! `headwall serve`: run the gateway; SIGHUP reloads, SIGTERM or Ctrl-C drains and stops.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = match super::load_config(path) {
+use crate::cli::ConfigArgs;
+
+pub(crate) fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let source = args.source();
+    let config = match source.load() {
         Ok(config) => config,
-        Err(code) => return Ok(code),
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(error.exit_code()));
+        }
     };
+    // What `check` would call an error stops the start before anything is created.
+    let mut refused = false;
+    for finding in crate::preflight::run(&config) {
+        match finding.severity {
+            crate::preflight::Severity::Error => {
+                eprintln!("{}: error: {}", source.path.display(), finding.message);
+                refused = true;
+            }
+            crate::preflight::Severity::Warning => tracing::warn!("{}", finding.message),
+        }
+    }
+    if refused {
+        eprintln!("headwall: not started; `headwall check` shows the same findings");
+        return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
+    }
     if cfg!(feature = "bench-unaudited")
         && let Some(code) = refuse_unaudited(&config)
     {
         return Ok(code);
     }
     super::runtime()?.block_on(async {
-        let running = crate::runtime::start(&config, path).await?;
+        let running = crate::runtime::start(&config, &source).await?;
         let off_or = |addr: Option<std::net::SocketAddr>| {
             addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string())
         };

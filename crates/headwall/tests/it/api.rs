@@ -404,10 +404,10 @@ fn a_tls_key_readable_by_others_stops_the_start() {
         .arg(dir.path().join("headwall.toml"))
         .output()
         .unwrap();
-    assert_ne!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("api.key: the TLS key can be read by others"),
+        stderr.contains("api.key is accessible by group or others (mode 644)"),
         "{stderr}"
     );
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");

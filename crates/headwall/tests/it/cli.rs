@@ -5,23 +5,61 @@ use std::process::Command;
 
 use crate::{binary, repo_root};
 
-/// Every configuration the repository ships as an example loads: examples/headwall.toml (every
-/// key) and each file in examples/configs/.
+/// Every configuration the repository ships as an example passes `check`'s preflight once the
+/// files it names exist: examples/headwall.toml as shipped (with a state folder of its own, in
+/// which `check` creates nothing), and each file in examples/configs/ beside a RADIUS secret
+/// and a TLS pair made the way its comments say.
 #[test]
 fn check_accepts_every_example_config() {
-    let mut examples = vec![repo_root().join("examples/headwall.toml")];
-    let mut configs: Vec<_> = std::fs::read_dir(repo_root().join("examples/configs"))
+    let state = headwall_testkit::temp_dir();
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(repo_root().join("examples/headwall.toml"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "examples/headwall.toml: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(state.path()).unwrap().count(),
+        0,
+        "check wrote files"
+    );
+
+    let dir = headwall_testkit::temp_dir();
+    let source = repo_root().join("examples/configs");
+    std::fs::create_dir_all(dir.path().join("clients")).unwrap();
+    std::fs::copy(
+        source.join("clients/shop-app.jwks.json"),
+        dir.path().join("clients/shop-app.jwks.json"),
+    )
+    .unwrap();
+    let keygen = Command::new(binary())
+        .args(["keygen", "--tls", "api.operator.example", "--out"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let secret = dir.path().join("state/radius.secret");
+    std::fs::write(&secret, "a-shared-secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut configs: Vec<_> = std::fs::read_dir(&source)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     configs.sort();
     assert!(configs.len() >= 4, "examples/configs/: {configs:?}");
-    examples.extend(configs);
-    for example in examples {
+    for example in configs {
+        let copy = dir.path().join(example.file_name().unwrap());
+        std::fs::copy(&example, &copy).unwrap();
         let output = Command::new(binary())
             .args(["check", "--config"])
-            .arg(&example)
+            .arg(&copy)
             .output()
             .unwrap();
         assert!(
@@ -31,6 +69,205 @@ fn check_accepts_every_example_config() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// examples/headwall.toml starts as shipped, with its state in a folder of its own, and does
+/// the job: a packet gateway's Accounting-Start binds the subscriber, and the agecheck partner
+/// receives the age flag for a request from that address. Nothing is written into examples/.
+#[tokio::test]
+async fn the_shipped_example_starts_and_enriches_a_radius_bound_client() {
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<String> = walk(dir);
+        names.sort();
+        names
+    };
+    let examples = repo_root().join("examples");
+    let before = listing(&examples);
+    // The example's partner agecheck is verify.agecheck.test at 127.0.0.2, port 80.
+    let agecheck = headwall_testkit::EchoOrigin::start("127.0.0.2:80".parse().unwrap())
+        .await
+        .expect("an origin on 127.0.0.2:80 (the example's agecheck partner)");
+    let state = headwall_testkit::temp_dir();
+    let mut command = Command::new(binary());
+    command
+        .args(["serve", "--config"])
+        .arg(examples.join("headwall.toml"))
+        .env("STATE_DIRECTORY", state.path());
+    let gateway = headwall_testkit::ServeProcess::start_command(command, state);
+    assert_eq!(gateway.explicit, "127.0.0.1:8080".parse().unwrap());
+    let radius = gateway.radius.expect("the example's RADIUS listener");
+    assert!(headwall_testkit::radclient(
+        radius,
+        "testing123",
+        "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.5\nCalling-Station-Id = \"447700900123\"\nAcct-Session-Id = \"ex-1\"\n",
+    ));
+    let response = headwall_testkit::send_raw(
+        gateway.explicit,
+        Some(headwall_testkit::loopback(5)),
+        &headwall_testkit::proxy_get("http://verify.agecheck.test/", &[]),
+        headwall_testkit::patience(std::time::Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 200, "{response:?}");
+    let received = agecheck.take();
+    assert_eq!(received.len(), 1);
+    let header = |name: &str| {
+        received[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-age-verified").as_deref(), Some("true"));
+    assert!(header("x-subscriber-id").is_some());
+    // State went to $STATE_DIRECTORY, nothing into the repository.
+    for file in ["state/audit.db", "state/signing.key", "state/admin.token"] {
+        assert!(
+            gateway.path(file).exists(),
+            "{file} not in the state folder"
+        );
+    }
+    assert_eq!(listing(&examples), before, "serve wrote into examples/");
+}
+
+/// Every file under `dir`, relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+/// `check` reads every file the configuration names, finds listeners that would collide, and
+/// says so with the key; `--json` gives the same findings. Warnings alone still exit 0.
+#[test]
+fn check_preflights_files_modes_and_listeners() {
+    let dir = headwall_testkit::temp_dir();
+    let secret = dir.path().join("pgw.secret");
+    std::fs::write(&secret, "s3cret-value\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = dir.path().join("headwall.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = \"127.0.0.1:18080\"\n[admin]\nlisten = \"127.0.0.1:18080\"\n\
+         [radius]\n[[radius.clients]]\nsource = \"127.0.0.1\"\nsecret_file = \"pgw.secret\"\n\
+         [subscribers]\nfile = \"missing.csv\"\n",
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "error: `file` in [subscribers]: ",
+        "missing.csv does not exist",
+        "is accessible by group or others (mode 644); run `chmod 600",
+        "[gateway].listen (127.0.0.1:18080) and [admin].listen (127.0.0.1:18080) are the same",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
+    }
+    assert!(
+        !stderr.contains("s3cret-value"),
+        "a secret in the output: {stderr}"
+    );
+    let json = Command::new(binary())
+        .args(["check", "--json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        3,
+        "{report:#}"
+    );
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "error")
+    );
+
+    // Fixed, and the gateway moved beyond loopback: a warning, exit 0.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(dir.path().join("missing.csv"), "msisdn,age_verified\n").unwrap();
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("127.0.0.1:18080", "0.0.0.0:18080", 1)
+            .replace(
+                "[admin]\nlisten = \"127.0.0.1:18080\"",
+                "[admin]\nlisten = \"127.0.0.1:0\"",
+            ),
+    )
+    .unwrap();
+    let output = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: the gateway listens on 0.0.0.0:18080"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("ok (0 partners, policy "),
+        "{output:?}"
+    );
+}
+
+/// A start that fails — a preflight error, or an address another process holds — leaves the
+/// state folder as it was: no keys, no token, no databases.
+#[test]
+fn a_failed_start_creates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (name, config) in [
+        (
+            "address in use",
+            format!(
+                "[gateway]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+            ),
+        ),
+        (
+            "missing subscribers file",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [subscribers]\nfile = \"absent.csv\"\n"
+                .to_owned(),
+        ),
+    ] {
+        let dir = headwall_testkit::temp_dir();
+        let path = dir.path().join("headwall.toml");
+        std::fs::write(&path, &config).unwrap();
+        let state = dir.path().join("state-folder");
+        let output = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}: {output:?}");
+        assert!(!state.exists(), "{name}: {:?}", walk(&state));
+        assert_eq!(walk(dir.path()).len(), 1, "{name}: {:?}", walk(dir.path()));
+    }
+    drop(taken);
 }
 
 #[test]
@@ -144,6 +381,13 @@ fn check_reads_each_api_clients_jwks_file() {
         );
     }
     std::fs::write(&jwks, format!(r#"{{"keys":[{public}]}}"#)).unwrap();
+    // The preflight reads the TLS pair too.
+    let keygen = Command::new(binary())
+        .args(["keygen", "--tls", "api.operator.test", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
     let (code, stderr) = check();
     assert_eq!(code, Some(0), "{stderr}");
 }
