@@ -185,6 +185,14 @@ impl Collector for HeadwallCollector {
             "Security events dropped because the audit queue was full or stopped.",
             self.gateway.audit().dropped_events(),
         )?;
+        if let Some(log) = self.gateway.access_log() {
+            counter(
+                &mut encoder,
+                "headwall_access_log_dropped",
+                "Access log lines dropped because its writer fell behind.",
+                log.dropped(),
+            )?;
+        }
         gauge(
             &mut encoder,
             "headwall_enrichment_enabled",

@@ -33,8 +33,20 @@ pub struct Config {
     /// `[api]`: the HTTPS listener for OIDC and the CAMARA APIs; `None` when absent. Its
     /// clients (`[[api.client]]`) are part of the policy.
     pub api: Option<Api>,
+    /// `[access_log]`: one JSON line per request; `None` (off) when absent.
+    pub access_log: Option<AccessLog>,
     /// The compiled policy from `[[partner]]` tables, `[[api.client]]` tables and `[strip]`.
     pub policy: Policy,
+}
+
+/// `[access_log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// `path = "-"`: lines go to standard error.
+    Stderr,
+    /// A file, resolved in the state folder (default `state/access.log`); opened for appending
+    /// and opened again on SIGHUP, for logrotate.
+    File(PathBuf),
 }
 
 /// `[gateway]`.

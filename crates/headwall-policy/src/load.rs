@@ -66,6 +66,7 @@ pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, C
     let canary = raw.canary.map(|c| loader.canary(c));
     let policy = loader.policy(raw.partner, raw.strip);
     let api = raw.api.as_ref().map(|a| loader.api(a));
+    let access_log = raw.access_log.map(|a| loader.access_log(a));
     let clients = match raw.api {
         Some(raw) => loader.api_clients(raw.into_inner().into_clients(), &policy),
         None => Vec::new(),
@@ -82,6 +83,7 @@ pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, C
         identity,
         canary,
         api,
+        access_log,
         policy,
     })
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use headwall_audit::{Disclosure, EventKind};
 use headwall_policy::{Decision, WithholdReason};
 
+use crate::access_log::Entry;
 use crate::gateway::Gateway;
 use crate::idle::{Activity, until_idle};
 use crate::listener::Slot;
@@ -58,6 +59,7 @@ pub(crate) async fn handle(
     front: Front,
     slot: Slot,
     request: Request<ClientBody>,
+    entry: &mut Option<Entry>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let (response, outcome) = match (request.method() == Method::CONNECT, front) {
@@ -65,9 +67,12 @@ pub(crate) async fn handle(
         (true, Front::Transparent { .. }) => bad_request(
             "headwall: CONNECT is for the explicit proxy listener, not intercepted traffic\n",
         ),
-        (false, _) => forward(&gateway, client, front, &slot, request).await,
+        (false, _) => forward(&gateway, client, front, &slot, request, entry).await,
     };
     gateway.metrics.count_request(front.listener(), outcome);
+    if let Some(entry) = entry {
+        entry.outcome = outcome;
+    }
     // Until the response head is ready: streaming the body is the client's and origin's time.
     gateway.metrics.observe_duration(started.elapsed());
     tracing::debug!(
@@ -206,11 +211,16 @@ async fn forward(
     front: Front,
     slot: &Slot,
     mut request: Request<ClientBody>,
+    entry: &mut Option<Entry>,
 ) -> Answer {
     let target = match target(front, &request) {
         Ok(target) => target,
         Err(reason) => return bad_request(reason),
     };
+    if let Some(entry) = entry {
+        entry.host = Some(target.host.clone());
+        entry.port = Some(target.port);
+    }
     // The policy is pinned for the whole request: a reload in flight never mixes two policies.
     let active = gateway.policy.load_full();
     let stripped = match strip(gateway, client, &active, &mut request) {
@@ -238,6 +248,7 @@ async fn forward(
         &target,
         upstream_addr,
         &mut request,
+        entry,
     )
     .await;
     let outcome = if inserted > 0 {
@@ -365,16 +376,24 @@ async fn disclose(
     target: &Target,
     upstream_addr: SocketAddr,
     request: &mut Request<ClientBody>,
+    entry: &mut Option<Entry>,
 ) -> usize {
     let (host, port) = (&target.host, target.port);
     let mut inserted = 0;
     match active.policy.decide(host, port, upstream_addr.ip()) {
         Decision::Disclose(partner) => {
+            if let Some(entry) = entry.as_mut() {
+                entry.partner = Some(partner.name.clone());
+            }
             match crate::enrich::prepare(gateway, active, partner, client.ip()).await {
                 Ok(prepared) if prepared.values.is_empty() => {}
                 Ok(prepared) => {
                     let record = Disclosure {
-                        request_id: gateway.next_request_id(),
+                        // The access log's line for this request carries the same id.
+                        request_id: entry.as_ref().map_or_else(
+                            || gateway.next_request_id(),
+                            |entry| entry.request_id.clone(),
+                        ),
                         partner: partner.name.clone(),
                         purpose: partner.purpose.as_str().to_owned(),
                         msisdn: prepared.msisdn.clone(),

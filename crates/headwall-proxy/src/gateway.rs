@@ -38,6 +38,8 @@ pub struct GatewaySettings {
     pub proxy_protocol: bool,
     /// Load balancers allowed to send it; connections from elsewhere are closed.
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// `[access_log]`, opened: one line per request; `None`, off.
+    pub access_log: Option<crate::AccessLog>,
 }
 
 impl GatewaySettings {
@@ -52,6 +54,7 @@ impl GatewaySettings {
             hosts: gateway.hosts.clone(),
             proxy_protocol: gateway.proxy_protocol,
             proxy_protocol_from: gateway.proxy_protocol_from.clone(),
+            access_log: None,
         }
     }
 }
@@ -199,6 +202,11 @@ impl Gateway {
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.request_ids.next.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}-{n:x}", self.request_ids.prefix)
+    }
+
+    /// The access log, when `[access_log]` turned it on.
+    pub fn access_log(&self) -> Option<&crate::AccessLog> {
+        self.settings.access_log.as_ref()
     }
 
     /// The audit log disclosures and security events go to.

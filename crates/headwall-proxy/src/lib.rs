@@ -10,6 +10,7 @@
 //!
 //! Where to start: [`Gateway`].
 
+mod access_log;
 mod connect;
 mod date;
 mod enrich;
@@ -24,6 +25,7 @@ mod serve;
 mod strip;
 mod upstream;
 
+pub use access_log::AccessLog;
 pub use front::{parse_proxy_v2, proxy_v2_length};
 pub use gateway::{ActivePolicy, Gateway, GatewaySettings, IdentityKeys};
 pub use metrics::{DURATION_BUCKETS, DisclosureLabels, Listener, Metrics, Outcome};

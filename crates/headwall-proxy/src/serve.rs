@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
+use crate::access_log::Entry;
 use crate::forward::Front;
 use crate::gateway::Gateway;
 use crate::idle::Activity;
@@ -129,6 +130,8 @@ struct Returned {
     read: OwnedReadHalf,
     buf: BytesMut,
     clean: bool,
+    /// Body bytes decoded (the access log's `bytes_in`, beside the head).
+    received: u64,
 }
 
 /// A client's request body, decoded by its framing as the upstream side reads it.
@@ -143,6 +146,8 @@ pub(crate) struct ClientBody {
     /// Fired at the first read when the client sent `Expect: 100-continue`.
     continue_wanted: Option<oneshot::Sender<()>>,
     activity: Activity,
+    /// Body bytes handed on so far.
+    received: u64,
 }
 
 impl ClientBody {
@@ -157,6 +162,7 @@ impl ClientBody {
             give_back: None,
             continue_wanted: None,
             activity,
+            received: 0,
         }
     }
 
@@ -171,6 +177,7 @@ impl ClientBody {
                 read,
                 buf: std::mem::take(&mut self.buf),
                 clean,
+                received: self.received,
             });
         }
     }
@@ -214,6 +221,9 @@ impl Body for ClientBody {
                         return this.fail(io::Error::new(io::ErrorKind::InvalidData, error));
                     }
                 };
+                if let Some(chunk) = &step.data {
+                    this.received += chunk.len() as u64;
+                }
                 if step.finished {
                     this.done = true;
                     this.give_back(true);
@@ -343,16 +353,29 @@ pub(crate) async fn connection(
                 MALFORMED.run(|| {
                     tracing::debug!(client.addr = %client, error = error.as_str(), "malformed request");
                 });
-                let _ = write.write_all(&refusal(error)).await;
+                refuse(&gateway, &mut write, kind, client, error, buf.len()).await;
                 return;
             }
         };
         let head_bytes = buf.split_to(length).freeze();
         let Some(mut request) = request_of(&head, &head_bytes) else {
             gateway.metrics.count_request(kind, Outcome::BadRequest);
-            let _ = write.write_all(&refusal(HeadError::BadRequestLine)).await;
+            refuse(
+                &gateway,
+                &mut write,
+                kind,
+                client,
+                HeadError::BadRequestLine,
+                length,
+            )
+            .await;
             return;
         };
+        let mut entry = Entry::start(&gateway, kind, client);
+        if let Some(entry) = entry.as_mut() {
+            entry.request(&request);
+            entry.bytes_in = length as u64;
+        }
         let head_request = request.method() == Method::HEAD;
         let connect = request.method() == Method::CONNECT;
         let version = request.version();
@@ -382,6 +405,7 @@ pub(crate) async fn connection(
                 give_back: Some(give_back),
                 continue_wanted,
                 activity: activity.clone(),
+                received: 0,
             }
         };
         let mut upgrade_tx = None;
@@ -402,10 +426,11 @@ pub(crate) async fn connection(
             front,
             slot.clone(),
             request,
+            &mut entry,
         ));
         let response = loop {
             let Some(rx) = continue_rx.as_mut() else {
-                break handled.await;
+                break (&mut handled).await;
             };
             tokio::select! {
                 biased;
@@ -422,22 +447,29 @@ pub(crate) async fn connection(
                 response = &mut handled => break response,
             }
         };
+        drop(handled);
 
         let status = response.status();
+        let mut sent = 0;
         let switching =
             status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
         let close = !head.keep_alive() || *drain.borrow();
         // Boxed like the request's work: not part of an idle connection's task.
-        let Ok(complete) = Box::pin(write_response(
+        let written = Box::pin(write_response(
             &mut write,
             response,
             head_request || switching,
             version,
             close,
             &activity,
+            &mut sent,
         ))
-        .await
-        else {
+        .await;
+        if let Some(entry) = entry.as_mut() {
+            entry.status = status.as_u16();
+            entry.bytes_out = sent;
+        }
+        let Ok(complete) = written else {
             return;
         };
 
@@ -446,6 +478,9 @@ pub(crate) async fn connection(
             let Ok(returned) = back.await else {
                 return;
             };
+            if let Some(entry) = entry.as_mut() {
+                entry.bytes_in += returned.received;
+            }
             read = Some(returned.read);
             buf = returned.buf;
             if !returned.clean {
@@ -541,6 +576,24 @@ fn request_of(head: &headwall_http::RequestHead, buf: &Bytes) -> Option<Request<
     Some(request)
 }
 
+/// Writes the refusal of a head (`length` bytes of it were read) and logs it.
+async fn refuse(
+    gateway: &Gateway,
+    write: &mut OwnedWriteHalf,
+    kind: Listener,
+    client: SocketAddr,
+    error: HeadError,
+    length: usize,
+) {
+    let answer = refusal(error);
+    let written = write.write_all(&answer).await.is_ok();
+    if let Some(mut entry) = Entry::start(gateway, kind, client) {
+        entry.status = error.status();
+        entry.bytes_in = length as u64;
+        entry.bytes_out = if written { answer.len() as u64 } else { 0 };
+    }
+}
+
 /// The answer to a refused head: its status, a one-line reason, and the close.
 fn refusal(error: HeadError) -> Vec<u8> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -585,6 +638,7 @@ async fn write_response(
     version: http::Version,
     close: bool,
     activity: &Activity,
+    sent: &mut u64,
 ) -> io::Result<bool> {
     let (mut parts, mut body) = response.into_parts();
     let status = parts.status;
@@ -633,6 +687,7 @@ async fn write_response(
     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "response head"))?;
     if out == Out::Nothing {
         write.write_all(&pending).await?;
+        *sent += pending.len() as u64;
         activity.touch();
         return Ok(true);
     }
@@ -645,6 +700,7 @@ async fn write_response(
             Poll::Pending => {
                 if !pending.is_empty() {
                     write.write_all(&pending).await?;
+                    *sent += pending.len() as u64;
                     activity.touch();
                     pending.clear();
                 }
@@ -669,6 +725,7 @@ async fn write_response(
                     headwall_http::write_chunk(&mut pending, &data);
                 } else if pending.is_empty() && data.len() >= WRITE_GATHER {
                     write.write_all(&data).await?;
+                    *sent += data.len() as u64;
                     activity.touch();
                     continue;
                 } else {
@@ -676,6 +733,7 @@ async fn write_response(
                 }
                 if pending.len() >= WRITE_GATHER {
                     write.write_all(&pending).await?;
+                    *sent += pending.len() as u64;
                     activity.touch();
                     pending.clear();
                 }
@@ -687,6 +745,7 @@ async fn write_response(
     }
     if !pending.is_empty() {
         write.write_all(&pending).await?;
+        *sent += pending.len() as u64;
         activity.touch();
     }
     Ok(out != Out::ToClose)

@@ -178,6 +178,10 @@ pub async fn serve(
         };
         let (socket, store, metrics, seen) =
             (socket.clone(), store.clone(), metrics.clone(), seen.clone());
+        let shown = change
+            .as_ref()
+            .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
+            .map(|change| Shown::of(change, source));
         tokio::spawn(async move {
             let applied = match change {
                 Some(change) => store.apply(change).await.map(|_| ()),
@@ -194,6 +198,9 @@ pub async fn serve(
                         entry.answered = true;
                     }
                     metrics.count(status, PacketResult::Accepted);
+                    if let Some(shown) = shown {
+                        shown.log(status);
+                    }
                     if let Err(error) = socket.send_to(&response, source).await {
                         tracing::debug!(%error, "radius response not sent");
                     }
@@ -213,6 +220,49 @@ pub async fn serve(
     }
     // The last second's tallies, before the runtime closes the audit log.
     rejections.flush(&audit, unix_now().saturating_add(1));
+}
+
+/// An applied accounting change as the debug log shows it: the session, the address and the
+/// NAS, never the number or the IMSI.
+struct Shown {
+    address: Option<IpNet>,
+    session_id: Option<String>,
+    nas: String,
+    source: SocketAddr,
+}
+
+impl Shown {
+    fn of(change: &Change, source: SocketAddr) -> Shown {
+        let (address, session_id, nas) = match change {
+            Change::Bind(network, binding) | Change::Refresh(network, binding) => (
+                Some(*network),
+                Some(binding.session_id.clone()),
+                binding.nas.clone(),
+            ),
+            Change::Unbind(network, session_id) => {
+                (Some(*network), Some(session_id.clone()), String::new())
+            }
+            Change::UnbindNas(nas) => (None, None, nas.clone()),
+            Change::Sweep(_) => (None, None, String::new()),
+        };
+        Shown {
+            address,
+            session_id,
+            nas,
+            source,
+        }
+    }
+
+    fn log(self, status: &str) {
+        tracing::debug!(
+            status,
+            session_id = self.session_id.as_deref(),
+            address = self.address.map(tracing::field::display),
+            nas = (!self.nas.is_empty()).then_some(self.nas.as_str()),
+            %self.source,
+            "radius accounting applied"
+        );
+    }
 }
 
 type PacketKey = (SocketAddr, u8, [u8; 16]);

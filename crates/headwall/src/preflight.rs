@@ -148,6 +148,9 @@ fn state(config: &Config, found: &mut Found) {
     if let SessionsBackend::Embedded { path } = &config.sessions.backend {
         writable_or_creatable(path, "`path` in [sessions]", found);
     }
+    if let Some(headwall_policy::AccessLog::File(path)) = &config.access_log {
+        writable_or_creatable(path, "`path` in [access_log]", found);
+    }
     if let AuditBackend::Embedded { path } = &config.audit.backend {
         writable_or_creatable(path, "`path` in [audit]", found);
         if let Some(folder) = path.parent().filter(|p| p.exists()) {

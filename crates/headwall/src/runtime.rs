@@ -166,8 +166,20 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         }
     };
     let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
+    let mut settings = GatewaySettings::from_config(&config.gateway);
+    if let Some(target) = &config.access_log {
+        settings.access_log =
+            Some(
+                headwall_proxy::AccessLog::open(target).with_context(|| match target {
+                    headwall_policy::AccessLog::File(path) => {
+                        format!("cannot open the access log {}", path.display())
+                    }
+                    headwall_policy::AccessLog::Stderr => "cannot start the access log".to_owned(),
+                })?,
+            );
+    }
     let gateway = Gateway::new(
-        GatewaySettings::from_config(&config.gateway),
+        settings,
         config.policy.clone(),
         sessions.clone(),
         profiles,
@@ -318,6 +330,13 @@ impl Running {
     /// Re-reads the configuration and applies it (SIGHUP and `POST /v1/policy/reload`).
     pub(crate) async fn reload(&self) -> Result<ReloadReport, String> {
         (self.reload)().await
+    }
+
+    /// Opens the access log's file again, after logrotate moved it (SIGHUP).
+    pub(crate) fn reopen_logs(&self) {
+        if let Some(log) = self.gateway.access_log() {
+            log.reopen();
+        }
     }
 }
 
@@ -488,6 +507,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     differs("[audit]", running.audit == new.audit);
     differs("[identity]", running.identity == new.identity);
     differs("[canary]", running.canary == new.canary);
+    differs("[access_log]", running.access_log == new.access_log);
     tables
 }
 

@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) strip: Option<RawStrip>,
     pub(super) canary: Option<Spanned<RawCanary>>,
     pub(super) api: Option<Spanned<api::RawApi>>,
+    pub(super) access_log: Option<RawAccessLog>,
     #[serde(default)]
     pub(super) partner: Vec<Spanned<RawPartner>>,
 }
@@ -112,6 +113,12 @@ pub(super) struct RawCanary {
     pub(super) interval: Option<Str>,
     pub(super) msisdn: Option<Str>,
     pub(super) kill_switch: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccessLog {
+    pub(super) path: Option<Str>,
 }
 
 #[derive(Deserialize)]

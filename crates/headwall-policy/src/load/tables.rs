@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use super::Loader;
 use super::raw::{
-    RawAdmin, RawAudit, RawCanary, RawGateway, RawIdentity, RawRadius, RawSessions, RawSubscribers,
-    Str,
+    RawAccessLog, RawAdmin, RawAudit, RawCanary, RawGateway, RawIdentity, RawRadius, RawSessions,
+    RawSubscribers, Str,
 };
 use crate::config::{
-    Admin, Audit, AuditBackend, Canary, Gateway, IdentitySettings, Radius, RadiusClient,
+    AccessLog, Admin, Audit, AuditBackend, Canary, Gateway, IdentitySettings, Radius, RadiusClient,
     RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
 };
 use crate::host::normalize_host;
@@ -412,6 +412,18 @@ impl Loader<'_> {
                 "`file` in [subscribers]",
                 "subscribers.csv",
             ),
+        }
+    }
+
+    /// `[access_log]`: `path` in the state folder, or `"-"` for standard error.
+    pub(super) fn access_log(&mut self, raw: RawAccessLog) -> AccessLog {
+        match raw.path {
+            Some(path) if path.get_ref().trim() == "-" => AccessLog::Stderr,
+            path => AccessLog::File(self.state_path(
+                path.as_ref(),
+                "`path` in [access_log]",
+                "state/access.log",
+            )),
         }
     }
 

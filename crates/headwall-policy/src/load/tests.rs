@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::diagnostic::position;
 use super::{Folders, load, load_policy};
-use crate::config::{AuditBackend, RadiusSecret, Secret, SessionsBackend};
+use crate::config::{AccessLog, AuditBackend, RadiusSecret, Secret, SessionsBackend};
 use crate::host::HostPattern;
 use crate::policy::Policy;
 
@@ -139,6 +139,31 @@ fn written_files_resolve_in_the_state_folder_read_files_beside_the_config() {
 }
 
 #[test]
+fn the_access_log_is_off_unless_asked_and_written_in_the_state_folder() {
+    let folders = Folders {
+        config: Path::new("/etc/headwall"),
+        state: Path::new("/var/lib/headwall"),
+    };
+    let with = |table: &str| {
+        let text = format!("{GW}{table}{}", partner("a", ""));
+        load("t.toml", &text, &folders).unwrap().access_log
+    };
+    assert_eq!(with(""), None);
+    assert_eq!(
+        with("[access_log]\n"),
+        Some(AccessLog::File("/var/lib/headwall/state/access.log".into()))
+    );
+    assert_eq!(
+        with("[access_log]\npath = \"logs/access.log\"\n"),
+        Some(AccessLog::File("/var/lib/headwall/logs/access.log".into()))
+    );
+    assert_eq!(
+        with("[access_log]\npath = \"-\"\n"),
+        Some(AccessLog::Stderr)
+    );
+}
+
+#[test]
 fn defaults_of_optional_tables() {
     let text = format!(
         "{GW}[radius]\n[[radius.clients]]\nsource = \"10.0.0.1\"\nsecret = \"s\"\n\
@@ -190,7 +215,7 @@ fn unknown_keys() {
         errors(&format!("{GW}[gatway]\n")),
         [
             "t.toml:3:2: unknown key `gatway` at the top level; expected one of: gateway, \
-             admin, radius, sessions, subscribers, audit, identity, strip, canary, api, \
+             admin, radius, sessions, subscribers, audit, identity, strip, canary, api, access_log, \
              partner (did you mean `gateway`?)"
         ]
     );

@@ -83,6 +83,7 @@ async fn serve_signals(running: &crate::runtime::Running) -> anyhow::Result<()> 
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = terminate.recv() => return Ok(()),
             _ = hangup.recv() => {
+                running.reopen_logs();
                 // The outcome is logged by the reload itself.
                 let _ = running.reload().await;
             }
