@@ -7,7 +7,7 @@
 //! sorted by position; `load` succeeding means `load_policy` succeeds with the same policy hash,
 //! and `load_policy` failing means `load` fails.
 
-use headwall_policy::{ConfigErrors, load, load_policy};
+use headwall_policy::{ConfigErrors, Folders, load, load_policy};
 
 const ORIGIN: &str = "fuzz.toml";
 
@@ -17,7 +17,7 @@ pub fn check(data: &[u8]) {
     };
     // `load` only joins paths onto the folder; nothing named in the file has to exist.
     let dir = std::env::temp_dir();
-    let full = load(ORIGIN, text, &dir);
+    let full = load(ORIGIN, text, &Folders::both(&dir));
     let policy = load_policy(ORIGIN, text);
     if let Err(errors) = &full {
         check_errors(text, errors);
