@@ -13,32 +13,11 @@ use serde_json::Value;
 use crate::radius::{SECRET, accounting};
 use crate::{audit_index, binary};
 
+/// The RADIUS tests' gateway (partner agecheck at 127.0.0.2) with an access log.
 fn config(agecheck_port: u16) -> String {
     format!(
-        r#"
-[gateway]
-listen = "127.0.0.1:0"
-[gateway.hosts]
-"verify.agecheck.test" = "127.0.0.2"
-"news.example.test" = "127.0.0.3"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
-[access_log]
-path = "logs/access.log"
-[[partner]]
-name = "agecheck"
-purpose = "age_verification"
-hosts = ["verify.agecheck.test"]
-ports = [{agecheck_port}]
-destinations = ["127.0.0.2/32"]
-headers = {{ "X-Subscriber-Id" = "pseudonym" }}
-"#
+        "{}\n[access_log]\npath = \"logs/access.log\"\n",
+        crate::radius::config(agecheck_port)
     )
 }
 
@@ -84,7 +63,7 @@ async fn a_line_per_request_joins_its_audit_row_and_holds_no_identity() {
     assert_eq!(response.status, 200);
     let pseudonym = agecheck.take()[0].header_values("x-subscriber-id")[0].to_owned();
     // A non-partner request with a spoofed identity header.
-    let news_url = format!("http://news.example.test:{}/story?id=7", news.addr().port());
+    let news_url = format!("http://127.0.0.3:{}/story?id=7", news.addr().port());
     let response = send_raw(
         gateway.explicit,
         Some(loopback(5)),
@@ -99,7 +78,7 @@ async fn a_line_per_request_joins_its_audit_row_and_holds_no_identity() {
     let response = send_raw(
         gateway.explicit,
         Some(loopback(5)),
-        b"GET http://news.example.test/ HTTP/1.1\r\nHost: news.example.test\r\nBad Name: x\r\n\r\n",
+        b"GET http://127.0.0.3/ HTTP/1.1\r\nHost: 127.0.0.3\r\nBad Name: x\r\n\r\n",
         patience,
     )
     .await

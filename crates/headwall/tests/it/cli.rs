@@ -57,11 +57,7 @@ fn check_accepts_every_example_config() {
     for example in configs {
         let copy = dir.path().join(example.file_name().unwrap());
         std::fs::copy(&example, &copy).unwrap();
-        let output = Command::new(binary())
-            .args(["check", "--config"])
-            .arg(&copy)
-            .output()
-            .unwrap();
+        let output = check(&copy);
         assert!(
             output.status.success(),
             "{}: {}",
@@ -131,6 +127,15 @@ async fn the_shipped_example_starts_and_enriches_a_radius_bound_client() {
     assert_eq!(listing(&examples), before, "serve wrote into examples/");
 }
 
+/// `headwall check --config path`, run to its end.
+fn check(path: &std::path::Path) -> std::process::Output {
+    Command::new(binary())
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 /// Every file under `dir`, relative to it.
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -161,11 +166,7 @@ fn check_preflights_files_modes_and_listeners() {
          [subscribers]\nfile = \"missing.csv\"\n",
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for expected in [
@@ -215,11 +216,7 @@ fn check_preflights_files_modes_and_listeners() {
             ),
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
@@ -279,11 +276,7 @@ fn check_reports_file_line_col_and_exits_1() {
         "[gateway]\nlisten = \"127.0.0.1:8080\"\n\n[[partner]]\nname = \"everyone\"\npurpose = \"billing\"\nhosts = [\"*\"]\ndestinations = [\"0.0.0.0/0\"]\nheaders = { \"X-MSISDN\" = \"msisdn\" }\n",
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!("{}:7:", path.display());
@@ -302,11 +295,7 @@ fn check_unknown_key_points_at_it() {
         "[gateway]\nlisten = \"127.0.0.1:8080\"\nconect_timeout = \"5s\"\n",
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -331,11 +320,7 @@ fn check_reads_each_api_clients_jwks_file() {
     )
     .unwrap();
     let check = || {
-        let output = Command::new(binary())
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = check(&path);
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
