@@ -10,6 +10,7 @@
 
 mod api;
 mod metrics;
+mod process;
 mod ready;
 
 use std::future::Future;
@@ -44,6 +45,53 @@ pub type Reloader = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<ReloadReport, String>> + Send>> + Send + Sync,
 >;
 
+/// The build, for `headwall_build_info`.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildInfo {
+    /// The package version.
+    pub version: &'static str,
+    /// The git commit it was built from (`unknown` outside a checkout).
+    pub commit: &'static str,
+}
+
+/// How the last configuration reload went (`headwall_config_last_reload_successful`,
+/// `headwall_config_last_reload_success_timestamp_seconds`). The configuration loaded at start
+/// counts as the first success, as in Prometheus's own metrics of that name.
+#[derive(Debug)]
+pub struct ReloadStatus {
+    successful: std::sync::atomic::AtomicBool,
+    last_success: std::sync::atomic::AtomicU64,
+}
+
+impl ReloadStatus {
+    /// A status whose last success is `at` (Unix seconds): the start.
+    pub fn started(at: u64) -> ReloadStatus {
+        ReloadStatus {
+            successful: std::sync::atomic::AtomicBool::new(true),
+            last_success: std::sync::atomic::AtomicU64::new(at),
+        }
+    }
+
+    /// Records a reload's outcome at `at` (Unix seconds).
+    pub fn record(&self, ok: bool, at: u64) {
+        use std::sync::atomic::Ordering;
+        self.successful.store(ok, Ordering::Relaxed);
+        if ok {
+            self.last_success.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the last reload applied (or, before any, the start).
+    pub fn successful(&self) -> bool {
+        self.successful.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Unix seconds of the last reload that applied (or of the start).
+    pub fn last_success(&self) -> u64 {
+        self.last_success.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// What the admin endpoints read and act on.
 #[derive(Clone)]
 pub struct AdminState {
@@ -63,6 +111,10 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     /// `POST /v1/policy/reload` and SIGHUP.
     pub reload: Reloader,
+    /// How the last reload went (the reloader records it).
+    pub reloads: Arc<ReloadStatus>,
+    /// The build.
+    pub build: BuildInfo,
 }
 
 /// The admin router.

@@ -1,5 +1,5 @@
-//! `GET /metrics`: the metrics docs/design.md lists under Metrics (all but those marked not
-//! yet), in Prometheus text format (0.0.4).
+//! `GET /metrics`: the metrics docs/design.md lists under Metrics, and the process metrics
+//! (`process.rs`), in Prometheus text format (0.0.4).
 //!
 //! The data plane counts with plain atomics (no lock on the hot path); this collector reads
 //! them at scrape time and encodes them with `prometheus-client`. Label values are fixed enums
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use headwall_audit::latency::Snapshot;
 use headwall_proxy::{Gateway, Listener, Outcome};
 use headwall_radius::RadiusMetrics;
 use prometheus_client::collector::Collector;
@@ -27,6 +28,8 @@ pub(crate) fn registry(state: &AdminState) -> Registry {
         gateway: state.gateway.clone(),
         radius: state.radius.clone(),
         api: state.api.clone(),
+        reloads: state.reloads.clone(),
+        build: state.build,
     }));
     registry
 }
@@ -54,6 +57,8 @@ struct HeadwallCollector {
     gateway: Arc<Gateway>,
     radius: Arc<RadiusMetrics>,
     api: Option<Arc<headwall_api::ApiMetrics>>,
+    reloads: Arc<crate::ReloadStatus>,
+    build: crate::BuildInfo,
 }
 
 impl std::fmt::Debug for HeadwallCollector {
@@ -82,6 +87,67 @@ fn gauge(
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    snapshot: &Snapshot,
+) -> Result<(), std::fmt::Error> {
+    encoder
+        .encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(snapshot.sum, snapshot.count, &snapshot.buckets, None)
+}
+
+/// `process_*`: the names every exporter uses, so existing dashboards work.
+fn process(encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let usage = crate::process::Usage::read();
+    if let Some(seconds) = usage.cpu_seconds {
+        let metric = ConstCounter::new(seconds);
+        metric.encode(encoder.encode_descriptor(
+            "process_cpu",
+            "Total user and system CPU time spent, in seconds.",
+            Some(&Unit::Seconds),
+            metric.metric_type(),
+        )?)?;
+    }
+    if let Some(bytes) = usage.resident_bytes {
+        let metric = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
+        metric.encode(encoder.encode_descriptor(
+            "process_resident_memory",
+            "Resident memory size, in bytes.",
+            Some(&Unit::Bytes),
+            metric.metric_type(),
+        )?)?;
+    }
+    for (name, help, value) in [
+        ("process_open_fds", "Open file descriptors.", usage.open_fds),
+        (
+            "process_max_fds",
+            "The file descriptor limit (RLIMIT_NOFILE).",
+            usage.max_fds,
+        ),
+    ] {
+        if let Some(value) = value {
+            gauge(
+                encoder,
+                name,
+                help,
+                i64::try_from(value).unwrap_or(i64::MAX),
+            )?;
+        }
+    }
+    if let Some(seconds) = usage.start_time_seconds {
+        let metric = ConstGauge::new(seconds);
+        metric.encode(encoder.encode_descriptor(
+            "process_start_time",
+            "Start time of the process since the Unix epoch, in seconds.",
+            Some(&Unit::Seconds),
+            metric.metric_type(),
+        )?)?;
+    }
+    Ok(())
+}
+
 impl Collector for HeadwallCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let metrics = self.gateway.metrics();
@@ -103,15 +169,39 @@ impl Collector for HeadwallCollector {
             }
         }
 
-        let (buckets, count, sum) = metrics.request_durations();
-        encoder
-            .encode_descriptor(
-                "headwall_request_duration",
-                "Time from a request's head to its response head, in seconds.",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?
-            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        histogram(
+            &mut encoder,
+            "headwall_request_duration",
+            "Time from a request's head to its response head, in seconds.",
+            &metrics.request_durations(),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "headwall_connections_open",
+            "Client connections open now by listener, the tunnels made from them included.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for listener in Listener::ALL {
+            let open = i64::try_from(metrics.connections_open(listener)).unwrap_or(i64::MAX);
+            ConstGauge::new(open)
+                .encode(family.encode_family(&[("listener", listener.as_str())])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "headwall_client_refused",
+            "Connections closed at accept because the client is outside [gateway].clients.",
+            None,
+            MetricType::Counter,
+        )?;
+        for listener in Listener::ALL {
+            ConstCounter::new(metrics.clients_refused(listener))
+                .encode(family.encode_family(&[("listener", listener.as_str())])?)?;
+        }
+        histogram(
+            &mut encoder,
+            "headwall_upstream_connect_duration",
+            "TCP handshakes of new upstream connections, in seconds.",
+            &self.gateway.upstream_connect_durations(),
+        )?;
 
         let mut family = encoder.encode_descriptor(
             "headwall_disclosures",
@@ -173,6 +263,26 @@ impl Collector for HeadwallCollector {
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
 
+        histogram(
+            &mut encoder,
+            "headwall_radius_commit_duration",
+            "Time to make a RADIUS binding change durable before answering it, in seconds.",
+            &self.radius.commit_durations(),
+        )?;
+
+        let audit = self.gateway.audit();
+        histogram(
+            &mut encoder,
+            "headwall_audit_commit_duration",
+            "Audit commits (journal write and fdatasync, or PostgreSQL transaction), in seconds.",
+            &audit.commit_durations(),
+        )?;
+        gauge(
+            &mut encoder,
+            "headwall_audit_queue_depth",
+            "Disclosures and security events waiting for an audit commit.",
+            i64::try_from(audit.queue_depth()).unwrap_or(i64::MAX),
+        )?;
         counter(
             &mut encoder,
             "headwall_audit_write_failures",
@@ -185,14 +295,12 @@ impl Collector for HeadwallCollector {
             "Security events dropped because the audit queue was full or stopped.",
             self.gateway.audit().dropped_events(),
         )?;
-        if let Some(log) = self.gateway.access_log() {
-            counter(
-                &mut encoder,
-                "headwall_access_log_dropped",
-                "Access log lines dropped because its writer fell behind.",
-                log.dropped(),
-            )?;
-        }
+        counter(
+            &mut encoder,
+            "headwall_access_log_dropped",
+            "Access log lines dropped because its writer fell behind (0 without [access_log]).",
+            self.gateway.access_log().map_or(0, |log| log.dropped()),
+        )?;
         gauge(
             &mut encoder,
             "headwall_enrichment_enabled",
@@ -206,6 +314,12 @@ impl Collector for HeadwallCollector {
             "Canary runs that found identity at the non-partner leak-check endpoint.",
             metrics.canary_leaks(),
         )?;
+        counter(
+            &mut encoder,
+            "headwall_canary_errors",
+            "Canary runs that could not complete (no answer, not a leak-check API).",
+            metrics.canary_errors(),
+        )?;
         gauge(
             &mut encoder,
             "headwall_canary_last_success_timestamp_seconds",
@@ -213,30 +327,30 @@ impl Collector for HeadwallCollector {
             i64::try_from(metrics.canary_last_success()).unwrap_or(i64::MAX),
         )?;
 
-        if let Some(api) = &self.api {
-            let mut family = encoder.encode_descriptor(
-                "headwall_api_requests",
-                "HTTPS API requests by endpoint and outcome.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (endpoint, outcome, value) in api.requests() {
-                let labels = [
-                    ("endpoint", endpoint.as_str()),
-                    ("outcome", outcome.as_str()),
-                ];
-                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-            }
-            let mut family = encoder.encode_descriptor(
-                "headwall_api_tokens_issued",
-                "Access tokens issued, by API client.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (client, value) in api.tokens_issued() {
-                let labels = [("client", client.as_str())];
-                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-            }
+        // Without [api] the families are still described (with no samples), so a dashboard
+        // or alert that names them finds them on every gateway.
+        let mut family = encoder.encode_descriptor(
+            "headwall_api_requests",
+            "HTTPS API requests by endpoint and outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (endpoint, outcome, value) in self.api.iter().flat_map(|api| api.requests()) {
+            let labels = [
+                ("endpoint", endpoint.as_str()),
+                ("outcome", outcome.as_str()),
+            ];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "headwall_api_tokens_issued",
+            "Access tokens issued, by API client.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (client, value) in self.api.iter().flat_map(|api| api.tokens_issued()) {
+            let labels = [("client", client.as_str())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
 
         let active = self.gateway.policy();
@@ -248,6 +362,31 @@ impl Collector for HeadwallCollector {
         )?;
         let labels = [("hash", active.policy.hash())];
         ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
-        Ok(())
+
+        gauge(
+            &mut encoder,
+            "headwall_config_last_reload_successful",
+            "1 when the last configuration reload applied (or none was tried), 0 when refused.",
+            i64::from(self.reloads.successful()),
+        )?;
+        gauge(
+            &mut encoder,
+            "headwall_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last reload that applied (the start before any).",
+            i64::try_from(self.reloads.last_success()).unwrap_or(i64::MAX),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "headwall_build_info",
+            "The running build (always 1).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [
+            ("version", self.build.version),
+            ("commit", self.build.commit),
+        ];
+        ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+
+        process(&mut encoder)
     }
 }

@@ -48,6 +48,7 @@
 
 mod index;
 mod journal;
+pub mod latency;
 mod limit;
 mod pending;
 mod postgres;

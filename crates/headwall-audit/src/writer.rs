@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::index::{Control, Handoff, Indexer};
 use crate::journal::{Journal, Row, Scan};
+use crate::latency::{Histogram, Snapshot};
 use crate::pending::{self, FLUSH_AFTER, PendingEvents, Pushed};
 use crate::record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 use crate::time::now_ms;
@@ -116,9 +117,35 @@ struct Inner {
     pending: Arc<PendingEvents>,
     /// Shared with the embedded writer, which also drops events while it refuses records.
     dropped_events: Arc<AtomicU64>,
-    commits: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
     enrichment_off: Arc<AtomicBool>,
     worker: Mutex<Option<Worker>>,
+}
+
+/// What a writer reports to the metrics: how long each commit took (their number is the
+/// commit count), and how many records wait for one.
+#[derive(Debug, Default)]
+pub(crate) struct WriterStats {
+    pub(crate) commit: Histogram,
+    /// Disclosures and events queued and not yet through a commit (written or refused).
+    queued: AtomicU64,
+}
+
+impl WriterStats {
+    fn queued(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The writer took these jobs out of the queue for a commit.
+    pub(crate) fn taken(&self, jobs: &[Job]) {
+        let records = jobs
+            .iter()
+            .filter(|job| matches!(job, Job::Disclose(..) | Job::Event(..)))
+            .count() as u64;
+        if records > 0 {
+            self.queued.fetch_sub(records, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The writer's inbox: a bounded channel to the SQLite thread or to the PostgreSQL task.
@@ -135,7 +162,7 @@ enum Worker {
 /// What a started writer hands back to [`AuditLog`].
 pub(crate) struct Started {
     pub(crate) queue: tokio::sync::mpsc::Sender<Job>,
-    pub(crate) commits: Arc<AtomicU64>,
+    pub(crate) stats: Arc<WriterStats>,
     pub(crate) enrichment_off: Arc<AtomicBool>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
@@ -213,11 +240,11 @@ impl AuditLog {
                 .spawn(move || indexer.run(&handoff))
                 .map_err(|e| open_error(&e))?
         };
-        let commits = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(WriterStats::default());
         let dropped_events = Arc::new(AtomicU64::new(0));
         let pending = Arc::new(PendingEvents::default());
         let writer = Writer {
-            commits: commits.clone(),
+            stats: stats.clone(),
             dropped_events: dropped_events.clone(),
             pending: pending.clone(),
             journal,
@@ -241,7 +268,7 @@ impl AuditLog {
                 queue: Queue::Sqlite(queue),
                 pending,
                 dropped_events,
-                commits,
+                stats,
                 enrichment_off: Arc::new(AtomicBool::new(enrichment_off)),
                 worker: Mutex::new(Some(Worker::Thread(thread))),
             }),
@@ -265,7 +292,7 @@ impl AuditLog {
                 queue: Queue::Postgres(started.queue),
                 pending: Arc::new(PendingEvents::default()),
                 dropped_events: Arc::new(AtomicU64::new(0)),
-                commits: started.commits,
+                stats: started.stats,
                 enrichment_off: started.enrichment_off,
                 worker: Mutex::new(Some(Worker::Task(started.task))),
             }),
@@ -279,6 +306,7 @@ impl AuditLog {
         self.inner
             .queue
             .try_send(Job::Disclose(Box::new(disclosure), done))?;
+        self.inner.stats.queued();
         match tokio::time::timeout(WRITE_DEADLINE, outcome).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AuditError::WriterStopped),
@@ -312,7 +340,9 @@ impl AuditLog {
             }
             queue => queue.try_send(Job::Event(kind, detail)).is_ok(),
         };
-        if !queued {
+        if queued {
+            self.inner.stats.queued();
+        } else {
             self.inner.dropped_events.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -336,7 +366,19 @@ impl AuditLog {
 
     /// Transactions committed since open: with group commit, far fewer than records.
     pub fn commits(&self) -> u64 {
-        self.inner.commits.load(Ordering::Relaxed)
+        self.inner.stats.commit.count()
+    }
+
+    /// How long each commit took (the journal's `pwrite` + `fdatasync`, or the PostgreSQL
+    /// transaction), for `headwall_audit_commit_duration_seconds`.
+    pub fn commit_durations(&self) -> Snapshot {
+        self.inner.stats.commit.snapshot()
+    }
+
+    /// Disclosures and security events waiting for a commit (`headwall_audit_queue_depth`);
+    /// the queue holds [`QUEUE_DEPTH`].
+    pub fn queue_depth(&self) -> u64 {
+        self.inner.stats.queued.load(Ordering::Relaxed)
     }
 
     /// Removes the oldest records written before `cutoff_ms` (Unix ms), at most a bounded step
@@ -556,7 +598,7 @@ pub(crate) fn sign_checkpoint(body: &str, key: &SigningKey) -> String {
 /// The writer thread: chains each record to the one before, appends the batch to the journal
 /// with one `fdatasync`, answers the waiters, and hands the rows to the indexer.
 struct Writer {
-    commits: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
     dropped_events: Arc<AtomicU64>,
     pending: Arc<PendingEvents>,
     journal: Journal,
@@ -729,6 +771,7 @@ impl Writer {
     }
 
     fn commit(&mut self, records: Vec<Job>) {
+        self.stats.taken(&records);
         if records.is_empty() && self.unwritten.is_empty() {
             return;
         }
@@ -774,9 +817,10 @@ impl Writer {
             }
         }
         // The rows are chained from here on, written or not: a failed append is written again.
+        let started = Instant::now();
         match self.journal.append(&rows) {
             Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.commit.observe(started.elapsed());
                 for done in acks {
                     let _ = done.send(Ok(()));
                 }

@@ -24,5 +24,7 @@ mod service;
 
 pub use detect::{Finding, Reason, Report, Verdict, inspect, redact_value};
 pub use echo::{EchoOrigin, ReceivedRequest};
-pub use probe::{ProbeResponse, check_through, proxy_get, send_raw};
+pub use probe::{
+    ProbeResponse, check_on, check_through, probe_socket, proxy_get, send_on, send_raw,
+};
 pub use service::{router, serve};

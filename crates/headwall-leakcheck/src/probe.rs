@@ -29,15 +29,32 @@ pub async fn send_raw(
     request: &[u8],
     deadline: Duration,
 ) -> std::io::Result<ProbeResponse> {
+    send_on(probe_socket(gateway, source)?, gateway, request, deadline).await
+}
+
+/// A socket to reach `gateway` from, bound to `source` (port chosen by the kernel) when given:
+/// its `local_addr()` is known before it connects, which is how the gateway tells the canary's
+/// own connections apart.
+pub fn probe_socket(gateway: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpSocket> {
+    let socket = if gateway.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    Ok(socket)
+}
+
+/// [`send_raw`] on a socket made by [`probe_socket`].
+pub async fn send_on(
+    socket: TcpSocket,
+    gateway: SocketAddr,
+    request: &[u8],
+    deadline: Duration,
+) -> std::io::Result<ProbeResponse> {
     let exchange = async {
-        let socket = if gateway.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(source) = source {
-            socket.bind(SocketAddr::new(source, 0))?;
-        }
         let mut stream = socket.connect(gateway).await?;
         stream.write_all(request).await?;
         let mut raw = Vec::new();
@@ -75,12 +92,24 @@ pub async fn check_through(
     check_url: &str,
     deadline: Duration,
 ) -> Result<crate::Report, String> {
+    let socket = probe_socket(proxy, source)
+        .map_err(|error| format!("no socket to reach the gateway at {proxy} from: {error}"))?;
+    check_on(socket, proxy, check_url, deadline).await
+}
+
+/// [`check_through`] on a socket made by [`probe_socket`].
+pub async fn check_on(
+    socket: TcpSocket,
+    proxy: SocketAddr,
+    check_url: &str,
+    deadline: Duration,
+) -> Result<crate::Report, String> {
     if !check_url.starts_with("http://") {
         return Err(format!(
             "{check_url}: the check URL must be http:// (plain HTTP is what gets enriched)"
         ));
     }
-    let response = send_raw(proxy, source, &proxy_get(check_url, &[]), deadline)
+    let response = send_on(socket, proxy, &proxy_get(check_url, &[]), deadline)
         .await
         .map_err(|error| format!("no answer through the gateway at {proxy}: {error}"))?;
     if response.status != 200 {

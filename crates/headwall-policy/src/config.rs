@@ -60,6 +60,9 @@ pub struct Gateway {
     pub proxy_protocol: bool,
     /// `proxy_protocol_from`: load balancers trusted to send PROXY headers. Default `[]`.
     pub proxy_protocol_from: Vec<IpNet>,
+    /// `clients`: the client networks the proxy listeners serve (the subscriber's address,
+    /// after PROXY protocol); others are closed at accept. Default: none given, any client.
+    pub clients: Option<Vec<IpNet>>,
     /// `connect_ports`: ports CONNECT may reach. Default `[443]`.
     pub connect_ports: Vec<u16>,
     /// `connect_timeout`: upstream connect timeout. Default 5 s.

@@ -20,7 +20,7 @@ use crate::access_log::Entry;
 use crate::gateway::Gateway;
 use crate::idle::{Activity, until_idle};
 use crate::listener::Slot;
-use crate::metrics::{Listener, Outcome};
+use crate::metrics::Outcome;
 use crate::respond::{self, ProxyBody};
 use crate::serve::{ClientBody, OnUpgrade};
 use crate::strip::Codings;
@@ -43,15 +43,6 @@ pub(crate) enum Front {
     },
 }
 
-impl Front {
-    pub(crate) fn listener(self) -> Listener {
-        match self {
-            Front::Explicit => Listener::Explicit,
-            Front::Transparent { .. } => Listener::Transparent,
-        }
-    }
-}
-
 /// Handles one client request end to end and counts its outcome.
 pub(crate) async fn handle(
     gateway: Arc<Gateway>,
@@ -69,12 +60,11 @@ pub(crate) async fn handle(
         ),
         (false, _) => forward(&gateway, client, front, &slot, request, entry).await,
     };
-    gateway.metrics.count_request(front.listener(), outcome);
     if let Some(entry) = entry {
         entry.outcome = outcome;
     }
     // Until the response head is ready: streaming the body is the client's and origin's time.
-    gateway.metrics.observe_duration(started.elapsed());
+    slot.count(outcome, Some(started.elapsed()));
     tracing::debug!(
         outcome = outcome.as_str(),
         status = response.status().as_u16(),

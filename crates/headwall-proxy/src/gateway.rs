@@ -38,6 +38,9 @@ pub struct GatewaySettings {
     pub proxy_protocol: bool,
     /// Load balancers allowed to send it; connections from elsewhere are closed.
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
+    /// `[gateway].clients`: the only client networks served (after PROXY protocol); `None`,
+    /// any client.
+    pub clients: Option<Vec<ipnet::IpNet>>,
     /// `[access_log]`, opened: one line per request; `None`, off.
     pub access_log: Option<crate::AccessLog>,
 }
@@ -54,6 +57,7 @@ impl GatewaySettings {
             hosts: gateway.hosts.clone(),
             proxy_protocol: gateway.proxy_protocol,
             proxy_protocol_from: gateway.proxy_protocol_from.clone(),
+            clients: gateway.clients.clone(),
             access_log: None,
         }
     }
@@ -145,6 +149,36 @@ pub struct Gateway {
     /// Set once at shutdown: connections finish their request in flight and close.
     pub(crate) drain: tokio::sync::watch::Sender<bool>,
     request_ids: RequestIds,
+    canary_peers: CanaryPeers,
+}
+
+/// The source addresses of the canary's own connections, so that its probes are kept out of
+/// the request metrics (they are not traffic). Accepting a connection reads only an atomic
+/// count unless a probe is running.
+#[derive(Default)]
+struct CanaryPeers {
+    count: std::sync::atomic::AtomicUsize,
+    peers: std::sync::Mutex<Vec<SocketAddr>>,
+}
+
+/// A registered canary connection; dropping it forgets the address.
+pub struct CanaryProbe<'a> {
+    gateway: &'a Gateway,
+    peer: SocketAddr,
+}
+
+impl Drop for CanaryProbe<'_> {
+    fn drop(&mut self) {
+        let peers = &self.gateway.canary_peers;
+        let mut held = peers
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = held.iter().position(|peer| *peer == self.peer) {
+            held.swap_remove(index);
+            peers.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Request ids: a random per-process prefix and a counter, unique across restarts and cheap.
@@ -195,7 +229,41 @@ impl Gateway {
                 prefix: random_prefix(),
                 next: AtomicU64::new(1),
             },
+            canary_peers: CanaryPeers::default(),
         })
+    }
+
+    /// Marks connections from `peer` (the canary's socket, bound before it connects) as the
+    /// canary's own until the guard is dropped: they are served like any other, but not
+    /// counted in `headwall_requests_total` or the request duration histogram.
+    pub fn canary_probe(&self, peer: SocketAddr) -> CanaryProbe<'_> {
+        let peer = crate::front::canonical(peer);
+        self.canary_peers
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(peer);
+        self.canary_peers.count.fetch_add(1, Ordering::SeqCst);
+        CanaryProbe {
+            gateway: self,
+            peer,
+        }
+    }
+
+    /// Whether a connection from `peer` is one of the canary's.
+    pub(crate) fn is_canary_peer(&self, peer: SocketAddr) -> bool {
+        self.canary_peers.count.load(Ordering::SeqCst) > 0
+            && self
+                .canary_peers
+                .peers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&crate::front::canonical(peer))
+    }
+
+    /// New upstream connections' handshake times.
+    pub fn upstream_connect_durations(&self) -> headwall_audit::latency::Snapshot {
+        self.upstreams.connect_time.snapshot()
     }
 
     /// A new request id (`prefix-counter`, hex).

@@ -27,6 +27,6 @@ mod upstream;
 
 pub use access_log::AccessLog;
 pub use front::{parse_proxy_v2, proxy_v2_length};
-pub use gateway::{ActivePolicy, Gateway, GatewaySettings, IdentityKeys};
+pub use gateway::{ActivePolicy, CanaryProbe, Gateway, GatewaySettings, IdentityKeys};
 pub use metrics::{DURATION_BUCKETS, DisclosureLabels, Listener, Metrics, Outcome};
 pub use strip::{StripOutcome, strip_request, strip_response};

@@ -68,13 +68,58 @@ pub(crate) async fn serve(
 /// A client connection's place under `max_connections`. The connection holds it while it is
 /// served; a tunnel made from the connection (CONNECT, a WebSocket 101) takes it over, so the
 /// slot is free only once the tunnel's sockets have closed too — otherwise every tunnel would
-/// be an unbounded file descriptor past the limit.
+/// be an unbounded file descriptor past the limit. While it is held the connection counts in
+/// `headwall_connections_open`.
 #[derive(Clone)]
 pub(crate) struct Slot {
-    _permit: Arc<OwnedSemaphorePermit>,
+    held: Arc<Held>,
+}
+
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    gateway: Arc<Gateway>,
+    kind: Listener,
+    /// The canary's own probe: served like any other, kept out of the request metrics.
+    canary: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gateway.metrics.connection_closed(self.kind);
+    }
 }
 
 impl Slot {
+    fn new(
+        gateway: &Arc<Gateway>,
+        permit: OwnedSemaphorePermit,
+        kind: Listener,
+        peer: SocketAddr,
+    ) -> Slot {
+        gateway.metrics.connection_opened(kind);
+        Slot {
+            held: Arc::new(Held {
+                _permit: permit,
+                gateway: gateway.clone(),
+                kind,
+                canary: gateway.is_canary_peer(peer),
+            }),
+        }
+    }
+
+    /// Counts a request of this connection's in `headwall_requests_total` (and, with its
+    /// time to the response head, in the duration histogram) unless it is the canary's.
+    pub(crate) fn count(&self, outcome: Outcome, elapsed: Option<Duration>) {
+        if self.held.canary {
+            return;
+        }
+        let metrics = &self.held.gateway.metrics;
+        metrics.count_request(self.held.kind, outcome);
+        if let Some(elapsed) = elapsed {
+            metrics.observe_duration(elapsed);
+        }
+    }
+
     /// The guard a tunnel task holds for as long as it runs: the slot, and one in
     /// `headwall_tunnels_open`.
     pub(crate) fn tunnel(&self, gateway: &Arc<Gateway>) -> TunnelGuard {
@@ -105,21 +150,30 @@ async fn serve_connection(
     kind: Listener,
     permit: OwnedSemaphorePermit,
 ) {
-    let slot = Slot {
-        _permit: Arc::new(permit),
-    };
+    let slot = Slot::new(&gateway, permit, kind, peer);
     let _ = stream.set_nodelay(true);
     let (client, front) =
         match crate::front::identify(&gateway.settings, &mut stream, peer, kind).await {
             Ok(identified) => identified,
             Err(refusal) => {
-                gateway.metrics.count_request(kind, Outcome::Refused);
+                slot.count(Outcome::Refused, None);
                 REFUSED_CONNECTIONS.run(|| {
                 tracing::warn!(client.addr = %peer, reason = refusal.as_str(), "connection closed");
             });
                 return;
             }
         };
+    if let Some(clients) = &gateway.settings.clients
+        && !slot.held.canary
+        && !clients.iter().any(|net| net.contains(&client.ip()))
+    {
+        // Not a subscriber network: closed unanswered, like a firewall would.
+        gateway.metrics.count_client_refused(kind);
+        NOT_A_CLIENT.run(|| {
+            tracing::warn!(client.addr = %client, "client outside [gateway].clients; connection closed");
+        });
+        return;
+    }
     let activity = Activity::new();
     let served = crate::serve::connection(
         gateway.clone(),
@@ -141,3 +195,4 @@ async fn serve_connection(
 static ACCEPT_ERRORS: LogLimit = LogLimit::new();
 static LIMIT_REACHED: LogLimit = LogLimit::new();
 static REFUSED_CONNECTIONS: LogLimit = LogLimit::new();
+static NOT_A_CLIENT: LogLimit = LogLimit::new();

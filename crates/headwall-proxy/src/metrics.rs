@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use headwall_audit::latency::{Histogram, Snapshot};
+
 /// How a request ended (`headwall_requests_total{outcome}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -56,6 +58,10 @@ impl Listener {
     /// All listeners, in label order.
     pub const ALL: [Listener; 2] = [Listener::Explicit, Listener::Transparent];
 
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,18 +100,29 @@ pub struct Metrics {
     /// Per (partner, purpose, kind); entries are created when a policy is activated, so
     /// requests only increment. They outlive reloads, so counts never go backwards.
     by_partner: Mutex<BTreeMap<DisclosureLabels, Arc<AtomicU64>>>,
-    duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
-    duration_count: AtomicU64,
-    duration_sum_nanos: AtomicU64,
+    durations: RequestDurations,
     canary_leaks: AtomicU64,
+    canary_errors: AtomicU64,
     canary_last_success: AtomicU64,
     tunnels_open: AtomicU64,
+    connections_open: [AtomicU64; 2],
+    clients_refused: [AtomicU64; 2],
+}
+
+/// The request duration histogram, with its own buckets.
+#[derive(Debug)]
+struct RequestDurations(Histogram);
+
+impl Default for RequestDurations {
+    fn default() -> RequestDurations {
+        RequestDurations(Histogram::new(&DURATION_BUCKETS))
+    }
 }
 
 impl Metrics {
     /// Requests by `listener` that ended with `outcome`.
     pub fn requests(&self, listener: Listener, outcome: Outcome) -> u64 {
-        self.requests[listener as usize][outcome as usize].load(Ordering::Relaxed)
+        self.requests[listener.index()][outcome as usize].load(Ordering::Relaxed)
     }
 
     /// Identity header values removed from client requests.
@@ -143,18 +160,31 @@ impl Metrics {
             .collect()
     }
 
-    /// The request duration histogram: the count of each bucket of [`DURATION_BUCKETS`] (not
-    /// cumulative; slower requests are only in the total), the total count and the sum in
-    /// seconds.
-    pub fn request_durations(&self) -> (Vec<(f64, u64)>, u64, f64) {
-        let buckets = DURATION_BUCKETS
-            .iter()
-            .zip(&self.duration_buckets)
-            .map(|(bound, count)| (*bound, count.load(Ordering::Relaxed)))
-            .collect();
-        let count = self.duration_count.load(Ordering::Relaxed);
-        let sum = self.duration_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        (buckets, count, sum)
+    /// The request duration histogram, in buckets of [`DURATION_BUCKETS`].
+    pub fn request_durations(&self) -> Snapshot {
+        self.durations.0.snapshot()
+    }
+
+    /// Client connections open now on `listener`, tunnels made from them included.
+    pub fn connections_open(&self, listener: Listener) -> u64 {
+        self.connections_open[listener.index()].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn connection_opened(&self, listener: Listener) {
+        self.connections_open[listener.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self, listener: Listener) {
+        self.connections_open[listener.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed at accept because the client is outside `[gateway].clients`.
+    pub fn clients_refused(&self, listener: Listener) -> u64 {
+        self.clients_refused[listener.index()].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_client_refused(&self, listener: Listener) {
+        self.clients_refused[listener.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// CONNECT and WebSocket tunnels open now (each also holds a `max_connections` slot).
@@ -180,6 +210,16 @@ impl Metrics {
         self.canary_last_success.load(Ordering::Relaxed)
     }
 
+    /// Canary runs that could not complete (no answer, not a leak-check API, no binding).
+    pub fn canary_errors(&self) -> u64 {
+        self.canary_errors.load(Ordering::Relaxed)
+    }
+
+    /// Records one canary run that could not complete.
+    pub fn record_canary_error(&self) {
+        self.canary_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one completed canary run.
     pub fn record_canary(&self, leaked: bool, at_unix_secs: u64) {
         if leaked {
@@ -200,13 +240,7 @@ impl Metrics {
     }
 
     pub(crate) fn observe_duration(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(index) = DURATION_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.duration_buckets[index].fetch_add(1, Ordering::Relaxed);
-        }
-        self.duration_count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.duration_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.durations.0.observe(elapsed);
     }
 
     pub(crate) fn count_audit_write_failure(&self) {
@@ -214,7 +248,7 @@ impl Metrics {
     }
 
     pub(crate) fn count_request(&self, listener: Listener, outcome: Outcome) {
-        self.requests[listener as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.requests[listener.index()][outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_stripped(&self, n: usize) {

@@ -349,7 +349,7 @@ pub(crate) async fn connection(
             Head::Complete(head, length) => (head, length),
             Head::Gone => return,
             Head::Refused(error) => {
-                gateway.metrics.count_request(kind, Outcome::BadRequest);
+                slot.count(Outcome::BadRequest, None);
                 MALFORMED.run(|| {
                     tracing::debug!(client.addr = %client, error = error.as_str(), "malformed request");
                 });
@@ -359,7 +359,7 @@ pub(crate) async fn connection(
         };
         let head_bytes = buf.split_to(length).freeze();
         let Some(mut request) = request_of(&head, &head_bytes) else {
-            gateway.metrics.count_request(kind, Outcome::BadRequest);
+            slot.count(Outcome::BadRequest, None);
             refuse(
                 &gateway,
                 &mut write,

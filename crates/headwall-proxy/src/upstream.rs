@@ -83,6 +83,8 @@ pub(crate) struct Upstreams {
     connect_timeout: Duration,
     own: RwLock<Vec<SocketAddr>>,
     pool: Arc<Pool>,
+    /// New upstream connections' TCP handshakes (`headwall_upstream_connect_duration_seconds`).
+    pub(crate) connect_time: headwall_audit::latency::Histogram,
 }
 
 impl Upstreams {
@@ -92,6 +94,7 @@ impl Upstreams {
             connect_timeout: settings.connect_timeout,
             own: RwLock::new(Vec::new()),
             pool: Arc::new(Pool::new(settings.idle_timeout)),
+            connect_time: headwall_audit::latency::Histogram::default(),
         }
     }
 
@@ -158,8 +161,10 @@ impl Upstreams {
             if self.is_own_address(addr) {
                 continue;
             }
+            let started = Instant::now();
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
+                    self.connect_time.observe(started.elapsed());
                     // Small request/response exchanges: don't wait for Nagle.
                     let _ = stream.set_nodelay(true);
                     return Ok((stream, addr));

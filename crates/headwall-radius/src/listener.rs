@@ -184,7 +184,14 @@ pub async fn serve(
             .map(|change| Shown::of(change, source));
         tokio::spawn(async move {
             let applied = match change {
-                Some(change) => store.apply(change).await.map(|_| ()),
+                Some(change) => {
+                    let started = std::time::Instant::now();
+                    let applied = store.apply(change).await.map(|_| ());
+                    if applied.is_ok() {
+                        metrics.observe_commit(started.elapsed());
+                    }
+                    applied
+                }
                 None => Ok(()),
             };
             match applied {

@@ -1,6 +1,9 @@
 //! `headwall_radius_packets_total{status,result}`: every datagram counted once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use headwall_audit::latency::{Histogram, Snapshot};
 
 /// The `status` label values, in index order.
 pub const STATUS_LABELS: [&str; 6] = ["start", "interim", "stop", "on", "off", "other"];
@@ -32,6 +35,9 @@ pub enum PacketResult {
 #[derive(Debug, Default)]
 pub struct RadiusMetrics {
     packets: [[AtomicU64; 5]; 6],
+    /// How long making a binding change durable took (`headwall_radius_commit_duration_seconds`):
+    /// the time between an authentic packet and its Accounting-Response.
+    commit: Histogram,
 }
 
 impl RadiusMetrics {
@@ -54,6 +60,15 @@ impl RadiusMetrics {
             }
         }
         rows
+    }
+
+    /// The binding changes' commit times.
+    pub fn commit_durations(&self) -> Snapshot {
+        self.commit.snapshot()
+    }
+
+    pub(crate) fn observe_commit(&self, elapsed: Duration) {
+        self.commit.observe(elapsed);
     }
 
     pub(crate) fn count(&self, status: &str, result: PacketResult) {

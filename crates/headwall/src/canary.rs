@@ -51,6 +51,22 @@ pub(crate) async fn run(
     }
 }
 
+/// The probe request, from a socket the gateway knows is the canary's: its requests are served
+/// like any other but kept out of `headwall_requests_total`.
+async fn probe(
+    gateway: &Gateway,
+    canary: &Canary,
+    target: SocketAddr,
+) -> Result<headwall_leakcheck::Report, String> {
+    let socket = headwall_leakcheck::probe_socket(target, Some(target.ip()))
+        .map_err(|error| format!("no socket to probe from: {error}"))?;
+    let local = socket
+        .local_addr()
+        .map_err(|error| format!("no socket to probe from: {error}"))?;
+    let _marked = gateway.canary_probe(local);
+    headwall_leakcheck::check_on(socket, target, &canary.url, Duration::from_secs(10)).await
+}
+
 fn own_address(listen: IpAddr) -> IpAddr {
     match listen {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -83,15 +99,10 @@ pub(crate) async fn once(
         .await;
     if let Err(error) = bound {
         tracing::warn!(%error, "canary could not bind its synthetic subscriber");
+        gateway.metrics().record_canary_error();
         return None;
     }
-    let result = headwall_leakcheck::check_through(
-        target,
-        Some(source),
-        &canary.url,
-        Duration::from_secs(10),
-    )
-    .await;
+    let result = probe(gateway, canary, target).await;
     if let Err(error) = gateway
         .sessions()
         .unbind_ephemeral(network, SESSION_ID)
@@ -103,6 +114,7 @@ pub(crate) async fn once(
         Ok(report) => report,
         Err(reason) => {
             tracing::warn!(%reason, "canary run could not complete");
+            gateway.metrics().record_canary_error();
             return None;
         }
     };

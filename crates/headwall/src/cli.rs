@@ -5,14 +5,26 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// `--version`: a benchmark-only build says so.
+/// `--version`: the version, the commit and its date (build.rs); a benchmark-only build says
+/// so.
 const VERSION: &str = if cfg!(feature = "bench-unaudited") {
     concat!(
         env!("CARGO_PKG_VERSION"),
-        " (bench-unaudited: disclosures NOT recorded; benchmark only)"
+        " (commit ",
+        env!("HEADWALL_COMMIT"),
+        ", ",
+        env!("HEADWALL_BUILD_DATE"),
+        "; bench-unaudited: disclosures NOT recorded; benchmark only)"
     )
 } else {
-    env!("CARGO_PKG_VERSION")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("HEADWALL_COMMIT"),
+        ", ",
+        env!("HEADWALL_BUILD_DATE"),
+        ")"
+    )
 };
 
 /// headwall: inserts subscriber identity for contracted partners only, and nowhere else.

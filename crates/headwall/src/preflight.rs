@@ -183,13 +183,13 @@ fn listeners(config: &Config, found: &mut Found) {
     }
     let proxies = std::iter::once(config.gateway.listen).chain(config.gateway.transparent_listen);
     for listen in proxies.filter(|addr| !addr.ip().is_loopback()) {
-        if config.gateway.proxy_protocol {
-            continue; // only `proxy_protocol_from` may connect
+        if config.gateway.proxy_protocol || config.gateway.clients.is_some() {
+            continue; // only `proxy_protocol_from` may connect, or only `clients` are served
         }
         found.warning(format!(
             "the gateway listens on {listen}, beyond loopback, and serves any client that \
-             reaches it; make sure only subscriber networks can (a firewall, or \
-             [gateway].clients once this version has it)"
+             reaches it; list the subscriber networks in [gateway].clients = [\"CIDR\", ...] \
+             (or make sure a firewall lets only them reach it)"
         ));
     }
     if !config.admin.listen.ip().is_loopback() {

@@ -217,11 +217,15 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
     }
     let readiness = Arc::new(Readiness::default());
     let policy_loaded = Arc::new(tokio::sync::Notify::new());
+    let reloads = Arc::new(headwall_admin::ReloadStatus::started(
+        headwall_sessions::unix_now(),
+    ));
     let reload = reloader(
         source.clone(),
         config.clone(),
         gateway.clone(),
         policy_loaded.clone(),
+        reloads.clone(),
     );
     let admin_state = headwall_admin::AdminState {
         gateway: gateway.clone(),
@@ -232,6 +236,11 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         token: admin_token.into_bytes().into(),
         readiness: readiness.clone(),
         reload: reload.clone(),
+        reloads,
+        build: headwall_admin::BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            commit: env!("HEADWALL_COMMIT"),
+        },
     };
     let (admin_shutdown, admin_watcher) = watch::channel(false);
     let admin_task = tokio::spawn(async move {
@@ -424,21 +433,24 @@ async fn retention(
     }
 }
 
-/// The one reload path, shared by SIGHUP and the admin API. A changed policy wakes the canary.
+/// The one reload path, shared by SIGHUP and the admin API. A changed policy wakes the canary;
+/// every outcome is recorded for the reload metrics.
 fn reloader(
     source: ConfigSource,
     running: Config,
     gateway: Arc<Gateway>,
     policy_loaded: Arc<tokio::sync::Notify>,
+    reloads: Arc<headwall_admin::ReloadStatus>,
 ) -> Reloader {
     let running = Arc::new(running);
     Arc::new(move || {
         let (source, running, gateway) = (source.clone(), running.clone(), gateway.clone());
-        let policy_loaded = policy_loaded.clone();
+        let (policy_loaded, reloads) = (policy_loaded.clone(), reloads.clone());
         Box::pin(async move {
             let outcome = tokio::task::spawn_blocking(move || reload(&source, &running, &gateway))
                 .await
                 .unwrap_or_else(|_| Err("reload failed".to_owned()));
+            reloads.record(outcome.is_ok(), headwall_sessions::unix_now());
             if outcome.as_ref().is_ok_and(|report| report.changed) {
                 policy_loaded.notify_one();
             }
@@ -464,6 +476,16 @@ fn reload(
         let new_hash = config.policy.hash().to_owned();
         let summary = if changed {
             let plan = gateway.set_policy(config.policy.clone());
+            if plan.widens() {
+                // Who may now receive what they could not before: the change a reviewer
+                // should have seen in `headwall plan`.
+                tracing::warn!(
+                    policy.from = old_hash,
+                    policy.to = new_hash,
+                    plan = %plan.summary(),
+                    "reload widens exposure"
+                );
+            }
             format!(
                 "policy {old_hash} replaced by {new_hash}: {}",
                 plan.summary()

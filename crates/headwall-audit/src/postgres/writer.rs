@@ -3,7 +3,7 @@
 //! returned, and writes signed checkpoints into `checkpoints`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -17,7 +17,7 @@ use crate::record::{DisclosureRow, EventRow, GENESIS_HASH};
 use crate::time::now_ms;
 use crate::writer::{
     AuditError, AuditOptions, Chain, ChainEnd, Checkpoint, Head, Job, MAX_BATCH, PRUNE_STEP,
-    QUEUE_DEPTH, Started, sign_checkpoint,
+    QUEUE_DEPTH, Started, WriterStats, sign_checkpoint,
 };
 
 /// A batch transaction (or one retention step) without an answer for this long is abandoned
@@ -93,12 +93,12 @@ pub(crate) async fn start(
         disclosures = disclosures.next_id - 1 - disclosures.removed_through,
         "audit log opened (PostgreSQL)"
     );
-    let commits = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(WriterStats::default());
     let enrichment_off = Arc::new(AtomicBool::new(enrichment_off));
     let writer = PgWriter {
         pool,
         node: node.to_owned(),
-        commits: commits.clone(),
+        stats: stats.clone(),
         enrichment_off: enrichment_off.clone(),
         disclosures,
         events,
@@ -111,7 +111,7 @@ pub(crate) async fn start(
     let task = tokio::spawn(writer.run(receiver, options.checkpoint_every));
     Ok(Started {
         queue,
-        commits,
+        stats,
         enrichment_off,
         task,
     })
@@ -120,7 +120,7 @@ pub(crate) async fn start(
 struct PgWriter {
     pool: Pool,
     node: String,
-    commits: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
     enrichment_off: Arc<AtomicBool>,
     disclosures: Head,
     events: Head,
@@ -223,6 +223,7 @@ impl PgWriter {
     }
 
     async fn commit(&mut self, records: Vec<Job>) {
+        self.stats.taken(&records);
         // The disclosures' waiters, answered after the commit.
         let mut waiters: Vec<oneshot::Sender<Result<(), AuditError>>> =
             Vec::with_capacity(records.len());
@@ -279,6 +280,7 @@ impl PgWriter {
             }
         }
         let records = waiters.len() + event_rows.len();
+        let started = Instant::now();
         let outcome = tokio::time::timeout(
             TRANSACTION_DEADLINE,
             insert(
@@ -303,7 +305,7 @@ impl PgWriter {
         };
         match failure {
             None => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.commit.observe(started.elapsed());
                 self.disclosures = disclosures;
                 self.events = events;
                 for done in waiters {

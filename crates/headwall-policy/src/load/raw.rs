@@ -34,6 +34,7 @@ pub(super) struct RawGateway {
     pub(super) transparent_listen: Option<Str>,
     pub(super) proxy_protocol: Option<Spanned<bool>>,
     pub(super) proxy_protocol_from: Option<Vec<Str>>,
+    pub(super) clients: Option<Spanned<Vec<Str>>>,
     pub(super) connect_ports: Option<Vec<Spanned<i64>>>,
     pub(super) connect_timeout: Option<Str>,
     pub(super) header_read_timeout: Option<Str>,

@@ -46,6 +46,7 @@ impl Loader<'_> {
                 transparent_listen: None,
                 proxy_protocol: false,
                 proxy_protocol_from: Vec::new(),
+                clients: None,
                 connect_ports: vec![443],
                 connect_timeout: Duration::from_secs(5),
                 header_read_timeout: Duration::from_secs(10),
@@ -75,6 +76,20 @@ impl Loader<'_> {
             .flatten()
             .filter_map(|v| self.net(v, "`proxy_protocol_from` in [gateway]"))
             .collect();
+        let clients = g.clients.as_ref().map(|list| {
+            if list.get_ref().is_empty() {
+                self.error(
+                    list.span().start,
+                    "`clients` in [gateway] is empty, so every connection would be closed; \
+                     list the subscriber networks, e.g. clients = [\"10.64.0.0/10\"], or \
+                     remove the key to serve any client",
+                );
+            }
+            list.get_ref()
+                .iter()
+                .filter_map(|v| self.net(v, "`clients` in [gateway]"))
+                .collect::<Vec<IpNet>>()
+        });
         let proxy_protocol = g.proxy_protocol.as_ref().is_some_and(|v| *v.get_ref());
         if let Some(flag) = &g.proxy_protocol
             && *flag.get_ref()
@@ -172,6 +187,7 @@ impl Loader<'_> {
             transparent_listen,
             proxy_protocol,
             proxy_protocol_from,
+            clients,
             connect_ports,
             connect_timeout,
             header_read_timeout,

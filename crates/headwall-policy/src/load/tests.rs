@@ -206,9 +206,9 @@ fn unknown_keys() {
         errors("[gateway]\nlistne = \"127.0.0.1:8080\"\n"),
         [
             "t.toml:2:1: unknown key `listne` in [gateway]; expected one of: listen, \
-             transparent_listen, proxy_protocol, proxy_protocol_from, connect_ports, \
-             connect_timeout, header_read_timeout, idle_timeout, max_connections, hosts \
-             (did you mean `listen`?)"
+             transparent_listen, proxy_protocol, proxy_protocol_from, clients, \
+             connect_ports, connect_timeout, header_read_timeout, idle_timeout, \
+             max_connections, hosts (did you mean `listen`?)"
         ]
     );
     assert_eq!(
@@ -327,6 +327,37 @@ fn the_commit_window_is_off_or_at_most_ten_milliseconds() {
     assert_eq!(
         errors(&format!("{GW}[audit]\ncommit_window = \"soon\"\n")).len(),
         1
+    );
+}
+
+#[test]
+fn gateway_clients_are_networks_and_not_none() {
+    let folders = Folders::both(Path::new("/cfg"));
+    let text = format!("{GW}clients = [\"10.64.0.0/10\", \"2001:db8::/32\"]\n");
+    let config = load("t.toml", &text, &folders).unwrap();
+    assert_eq!(
+        config.gateway.clients,
+        Some(vec![
+            "10.64.0.0/10".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap()
+        ])
+    );
+    assert_eq!(load("t.toml", GW, &folders).unwrap().gateway.clients, None);
+    assert_eq!(
+        errors(&format!("{GW}clients = []\n")),
+        [
+            "t.toml:3:11: `clients` in [gateway] is empty, so every connection would be closed; \
+          list the subscriber networks, e.g. clients = [\"10.64.0.0/10\"], or remove the key \
+          to serve any client"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GW}clients = [\"10.0.0.0/33\"]\n")),
+        [
+            "t.toml:3:12: invalid address or network `10.0.0.0/33` in `clients` in [gateway]: \
+          expected an IP address or CIDR, e.g. \"192.0.2.10\", \"10.0.0.0/8\" or \
+          \"2001:db8::/32\""
+        ]
     );
 }
 
@@ -977,7 +1008,7 @@ fn load_policy_ignores_other_tables() {
             .unwrap_err()
             .to_string(),
         "p.toml:2:1: unknown key `bogus` in [gateway]; expected one of: listen, \
-         transparent_listen, proxy_protocol, proxy_protocol_from, connect_ports, \
+         transparent_listen, proxy_protocol, proxy_protocol_from, clients, connect_ports, \
          connect_timeout, header_read_timeout, idle_timeout, max_connections, hosts"
     );
 }

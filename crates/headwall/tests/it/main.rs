@@ -13,6 +13,7 @@ mod cli;
 mod docs;
 mod fleet;
 mod load;
+mod observability;
 mod plan;
 mod radius;
 mod serve;
