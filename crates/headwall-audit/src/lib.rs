@@ -66,8 +66,8 @@ pub use journal::journal_paths;
 pub use limit::LogLimit;
 pub use postgres::{KILL_SWITCH_REFRESH, PgAuditReader, QueryError, verify_postgres};
 pub use query::{
-    AuditReader, DisclosureView, ExposureFilter, ExposureRow, TimeRange, Unallowed, allowed_by,
-    exposure_json, subscriber_json,
+    AuditReader, DisclosureView, ExposedSubscriber, ExposureFilter, ExposureRow, TimeRange,
+    Unallowed, allowed_by, exposure_json, subscriber_json,
 };
 pub use record::{Disclosure, DisclosureRow, EventKind, EventRow, GENESIS_HASH};
 pub use source::AuditSource;

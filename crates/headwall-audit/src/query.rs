@@ -52,6 +52,45 @@ pub struct ExposureRow {
     pub last: String,
 }
 
+/// One subscriber disclosed to one (partner, host), and how often: a breach notification's
+/// line. `Debug` redacts the MSISDN.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct ExposedSubscriber {
+    /// Partner name.
+    pub partner: String,
+    /// Host the disclosures went to.
+    pub host: String,
+    /// Subscriber MSISDN.
+    pub msisdn: String,
+    /// Disclosure records of this subscriber to this partner and host.
+    pub disclosures: i64,
+    /// The first one's time (RFC 3339).
+    pub first: String,
+    /// The last one's time (RFC 3339).
+    pub last: String,
+}
+
+impl std::fmt::Debug for ExposedSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExposedSubscriber")
+            .field("partner", &self.partner)
+            .field("host", &self.host)
+            .field("msisdn", &"<redacted>")
+            .field("disclosures", &self.disclosures)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The query behind [`ExposedSubscriber`] rows, over a `WHERE` clause (SQLite and PostgreSQL
+/// alike): one row per (partner, host, subscriber), in that order.
+pub(crate) fn exposed_subscribers_sql(where_clause: &str, collate: &str) -> String {
+    format!(
+        "SELECT partner, host, msisdn, COUNT(*), MIN(ts), MAX(ts)
+         FROM disclosures {where_clause} GROUP BY partner, host, msisdn
+         ORDER BY partner{collate}, host{collate}, msisdn{collate}"
+    )
+}
+
 /// A disclosure the policy under test would not have allowed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unallowed {
@@ -219,6 +258,38 @@ impl AuditReader {
             })
         })?;
         rows.collect()
+    }
+
+    /// The distinct subscribers per (partner, host) in `filter`, each with its count and first
+    /// and last time, handed to `visit` in (partner, host, number) order as SQLite produces
+    /// them; `visit` returns `false` to stop. SQLite groups with the `host`/`partner` indexes
+    /// or a sort; memory here holds one row.
+    pub fn exposed_subscribers_each(
+        &self,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(ExposedSubscriber) -> bool,
+    ) -> rusqlite::Result<()> {
+        let (conditions, values) = filter_conditions(filter);
+        let sql = exposed_subscribers_sql(&where_clause(&conditions), "");
+        let transaction = self.connection.unchecked_transaction()?;
+        {
+            let mut statement = transaction.prepare(&sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+            while let Some(row) = rows.next()? {
+                let exposed = ExposedSubscriber {
+                    partner: row.get(0)?,
+                    host: row.get(1)?,
+                    msisdn: row.get(2)?,
+                    disclosures: row.get(3)?,
+                    first: format_rfc3339(row.get(4)?),
+                    last: format_rfc3339(row.get(5)?),
+                };
+                if !visit(exposed) {
+                    break;
+                }
+            }
+        }
+        transaction.commit()
     }
 
     /// The disclosures in `filter` that `policy` would not have allowed: no partner for the

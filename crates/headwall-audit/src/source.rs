@@ -7,8 +7,8 @@ use headwall_identity::Msisdn;
 use headwall_policy::Policy;
 
 use crate::{
-    AuditReader, DisclosureView, ExposureFilter, ExposureRow, PgAuditReader, TimeRange, Unallowed,
-    VerifyFailure, VerifyReport,
+    AuditReader, DisclosureView, ExposedSubscriber, ExposureFilter, ExposureRow, PgAuditReader,
+    TimeRange, Unallowed, VerifyFailure, VerifyReport,
 };
 
 /// A configured audit log to read.
@@ -60,6 +60,31 @@ impl AuditSource {
             AuditSource::Postgres(url) => PgAuditReader::open(url)
                 .await?
                 .exposure(filter)
+                .await
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    /// The distinct subscribers per (partner, host), streamed to `visit` (see
+    /// [`AuditReader::exposed_subscribers_each`]).
+    pub async fn exposed_subscribers_each(
+        &self,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(ExposedSubscriber) -> bool + Send + 'static,
+    ) -> Result<(), String> {
+        match self {
+            AuditSource::Embedded(path) => {
+                let (path, filter) = (path.clone(), filter.clone());
+                blocking(move || {
+                    AuditReader::open(&path)?
+                        .exposed_subscribers_each(&filter, &mut visit)
+                        .map_err(|error| error.to_string())
+                })
+                .await
+            }
+            AuditSource::Postgres(url) => PgAuditReader::open(url)
+                .await?
+                .exposed_subscribers_each(filter, visit)
                 .await
                 .map_err(|error| error.to_string()),
         }

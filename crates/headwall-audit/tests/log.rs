@@ -379,6 +379,31 @@ async fn the_three_questions() {
         ),
         ("agecheck", 2, 3)
     );
+    // The subscribers themselves: one row each per (partner, host), adding up to the counts.
+    let mut listed = Vec::new();
+    reader
+        .exposed_subscribers_each(&ExposureFilter::default(), |row| {
+            listed.push(row);
+            true
+        })
+        .unwrap();
+    for pair in &exposure {
+        let rows: Vec<_> = listed
+            .iter()
+            .filter(|row| row.partner == pair.partner && row.host == pair.host)
+            .collect();
+        assert_eq!(rows.len() as i64, pair.subscribers, "{}", pair.partner);
+        let disclosures: i64 = rows.iter().map(|row| row.disclosures).sum();
+        assert_eq!(disclosures, pair.disclosures, "{}", pair.partner);
+    }
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| (&w[0].partner, &w[0].host, &w[0].msisdn)
+                < (&w[1].partner, &w[1].host, &w[1].msisdn))
+    );
+    assert!(!format!("{:?}", listed[0]).contains(&listed[0].msisdn));
     let only = reader
         .exposure(&ExposureFilter {
             partner: Some("carrierpay".into()),

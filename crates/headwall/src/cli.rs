@@ -146,6 +146,10 @@ pub(crate) enum AuditCommand {
         /// exit 1 when there are any (breach scoping).
         #[arg(long)]
         against: Option<PathBuf>,
+        /// List the subscribers themselves per (partner, host), each with its disclosure
+        /// count and first and last time: the list a breach notification needs.
+        #[arg(long, conflicts_with = "against")]
+        subscribers: bool,
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,

@@ -9,7 +9,8 @@ use tokio_postgres::types::ToSql;
 
 use super::{describe, describe_pool};
 use crate::query::{
-    Decisions, DisclosureView, ExposureFilter, ExposureRow, Shape, TimeRange, Unallowed,
+    Decisions, DisclosureView, ExposedSubscriber, ExposureFilter, ExposureRow, Shape, TimeRange,
+    Unallowed, exposed_subscribers_sql,
 };
 use crate::record::DisclosureRow;
 use crate::time::format_rfc3339;
@@ -172,6 +173,29 @@ impl PgAuditReader {
         .await
     }
 
+    /// The distinct subscribers per (partner, host) over every node, streamed (see
+    /// [`crate::AuditReader::exposed_subscribers_each`]).
+    pub async fn exposed_subscribers_each(
+        &self,
+        filter: &ExposureFilter,
+        mut visit: impl FnMut(ExposedSubscriber) -> bool,
+    ) -> Result<(), QueryError> {
+        let query = Conditions::of(filter);
+        let sql = exposed_subscribers_sql(&query.where_clause(), " COLLATE \"C\"");
+        self.scan_sql(&sql, &query, |row| {
+            let read = |error: tokio_postgres::Error| describe(&error);
+            Ok(visit(ExposedSubscriber {
+                partner: row.try_get(0).map_err(read)?,
+                host: row.try_get(1).map_err(read)?,
+                msisdn: row.try_get(2).map_err(read)?,
+                disclosures: row.try_get(3).map_err(read)?,
+                first: format_rfc3339(row.try_get(4).map_err(read)?),
+                last: format_rfc3339(row.try_get(5).map_err(read)?),
+            }))
+        })
+        .await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, QueryError> {
         self.pool
             .get()
@@ -184,12 +208,23 @@ impl PgAuditReader {
     async fn scan(
         &self,
         query: &Conditions,
-        mut visit: impl FnMut(&Row) -> Result<bool, String>,
+        visit: impl FnMut(&Row) -> Result<bool, String>,
     ) -> Result<(), QueryError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM disclosures {} ORDER BY ts, node COLLATE \"C\", id",
             query.where_clause()
         );
+        self.scan_sql(&sql, query, visit).await
+    }
+
+    /// Visits the rows of `sql` (over `query`'s parameters) in a read-only transaction, fetched
+    /// a few thousand at a time, until `visit` returns `false`.
+    async fn scan_sql(
+        &self,
+        sql: &str,
+        query: &Conditions,
+        mut visit: impl FnMut(&Row) -> Result<bool, String>,
+    ) -> Result<(), QueryError> {
         let mut client = self.client().await?;
         let transaction = client
             .build_transaction()
@@ -197,7 +232,7 @@ impl PgAuditReader {
             .start()
             .await
             .map_err(query_error)?;
-        let statement = transaction.prepare(&sql).await.map_err(query_error)?;
+        let statement = transaction.prepare(sql).await.map_err(query_error)?;
         let portal = transaction
             .bind(&statement, &query.params())
             .await

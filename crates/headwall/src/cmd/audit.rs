@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use headwall_audit::{
-    AuditSource, DisclosureView, ExposureFilter, ExposureRow, SubscriberSet, TimeRange, Unallowed,
+    AuditSource, DisclosureView, ExposedSubscriber, ExposureFilter, ExposureRow, SubscriberSet,
+    TimeRange, Unallowed,
 };
 
 use crate::cli::AuditCommand;
@@ -59,6 +60,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             against,
+            subscribers,
             json,
             config,
         } => {
@@ -82,6 +84,9 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 range: TimeRange { from, to },
             };
             let source = crate::runtime::audit_source(&config.audit.backend);
+            if subscribers {
+                return subscribers_answer(&source, &filter, json);
+            }
             match against {
                 None => {
                     let rows = match query(source.exposure(&filter))? {
@@ -300,6 +305,134 @@ fn exposure_table(rows: &[ExposureRow], range: TimeRange) -> String {
     out
 }
 
+/// `audit exposure --subscribers`: prints each (partner, host) and under it every subscriber
+/// disclosed to it, as the scan finds them (memory holds one row and the set of subscribers
+/// seen), then the totals. Exit 0, or 2 when the log cannot be read.
+fn subscribers_answer(
+    source: &AuditSource,
+    filter: &ExposureFilter,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let printer = Arc::new(Mutex::new(SubscribersPrinter::new(json)));
+    if json {
+        let head = format!(
+            "{{\n  \"host\": {},\n  \"partner\": {},\n  \"from\": {},\n  \"to\": {},\n  \"subscribers\": [",
+            serde_json::Value::from(filter.host.clone()),
+            serde_json::Value::from(filter.partner.clone()),
+            serde_json::Value::from(filter.range.from.map(headwall_audit::time::format_rfc3339)),
+            serde_json::Value::from(filter.range.to.map(headwall_audit::time::format_rfc3339)),
+        );
+        lock(&printer).write(&head);
+    } else {
+        let head = format!("Subscribers exposed {}\n", describe_range(filter.range));
+        lock(&printer).write(&head);
+    }
+    let visit = {
+        let printer = printer.clone();
+        move |exposed: ExposedSubscriber| lock(&printer).push(&exposed)
+    };
+    let outcome = super::runtime()?.block_on(source.exposed_subscribers_each(filter, visit));
+    let mut printer = lock(&printer);
+    let error = outcome.err();
+    printer.finish(error.is_some());
+    if let Some(error) = error {
+        eprintln!("{error}");
+        return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
+    }
+    if printer.out.broken {
+        return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The longest subscriber number (E.164: 15 digits), the text listing's first column.
+const NUMBER_WIDTH: usize = 15;
+
+/// The streamed answer of `--subscribers`, text or JSON.
+struct SubscribersPrinter {
+    json: bool,
+    rows: u64,
+    pairs: u64,
+    current: Option<(String, String)>,
+    distinct: SubscriberSet,
+    out: Out,
+}
+
+impl SubscribersPrinter {
+    fn new(json: bool) -> SubscribersPrinter {
+        SubscribersPrinter {
+            json,
+            rows: 0,
+            pairs: 0,
+            current: None,
+            distinct: SubscriberSet::default(),
+            out: Out::default(),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        self.out.write(text);
+    }
+
+    /// Prints one subscriber; `false` stops the scan (stdout is gone).
+    fn push(&mut self, exposed: &ExposedSubscriber) -> bool {
+        self.rows += 1;
+        self.distinct.insert(&exposed.msisdn);
+        let pair = (exposed.partner.clone(), exposed.host.clone());
+        let new_pair = self.current.as_ref() != Some(&pair);
+        if new_pair {
+            self.pairs += 1;
+        }
+        if self.json {
+            // A struct of strings and numbers always serializes.
+            let item = serde_json::to_string(exposed).unwrap_or_default();
+            let separator = if self.rows == 1 { "" } else { "," };
+            self.write(&format!("{separator}\n    {item}"));
+        } else {
+            if new_pair {
+                self.write(&format!(
+                    "\n{} {}\n  {:<NUMBER_WIDTH$}  {:>11}  {:<24}  LAST\n",
+                    exposed.partner, exposed.host, "SUBSCRIBER", "DISCLOSURES", "FIRST"
+                ));
+            }
+            self.write(&format!(
+                "  {:<NUMBER_WIDTH$}  {:>11}  {:<24}  {}\n",
+                exposed.msisdn, exposed.disclosures, exposed.first, exposed.last
+            ));
+        }
+        self.current = Some(pair);
+        !self.out.broken
+    }
+
+    /// The totals; after a failed read, says the list is incomplete.
+    fn finish(&mut self, failed: bool) {
+        let (rows, pairs, distinct) = (self.rows, self.pairs, self.distinct.len());
+        if self.json {
+            self.write(&format!(
+                "\n  ],\n  \"complete\": {},\n  \"pairs\": {pairs},\n  \"distinct_subscribers\": {distinct}\n}}\n",
+                !failed
+            ));
+        } else {
+            let pairs_word = if pairs == 1 { "pair" } else { "pairs" };
+            let subscribers_word = if distinct == 1 {
+                "subscriber"
+            } else {
+                "subscribers"
+            };
+            let incomplete = if failed {
+                " (INCOMPLETE: the read failed)"
+            } else {
+                ""
+            };
+            self.write(&format!(
+                "\n{distinct} distinct {subscribers_word} over {pairs} partner/host \
+                 {pairs_word} ({rows} lines){incomplete}\n"
+            ));
+        }
+        self.out.flush();
+    }
+}
+
 /// `audit exposure --against`: prints each disclosure the policy would not have allowed as the
 /// scan finds it (memory holds one record, the column widths and the set of subscribers seen),
 /// then the count. Exit 1 when there is any, 2 when the log cannot be read.
@@ -331,7 +464,7 @@ fn against_answer(
         eprintln!("{error}");
         return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
     }
-    if printer.broken {
+    if printer.out.broken {
         return Ok(ExitCode::from(super::EXIT_CANNOT_RUN));
     }
     Ok(if printer.found == 0 {
@@ -341,7 +474,7 @@ fn against_answer(
     })
 }
 
-fn lock(printer: &Mutex<AgainstPrinter>) -> std::sync::MutexGuard<'_, AgainstPrinter> {
+fn lock<T>(printer: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     printer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -358,9 +491,37 @@ struct AgainstPrinter {
     /// Text: the first rows, until the column widths are fixed.
     held: Vec<Vec<String>>,
     widths: Option<Vec<usize>>,
-    /// Stdout went away (a closed pipe): stop the scan.
+    out: Out,
+}
+
+/// Stdout for a streamed answer, which notices when it went away (a closed pipe): the scan
+/// then stops.
+struct Out {
     broken: bool,
     out: std::io::Stdout,
+}
+
+impl Default for Out {
+    fn default() -> Out {
+        Out {
+            broken: false,
+            out: std::io::stdout(),
+        }
+    }
+}
+
+impl Out {
+    fn write(&mut self, text: &str) {
+        if !self.broken && self.out.lock().write_all(text.as_bytes()).is_err() {
+            self.broken = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.broken && self.out.lock().flush().is_err() {
+            self.broken = true;
+        }
+    }
 }
 
 const AGAINST_HEADER: [&str; 9] = [
@@ -383,15 +544,12 @@ impl AgainstPrinter {
             subscribers: SubscriberSet::default(),
             held: Vec::new(),
             widths: None,
-            broken: false,
-            out: std::io::stdout(),
+            out: Out::default(),
         }
     }
 
     fn write(&mut self, text: &str) {
-        if !self.broken && self.out.lock().write_all(text.as_bytes()).is_err() {
-            self.broken = true;
-        }
+        self.out.write(text);
     }
 
     /// Prints one finding; `false` stops the scan (stdout is gone).
@@ -419,7 +577,7 @@ impl AgainstPrinter {
                 }
             }
         }
-        !self.broken
+        !self.out.broken
     }
 
     /// Fixes the column widths from the rows held, and prints them.
@@ -470,9 +628,7 @@ impl AgainstPrinter {
             );
             self.write(&summary);
         }
-        if !self.broken && self.out.lock().flush().is_err() {
-            self.broken = true;
-        }
+        self.out.flush();
     }
 }
 

@@ -193,3 +193,79 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     assert!(log.contains("headwall ready"));
     assert!(!log.contains("7700900123"), "subscriber number in the log");
 }
+
+#[tokio::test]
+async fn exposure_subscribers_lists_who_was_disclosed_to_each_partner_and_host() {
+    let agecheck = origin(2).await;
+    let gateway = ServeProcess::start(binary(), &config(agecheck.addr().port()));
+    let radius = gateway.radius.expect("radius listener");
+    // Two subscribers: 127.0.0.5 (07700900123) twice, 127.0.0.6 (07700900456) once.
+    assert!(radclient(radius, SECRET, &accounting("Start", "s1")));
+    assert!(radclient(
+        radius,
+        SECRET,
+        "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.6\nCalling-Station-Id = \"07700900456\"\nAcct-Session-Id = \"s2\"\nNAS-IP-Address = 127.0.0.1\n"
+    ));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
+    let answer = headwall_testkit::send_raw(
+        gateway.explicit,
+        Some(headwall_testkit::loopback(6)),
+        &headwall_testkit::proxy_get(&url, &[]),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(agecheck.take()[0].header_values("x-subscriber-id").len(), 1);
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let config_path = dir.path().join("headwall.toml");
+
+    let output = audit(&config_path, &["exposure", "--subscribers", "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let listed = json["subscribers"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{json}");
+    assert_eq!(listed[0]["msisdn"], NUMBER);
+    assert_eq!(listed[0]["disclosures"], 2);
+    assert_eq!(listed[1]["msisdn"], "447700900456");
+    assert_eq!(listed[1]["disclosures"], 1);
+    for row in listed {
+        assert_eq!(row["partner"], "agecheck");
+        assert_eq!(row["host"], "verify.agecheck.test");
+        assert!(row["first"].as_str().unwrap() <= row["last"].as_str().unwrap());
+    }
+    assert_eq!(json["distinct_subscribers"], 2);
+    assert_eq!(json["pairs"], 1);
+    assert_eq!(json["complete"], true);
+
+    let output = audit(&config_path, &["exposure", "--subscribers"]);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(text.contains("\nagecheck verify.agecheck.test\n"), "{text}");
+    assert!(
+        text.contains(NUMBER) && text.contains("447700900456"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("2 distinct subscribers over 1 partner/host pair (2 lines)\n"),
+        "{text}"
+    );
+
+    // Filters apply as to the counts; an empty answer is still a document.
+    let output = audit(
+        &config_path,
+        &["exposure", "--subscribers", "--partner", "nobody", "--json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["subscribers"], serde_json::json!([]));
+    assert_eq!(json["partner"], "nobody");
+    // It answers a different question than --against: not both at once.
+    let output = audit(
+        &config_path,
+        &["exposure", "--subscribers", "--against", "x.toml"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
