@@ -164,16 +164,16 @@ pub fn router(state: AdminState) -> Router {
         .fallback(|| async { api::error(axum::http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves; logs the bound address.
-pub async fn serve(
+/// Serves the admin API on `listener` until `shutdown` resolves; logs the bound address when
+/// called, before the future runs.
+pub fn serve(
     listener: TcpListener,
     state: AdminState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> impl Future<Output = std::io::Result<()>> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(listener = "admin", %addr, "admin listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    std::future::IntoFuture::into_future(served)
 }

@@ -104,15 +104,26 @@ fn public_port(url: &str) -> u16 {
 /// Serves `[api]` on `listener` until `shutdown` resolves: TLS with `tls`, or plain HTTP when
 /// `tls` is `None` (then every connection must come from a `proxy_protocol_from` balancer and
 /// open with a PROXY v2 header).
-pub async fn serve(
+///
+/// Logs the bound address when called, before the future runs.
+pub fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> impl std::future::Future<Output = ()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(listener = "api", %addr, tls = tls.is_some(), "api listening");
+    }
+    accept(listener, tls, state, shutdown)
+}
+
+async fn accept(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     state: Arc<ApiState>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(listener = "api", %addr, tls = tls.is_some(), "api listening");
-    }
     let router = oidc::router(state.clone());
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);

@@ -355,23 +355,23 @@ impl Gateway {
     }
 
     /// Serves the explicit forward-proxy listener until `shutdown` resolves. Logs the bound
-    /// address at start-up.
-    pub async fn serve_explicit(
+    /// address when called, before the future runs.
+    pub fn serve_explicit(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        crate::listener::serve(self, listener, Listener::Explicit, shutdown).await;
+    ) -> impl std::future::Future<Output = ()> {
+        crate::listener::serve(self, listener, Listener::Explicit, shutdown)
     }
 
     /// Serves the transparent listener (intercepted traffic, redirected to it by the kernel)
-    /// until `shutdown` resolves.
-    pub async fn serve_transparent(
+    /// until `shutdown` resolves. Logs the bound address when called.
+    pub fn serve_transparent(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        crate::listener::serve(self, listener, Listener::Transparent, shutdown).await;
+    ) -> impl std::future::Future<Output = ()> {
+        crate::listener::serve(self, listener, Listener::Transparent, shutdown)
     }
 
     /// Begins draining: every client connection finishes the request it is serving and closes;

@@ -14,17 +14,28 @@ use crate::idle::{Activity, until_idle};
 use crate::metrics::{Listener, Outcome};
 
 /// Accepts client connections until `shutdown` resolves. A bad connection never stops the loop;
-/// only the shutdown signal does.
-pub(crate) async fn serve(
+/// only the shutdown signal does. The listener's address is recorded as the gateway's own (so
+/// requests aimed at it are refused) and logged at once, before the returned future first
+/// runs: whatever a caller logs after this call comes after "gateway listening".
+pub(crate) fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    kind: Listener,
+    shutdown: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    if let Ok(addr) = listener.local_addr() {
+        gateway.add_own_address(addr);
+        tracing::info!(listener = kind.as_str(), %addr, "gateway listening");
+    }
+    accept(gateway, listener, kind, shutdown)
+}
+
+async fn accept(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     kind: Listener,
     shutdown: impl Future<Output = ()>,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        gateway.add_own_address(addr);
-        tracing::info!(listener = kind.as_str(), %addr, "gateway listening");
-    }
     tokio::pin!(shutdown);
     // Closes each second's security-event tallies even when no new event comes to close them.
     let mut tick = tokio::time::interval(Duration::from_secs(1));

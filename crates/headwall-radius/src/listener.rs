@@ -67,8 +67,23 @@ struct SeenPackets {
     purged_at: Option<Instant>,
 }
 
-/// Serves accounting on `socket` until `shutdown` resolves.
-pub async fn serve(
+/// Serves accounting on `socket` until `shutdown` resolves. Logs the bound address when
+/// called, before the future runs.
+pub fn serve(
+    socket: UdpSocket,
+    settings: RadiusSettings,
+    store: Sessions,
+    metrics: Arc<RadiusMetrics>,
+    audit: AuditLog,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> impl std::future::Future<Output = ()> {
+    if let Ok(addr) = socket.local_addr() {
+        tracing::info!(listener = "radius", %addr, "radius listening");
+    }
+    receive(socket, settings, store, metrics, audit, shutdown)
+}
+
+async fn receive(
     socket: UdpSocket,
     settings: RadiusSettings,
     store: Sessions,
@@ -76,9 +91,6 @@ pub async fn serve(
     audit: AuditLog,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    if let Ok(addr) = socket.local_addr() {
-        tracing::info!(listener = "radius", %addr, "radius listening");
-    }
     let socket = Arc::new(socket);
     let settings = Arc::new(settings);
     let seen: Arc<Mutex<SeenPackets>> = Arc::default();

@@ -27,9 +27,21 @@ const VERSION: &str = if cfg!(feature = "bench-unaudited") {
     )
 };
 
-/// headwall: inserts subscriber identity for contracted partners only, and nowhere else.
+/// What `headwall --help` opens with (the package description is for developers).
+const ABOUT: &str = "headwall, the mobile operator's identity gateway: tells contracted partners who \
+a subscriber is (header enrichment on plain HTTP, the CAMARA Number Verification and KYC Age \
+Verification APIs over HTTPS) and nobody else, with every disclosure on a hash-chained audit \
+record.";
+
+/// The rest of `--help`.
+const AFTER_HELP: &str = "Start with `headwall demo` (the whole job on loopback, no set-up), then \
+`headwall check --config FILE` before `headwall serve --config FILE`. \
+Documentation: docs/operations.md and docs/config.md (installed under \
+/usr/share/doc/headwall).";
+
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "headwall", version = VERSION, about)]
+#[command(name = "headwall", version = VERSION, about = ABOUT, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -243,9 +243,10 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         },
     };
     let (admin_shutdown, admin_watcher) = watch::channel(false);
+    // Called here, not in the task, so "admin listening" is logged before "headwall ready".
+    let admin_served = headwall_admin::serve(admin, admin_state, stopped(admin_watcher));
     let admin_task = tokio::spawn(async move {
-        if let Err(error) = headwall_admin::serve(admin, admin_state, stopped(admin_watcher)).await
-        {
+        if let Err(error) = admin_served.await {
             tracing::warn!(%error, "admin listener failed");
         }
     });

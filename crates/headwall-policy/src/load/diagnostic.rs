@@ -113,7 +113,53 @@ fn toml_message(err: &toml::de::Error) -> String {
         [a, b] if a == "partner" && b == "headers" => "in `headers` of [[partner]]".to_owned(),
         other => table_label(other),
     };
+    let message = reword_type_error(&field, &message).unwrap_or(message);
     format!("`{field}` {table}: {message}")
+}
+
+/// Keys whose value is a duration string (`"5s"`, `"10m"`, `"400d"`).
+const DURATION_KEYS: &[&str] = &[
+    "connect_timeout",
+    "header_read_timeout",
+    "idle_timeout",
+    "interval",
+    "stale_after",
+    "retention",
+    "commit_window",
+    "code_lifetime",
+    "access_token_lifetime",
+];
+
+/// serde's `invalid type: integer `443`, expected a sequence`, in TOML's words and with the
+/// line to write instead; `None` for any other message.
+fn reword_type_error(field: &str, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("invalid type: ")?;
+    let (got, expected) = rest.rsplit_once(", expected ")?;
+    // The value as it was written: `integer `443`` -> 443, `string "a"` -> "a".
+    let literal = got
+        .split_once(' ')
+        .map(|(_, value)| value.trim_matches('`'))
+        .filter(|value| !value.is_empty());
+    let text = match (expected, literal) {
+        ("a sequence", Some(value)) => format!(
+            "expected an array, got {got}; write `{field} = [{value}]` (an array, even of one)"
+        ),
+        ("a sequence", None) => format!("expected an array, got {got}; write `{field} = [...]`"),
+        ("a string", Some(value))
+            if DURATION_KEYS.contains(&field) && got.starts_with("integer") =>
+        {
+            format!(
+                "a duration is a string with its unit, got {got}; write `{field} = \"{value}s\"` \
+                 (units: ms, s, m, h, d)"
+            )
+        }
+        ("a string", _) => format!("expected a string in double quotes, got {got}"),
+        ("a boolean", _) => format!("expected true or false (without quotes), got {got}"),
+        ("an integer", _) => format!("expected a whole number (without quotes), got {got}"),
+        ("a map" | "struct" | "a table", _) => format!("expected a table, got {got}"),
+        _ => return None,
+    };
+    Some(text)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -604,6 +604,16 @@ impl Loader<'_> {
         let span = raw.span();
         let raw = raw.into_inner();
         let url = match &raw.url {
+            Some(url) if url.get_ref().starts_with("https://") => {
+                self.error(
+                    url.span().start,
+                    "`url` in [canary] is https://, but the canary must probe over plain HTTP: \
+                     enrichment happens only on plain HTTP (a TLS request passes as a tunnel \
+                     and is never enriched), so an https probe would always come back clean; \
+                     point it at the leak-check API's http:// address",
+                );
+                url.get_ref().clone()
+            }
             Some(url) => self.url(url, "`url` in [canary]", &["http"]),
             None => {
                 self.missing(

@@ -232,20 +232,44 @@ fn unknown_keys() {
 fn wrong_types() {
     assert_eq!(
         errors("[gateway]\nlisten = 8080\n"),
-        ["t.toml:2:10: `listen` in [gateway]: invalid type: integer `8080`, expected a string"]
+        [
+            "t.toml:2:10: `listen` in [gateway]: expected a string in double quotes, got integer `8080`"
+        ]
     );
     assert_eq!(
         errors(&format!("{GW}max_connections = \"many\"\n")),
         [
-            "t.toml:3:19: `max_connections` in [gateway]: invalid type: string \"many\", \
-             expected an integer"
+            "t.toml:3:19: `max_connections` in [gateway]: expected a whole number (without \
+             quotes), got string \"many\""
         ]
     );
     assert_eq!(
         errors(&format!("{GW}proxy_protocol = \"yes\"\n")),
         [
-            "t.toml:3:18: `proxy_protocol` in [gateway]: invalid type: string \"yes\", \
-             expected a boolean"
+            "t.toml:3:18: `proxy_protocol` in [gateway]: expected true or false (without \
+             quotes), got string \"yes\""
+        ]
+    );
+    // An array given one value, and a duration given as a number: the line to write.
+    assert_eq!(
+        errors(&format!("{GW}connect_ports = 443\n")),
+        [
+            "t.toml:3:17: `connect_ports` in [gateway]: expected an array, got integer `443`; \
+             write `connect_ports = [443]` (an array, even of one)"
+        ]
+    );
+    assert_eq!(
+        errors(&partner("a", "hosts = \"a.example.com\"")),
+        [
+            "t.toml:7:9: `hosts` in [[partner]]: expected an array, got string \
+             \"a.example.com\"; write `hosts = [\"a.example.com\"]` (an array, even of one)"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GW}connect_timeout = 5\n")),
+        [
+            "t.toml:3:19: `connect_timeout` in [gateway]: a duration is a string with its \
+             unit, got integer `5`; write `connect_timeout = \"5s\"` (units: ms, s, m, h, d)"
         ]
     );
 }
@@ -853,7 +877,12 @@ fn canary_msisdn() {
         errors(&format!(
             "{GW}[canary]\nurl = \"https://leak.test/\"\nmsisdn = \"447700900000\"\n"
         )),
-        ["t.toml:4:7: invalid URL for `url` in [canary]: expected http://..."]
+        [
+            "t.toml:4:7: `url` in [canary] is https://, but the canary must probe over plain \
+          HTTP: enrichment happens only on plain HTTP (a TLS request passes as a tunnel and is \
+          never enriched), so an https probe would always come back clean; point it at the \
+          leak-check API's http:// address"
+        ]
     );
 }
 

@@ -12,6 +12,7 @@ use headwall_audit::{
     TimeRange, Unallowed,
 };
 
+use super::check::plural;
 use crate::cli::AuditCommand;
 
 pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -143,13 +144,16 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                         }
                     };
                     println!(
-                        "{place}: audit log intact: {} disclosures, {} security events{reaches}",
-                        report.disclosures, report.security_events
+                        "{place}: audit log intact: {}, {}{reaches}",
+                        plural(report.disclosures, "disclosure", "disclosures"),
+                        plural(report.security_events, "security event", "security events"),
                     );
                     for node in &report.nodes {
                         println!(
-                            "  node {}: {} disclosures, {} security events",
-                            node.node, node.disclosures, node.security_events
+                            "  node {}: {}, {}",
+                            node.node,
+                            plural(node.disclosures, "disclosure", "disclosures"),
+                            plural(node.security_events, "security event", "security events"),
                         );
                     }
                     Ok(ExitCode::SUCCESS)
@@ -270,9 +274,10 @@ fn api_learned(record: &DisclosureView) -> String {
 fn exposure_table(rows: &[ExposureRow], range: TimeRange) -> String {
     let total: i64 = rows.iter().map(|row| row.disclosures).sum();
     let mut out = format!(
-        "Exposure {}: {} partner/host pairs, {total} disclosures\n",
+        "Exposure {}: {}, {}\n",
         describe_range(range),
-        rows.len()
+        plural(rows.len(), "partner/host pair", "partner/host pairs"),
+        plural(total, "disclosure", "disclosures"),
     );
     if rows.is_empty() {
         return out;
@@ -524,7 +529,7 @@ impl Out {
     }
 }
 
-const AGAINST_HEADER: [&str; 9] = [
+pub(crate) const AGAINST_HEADER: [&str; 9] = [
     "TIME",
     "SUBSCRIBER",
     "PARTNER",
@@ -615,11 +620,11 @@ impl AgainstPrinter {
             }
             let blank = if self.found > 0 { "\n" } else { "" };
             let summary = format!(
-                "{blank}Disclosures {} that {} would not have allowed: {} ({} subscribers){}\n",
+                "{blank}Disclosures {} that {} would not have allowed: {} ({}){}\n",
                 describe_range(range),
                 policy.display(),
                 self.found,
-                self.subscribers.len(),
+                plural(self.subscribers.len(), "subscriber", "subscribers"),
                 if error.is_some() {
                     " before the scan failed"
                 } else {
@@ -643,7 +648,7 @@ fn headers_with_kinds(headers: &[String], kinds: &[String]) -> String {
 }
 
 /// A finding's cells: the record's, with its subscriber after the time, then the reason.
-fn against_row(unallowed: &Unallowed) -> Vec<String> {
+pub(crate) fn against_row(unallowed: &Unallowed) -> Vec<String> {
     let mut cells = record_cells(&unallowed.record);
     cells.insert(1, unallowed.record.msisdn.clone());
     cells.push(unallowed.reason.clone());
@@ -651,7 +656,7 @@ fn against_row(unallowed: &Unallowed) -> Vec<String> {
 }
 
 /// Left-aligned columns, two spaces apart, widths from the widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -75,8 +75,12 @@ pub(crate) fn run(args: &ConfigArgs, json: bool) -> ExitCode {
 }
 
 /// `1 partner`, `2 partners`.
-pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
+pub(crate) fn plural(
+    n: impl TryInto<u64> + std::fmt::Display + Copy,
+    one: &str,
+    many: &str,
+) -> String {
+    if n.try_into().ok() == Some(1) {
         format!("1 {one}")
     } else {
         format!("{n} {many}")

@@ -33,6 +33,8 @@ const WEBSITE_HOST: &str = "news.example.test";
 const CHECK_HOST: &str = "leakcheck.example.test";
 /// The shared secret of the simulated packet gateway.
 const RADIUS_SECRET: &[u8] = b"demo-secret";
+/// `[canary].msisdn`: the synthetic subscriber the canary probes as.
+const CANARY_MSISDN: &str = "447700900000";
 
 pub(crate) fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
     super::runtime()?.block_on(scenario(keep_running))
@@ -220,7 +222,8 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     request(proxy, SUBSCRIBER_ADDR, &url(CDN_HOST, ports.website), &[]).await?;
     let got = last(&website, "website")?;
     show(
-        "5. subscriber A -> cdn.agecheck.test (agecheck's name, but it resolves to 127.0.0.3)",
+        "5. subscriber A -> cdn.agecheck.test (in agecheck's contract: hosts verify. and \
+         cdn.agecheck.test, destinations 127.0.0.2/32; but this name resolves to 127.0.0.3)",
         &got,
     );
     checks.expect(
@@ -251,7 +254,7 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
     .await;
     let clean = canary_ran && running.gateway.metrics().canary_leaks() == 0;
     println!(
-        "7. canary -> http://{CHECK_HOST}/api/v1/check as synthetic subscriber 447700900000: {}\n",
+        "7. canary -> http://{CHECK_HOST}/api/v1/check as synthetic subscriber {CANARY_MSISDN}: {}\n",
         if clean {
             "clean (a non-partner sees nothing)"
         } else {
@@ -272,9 +275,16 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
             .map_err(|errors| anyhow::anyhow!("{errors}"))?,
     );
     println!("   $ headwall plan --from running.toml --to proposed.toml --fail-on-widen");
-    // The hash lines are for the review record; the changes are what a reviewer reads.
+    // The hash lines are for the review record; the changes are what a reviewer reads. The
+    // origins' ports are random: shown by name, so the plan reads as it would in production.
+    let names = [
+        (ports.agecheck, "AGECHECK_PORT"),
+        (ports.billing, "BILLING_PORT"),
+        (ports.website, "WEBSITE_PORT"),
+        (ports.check, "LEAKCHECK_PORT"),
+    ];
     for line in plan.to_text().lines().skip(3) {
-        println!("   {line}");
+        println!("   {}", name_ports(line, &names));
     }
     println!("   (exit 3: a reviewer would stop it here)");
     checks.expect(
@@ -447,6 +457,37 @@ async fn scenario(keep_running: bool) -> anyhow::Result<ExitCode> {
         "beside them, the API's three tokens and three answers to shop-app",
         api_answers == 6,
     );
+    // Who the bad change exposed: every disclosure the policy meant to be running would not
+    // have allowed.
+    let intended = config.policy.clone();
+    let unallowed = source
+        .against(&intended, &headwall_audit::ExposureFilter::default())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("\n$ headwall audit exposure --against running.toml");
+    let rows: Vec<Vec<String>> = unallowed.iter().map(super::audit::against_row).collect();
+    if !rows.is_empty() {
+        print!(
+            "{}",
+            super::audit::table(&super::audit::AGAINST_HEADER, &rows)
+        );
+    }
+    let exposed: std::collections::BTreeSet<&str> = unallowed
+        .iter()
+        .map(|finding| finding.record.msisdn.as_str())
+        .collect();
+    println!(
+        "who the bad change exposed: {}",
+        if exposed.iter().all(|number| *number == CANARY_MSISDN) && !exposed.is_empty() {
+            "only the canary's synthetic subscriber, before the kill switch; no real subscriber"
+        } else {
+            "real subscribers (see the rows above)"
+        }
+    );
+    checks.expect(
+        "audit exposure --against: the bad change exposed only the canary's synthetic subscriber",
+        !exposed.is_empty() && exposed.iter().all(|number| *number == CANARY_MSISDN),
+    );
     let public_key = crate::keys::signing_key(&config.identity)?.public_key_bytes();
     let verified = source
         .verify(&public_key)
@@ -521,7 +562,7 @@ file = "subscribers.csv"
 [canary]
 url = "http://{CHECK_HOST}:{check_port}/api/v1/check"
 interval = "30s"
-msisdn = "447700900000"
+msisdn = "{CANARY_MSISDN}"
 kill_switch = true
 
 [identity]
@@ -545,6 +586,31 @@ headers = {{ "X-MSISDN" = "msisdn", "X-Billing-Token" = "token" }}
 {api}"#,
         api = https::config()
     )
+}
+
+/// `line` with each of the numbers in `names` (whole digit runs only) replaced by its name.
+fn name_ports(line: &str, names: &[(u16, &str)]) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        let named = digits
+            .parse::<u16>()
+            .ok()
+            .and_then(|port| names.iter().find(|(p, _)| *p == port))
+            .map(|(_, name)| *name);
+        out.push_str(named.unwrap_or(digits));
+        digits.clear();
+    };
+    for c in line.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 async fn request(

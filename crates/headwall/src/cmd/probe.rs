@@ -29,10 +29,10 @@ pub(crate) fn run(proxy: &str, check_url: &str) -> anyhow::Result<ExitCode> {
             }
             Ok(report) => {
                 println!(
-                    "{}: {} ({} headers seen)",
+                    "{}: {} ({})",
                     check_url,
                     report.verdict.as_str(),
-                    report.headers_seen
+                    super::check::plural(report.headers_seen, "header seen", "headers seen")
                 );
                 for finding in &report.findings {
                     println!(

@@ -144,7 +144,7 @@ async fn disclosures_are_durable_answerable_and_never_logged() {
     assert!(text_answer.starts_with("TIME "), "{text_answer}");
     assert_eq!(text_answer.matches(NUMBER).count(), 2, "{text_answer}");
     assert!(
-        text_answer.ends_with("would not have allowed: 2 (1 subscribers)\n"),
+        text_answer.ends_with("would not have allowed: 2 (1 subscriber)\n"),
         "{text_answer}"
     );
     // A window without records: an empty JSON list, exit 0.

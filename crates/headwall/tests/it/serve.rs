@@ -115,7 +115,7 @@ fn serve_refuses_a_key_file_readable_by_others() {
 }
 
 #[test]
-fn json_logs_name_every_bound_address_one_object_per_line() {
+fn json_logs_name_every_bound_address_one_object_per_line_and_ready_comes_last() {
     use std::io::{BufRead, BufReader};
     let dir = headwall_testkit::temp_dir();
     std::fs::write(dir.path().join("headwall.toml"), config(1)).unwrap();
@@ -154,6 +154,13 @@ fn json_logs_name_every_bound_address_one_object_per_line() {
     assert_eq!(ready["radius"], "off");
     assert_eq!(ready["level"], "INFO");
     assert_eq!(ready["transparent"], "off");
+    // "ready" comes after every listener said it listens, not before.
+    for listening in ["gateway listening", "admin listening"] {
+        assert!(
+            objects.iter().any(|o| o["message"] == listening),
+            "no {listening:?} before ready: {lines:?}"
+        );
+    }
     // Nothing but JSON objects, each with a level and a message.
     assert!(
         objects
