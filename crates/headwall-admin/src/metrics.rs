@@ -30,6 +30,9 @@ pub(crate) fn registry(state: &AdminState) -> Registry {
         api: state.api.clone(),
         reloads: state.reloads.clone(),
         build: state.build,
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64()),
     }));
     registry
 }
@@ -59,6 +62,8 @@ struct HeadwallCollector {
     api: Option<Arc<headwall_api::ApiMetrics>>,
     reloads: Arc<crate::ReloadStatus>,
     build: crate::BuildInfo,
+    /// When the collector was made (start-up): the process start time when /proc hides it.
+    started: f64,
 }
 
 impl std::fmt::Debug for HeadwallCollector {
@@ -99,8 +104,8 @@ fn histogram(
 }
 
 /// `process_*`: the names every exporter uses, so existing dashboards work.
-fn process(encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-    let usage = crate::process::Usage::read();
+fn process(encoder: &mut DescriptorEncoder<'_>, started: f64) -> Result<(), std::fmt::Error> {
+    let usage = crate::process::Usage::read(started);
     if let Some(seconds) = usage.cpu_seconds {
         let metric = ConstCounter::new(seconds);
         metric.encode(encoder.encode_descriptor(
@@ -387,6 +392,6 @@ impl Collector for HeadwallCollector {
         ];
         ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
 
-        process(&mut encoder)
+        process(&mut encoder, self.started)
     }
 }

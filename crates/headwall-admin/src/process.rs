@@ -1,7 +1,9 @@
 //! The process metrics every Prometheus exporter has (`process_cpu_seconds_total`,
 //! `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`,
 //! `process_start_time_seconds`), read from `/proc/self` at scrape time. A value that cannot be
-//! read (not Linux, `/proc` not mounted) is left out rather than reported as 0.
+//! read (not Linux, `/proc` not mounted) is left out rather than reported as 0 — except the
+//! start time, which needs the boot time from `/proc/stat`: systemd's `ProcSubset=pid` (the
+//! shipped unit) hides that file, so the time the metrics were set up stands in for it.
 
 /// What the process uses now.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -14,7 +16,8 @@ pub(crate) struct Usage {
 }
 
 impl Usage {
-    pub(crate) fn read() -> Usage {
+    /// `started` (Unix seconds): when the metrics were set up, the start time's fallback.
+    pub(crate) fn read(started: f64) -> Usage {
         let ticks = rustix::param::clock_ticks_per_second() as f64;
         let stat = std::fs::read_to_string("/proc/self/stat").ok();
         let fields = stat.as_deref().map(stat_fields).unwrap_or_default();
@@ -27,7 +30,7 @@ impl Usage {
         };
         let start_time_seconds = match (field(22), boot_time()) {
             (Some(start), Some(boot)) if ticks > 0.0 => Some(boot as f64 + start as f64 / ticks),
-            _ => None,
+            _ => Some(started),
         };
         let resident_bytes = std::fs::read_to_string("/proc/self/statm")
             .ok()
@@ -82,7 +85,7 @@ mod tests {
 
     #[test]
     fn this_process_reads_as_running_with_memory_and_descriptors() {
-        let usage = Usage::read();
+        let usage = Usage::read(0.0);
         assert!(usage.resident_bytes.is_some_and(|bytes| bytes > 1 << 20));
         assert!(usage.open_fds.is_some_and(|fds| fds >= 3));
         assert!(

@@ -117,6 +117,18 @@ pub(crate) enum Command {
         #[arg(long)]
         check_url: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (headwall.1 and one per command) into a folder.
+    #[command(hide = true)]
+    Man {
+        /// Folder to write them into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `headwall audit …`: times are RFC 3339 (`2026-11-01T08:00:00Z`) or a date (`2026-11-01`);

@@ -32,7 +32,23 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen { out, tls } => keygen::run(&out, &tls),
         Command::Leakcheck { listen } => leakcheck::run(listen),
         Command::Probe { proxy, check_url } => probe::run(&proxy, &check_url),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "headwall", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => man(&out),
     }
+}
+
+/// `headwall man --out DIR`: `headwall.1` and `headwall-COMMAND.1` for each command (and
+/// `headwall-audit-SUBCOMMAND.1`), from the same definitions as `--help`.
+fn man(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(command, out).with_context(|| format!("{}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads a configuration for a command, printing why it cannot: `Err` carries the exit code

@@ -98,8 +98,9 @@ fn named_path(span: &str) -> Option<&str> {
     if path.contains(['<', '*', '{']) || path.split('/').any(|part| part == "target") {
         return None;
     }
-    // The steering folder beside the repository (its own issue moves the contract in).
-    if path.starts_with("../shared/") {
+    // The steering folder beside the repository (its own issue moves the contract in), and
+    // absolute paths: where the package installs things, not files of the repository.
+    if path.starts_with("../shared/") || path.starts_with('/') {
         return None;
     }
     let looks_like_file = SOURCE_EXTENSIONS.iter().any(|ext| path.ends_with(ext))

@@ -14,6 +14,7 @@ mod docs;
 mod fleet;
 mod load;
 mod observability;
+mod package;
 mod plan;
 mod radius;
 mod serve;
