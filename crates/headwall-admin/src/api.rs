@@ -100,6 +100,87 @@ pub(crate) async fn session(State(state): State<AdminState>, Path(ip): Path<Stri
     }
 }
 
+/// `DELETE /v1/sessions/{ip}?prefix=N`'s query: an IPv6 subscriber is bound by the prefix its
+/// `Framed-IPv6-Prefix` gave, so that length is given with the network's first address.
+#[derive(Deserialize)]
+pub(crate) struct UnbindQuery {
+    prefix: Option<u8>,
+}
+
+/// `DELETE /v1/sessions/{ip}`: removes the binding of `ip` (IPv4: its `/32`; IPv6: the
+/// `?prefix=` network it was bound as, default 128) durably, as an Accounting-Stop of its
+/// session would. The address's requests carry no identity until the next Start binds it.
+pub(crate) async fn unbind(
+    State(state): State<AdminState>,
+    Path(ip): Path<String>,
+    Query(query): Query<UnbindQuery>,
+) -> Response {
+    let Ok(ip) = ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+        return error(StatusCode::BAD_REQUEST, "not an IP address");
+    };
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = query.prefix.unwrap_or(full);
+    let Ok(network) = ipnet::IpNet::new(ip, prefix).map(|net| net.trunc()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "prefix must be at most 32 for IPv4, 128 for IPv6",
+        );
+    };
+    if network.addr() != ip {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the network's first address with its prefix (as GET /v1/sessions shows it)",
+        );
+    }
+    let sessions = state.gateway.sessions();
+    let binding = match sessions.lookup(ip, headwall_sessions::unix_now()).await {
+        Err(failure) => return error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
+        Ok(Lookup::Bound(binding)) => binding,
+        Ok(Lookup::Stale) => {
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "ip": ip.to_string(),
+                    "state": "stale",
+                    "note": "already never used; the next sweep removes it",
+                })),
+            )
+                .into_response();
+        }
+        Ok(Lookup::Unbound) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "ip": ip.to_string(), "state": "unbound" })),
+            )
+                .into_response();
+        }
+    };
+    let change = headwall_sessions::Change::Unbind(network, binding.session_id.clone());
+    match sessions.apply(change).await {
+        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            "no binding of that network with the session found (bound under another prefix, or \
+             rebound meanwhile); check GET /v1/sessions and the prefix",
+        ),
+        Ok(true) => {
+            tracing::info!(
+                %network,
+                session_id = %binding.session_id,
+                nas = %binding.nas,
+                "binding removed by the operator"
+            );
+            Json(json!({
+                "ip": ip.to_string(),
+                "network": network.to_string(),
+                "state": "unbound",
+                "session_id": binding.session_id,
+            }))
+            .into_response()
+        }
+    }
+}
+
 /// `GET /v1/policy`: the policy in force.
 pub(crate) async fn policy(State(state): State<AdminState>) -> Response {
     let active = state.gateway.policy();

@@ -2,7 +2,7 @@
 //!
 //! Open: `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET
 //! /.well-known/jwks.json`. Bearer token (`[admin].token_file`, compared in constant time):
-//! `GET /v1/sessions/{ip}`, `GET /v1/policy`, `POST /v1/policy/reload`, `POST /v1/enrichment`,
+//! `GET`/`DELETE /v1/sessions/{ip}`, `GET /v1/policy`, `POST /v1/policy/reload`, `POST /v1/enrichment`,
 //! `GET /v1/audit/subscriber/{msisdn}`, `GET /v1/audit/exposure`. Errors are JSON
 //! `{"error": "..."}` with a reason an operator can act on.
 //!
@@ -149,7 +149,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .with_state(state.clone());
     let operator = Router::new()
-        .route("/v1/sessions/{ip}", get(api::session))
+        .route("/v1/sessions/{ip}", get(api::session).delete(api::unbind))
         .route("/v1/policy", get(api::policy))
         .route("/v1/policy/reload", post(api::reload))
         .route("/v1/enrichment", post(api::enrichment))

@@ -414,3 +414,69 @@ async fn reload_by_api_and_sighup_and_a_bad_file_changes_nothing() {
     ));
     assert_eq!(now, before);
 }
+
+#[tokio::test]
+async fn delete_session_unbinds_an_address_durably_until_the_next_start() {
+    let agecheck = origin(2).await;
+    let text_config = config(agecheck.addr().port());
+    let gateway = ServeProcess::start(binary(), &text_config);
+    let radius = gateway.radius.unwrap();
+    let token = token(&gateway);
+    assert!(radclient(radius, SECRET, &accounting("Start", "s1")));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+
+    let anonymous = admin(gateway.admin, "DELETE", "/v1/sessions/127.0.0.5", None, "").await;
+    assert_eq!(anonymous.status, 401);
+    let bad = admin(
+        gateway.admin,
+        "DELETE",
+        "/v1/sessions/127.0.0.5?prefix=40",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", text(&bad));
+    let removed = admin(
+        gateway.admin,
+        "DELETE",
+        "/v1/sessions/127.0.0.5",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(removed.status, 200, "{}", text(&removed));
+    let answer = json(&removed);
+    assert_eq!(answer["state"], "unbound");
+    assert_eq!(answer["session_id"], "s1");
+    assert!(!text(&removed).contains("7700900123"));
+    // The partner now gets nothing from that address, and it stays so across a restart.
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
+    let again = admin(
+        gateway.admin,
+        "DELETE",
+        "/v1/sessions/127.0.0.5",
+        Some(&token),
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 404);
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let gateway = ServeProcess::start_in(binary(), &text_config, dir);
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
+    // The next Start binds it again.
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s2")
+    ));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+}
