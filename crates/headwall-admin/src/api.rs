@@ -210,10 +210,41 @@ pub(crate) async fn policy(State(state): State<AdminState>) -> Response {
 }
 
 /// `POST /v1/policy/reload`.
-pub(crate) async fn reload(State(state): State<AdminState>) -> Response {
-    match (state.reload)().await {
+pub(crate) async fn reload(State(state): State<AdminState>, body: axum::body::Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Approval {
+        approve: String,
+    }
+    let approve = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Approval>(&body) {
+            Ok(approval) => Some(approval.approve),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "send no body, or {\"approve\": \"<the new policy hash headwall plan printed>\"}",
+                );
+            }
+        }
+    };
+    match (state.reload)(approve).await {
         Ok(report) => Json(report).into_response(),
-        Err(reason) => error(StatusCode::UNPROCESSABLE_ENTITY, &reason),
+        Err(refused) => match &refused {
+            crate::ReloadError::Unapproved { policy_hash, plan } => (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "error": refused.to_string(),
+                    "policy_hash": policy_hash,
+                    "plan": plan,
+                })),
+            )
+                .into_response(),
+            crate::ReloadError::Invalid(_) => {
+                error(StatusCode::UNPROCESSABLE_ENTITY, &refused.to_string())
+            }
+        },
     }
 }
 

@@ -40,9 +40,42 @@ pub struct ReloadReport {
     pub restart_needed: Vec<String>,
 }
 
-/// Re-reads and applies the configuration; `Err` says why the old policy stays.
+/// Why a reload left the running policy in force.
+#[derive(Debug, Clone)]
+pub enum ReloadError {
+    /// The file could not be read or is invalid: `file:line:col: …`.
+    Invalid(String),
+    /// `[change].widening = "refuse"` and the new policy widens exposure without its hash as
+    /// approval.
+    Unapproved {
+        /// The hash of the policy that was not applied: the approval it needs.
+        policy_hash: String,
+        /// `headwall plan`'s summary of what it would widen.
+        plan: String,
+    },
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::Invalid(reason) => f.write_str(reason),
+            ReloadError::Unapproved { policy_hash, plan } => write!(
+                f,
+                "the new policy widens exposure ({plan}) and [change].widening is \"refuse\": \
+                 review it with `headwall plan`, then reload with {{\"approve\": \"{policy_hash}\"}}"
+            ),
+        }
+    }
+}
+
+/// Re-reads and applies the configuration, with the hash of an approved new policy (`None`:
+/// no approval given; SIGHUP); `Err` says why the old policy stays.
 pub type Reloader = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<ReloadReport, String>> + Send>> + Send + Sync,
+    dyn Fn(
+            Option<String>,
+        ) -> Pin<Box<dyn Future<Output = Result<ReloadReport, ReloadError>> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// The build, for `headwall_build_info`.

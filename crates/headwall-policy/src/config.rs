@@ -35,8 +35,19 @@ pub struct Config {
     pub api: Option<Api>,
     /// `[access_log]`: one JSON line per request; `None` (off) when absent.
     pub access_log: Option<AccessLog>,
+    /// `[change]`: what a reload that widens exposure needs.
+    pub change: ChangeGate,
     /// The compiled policy from `[[partner]]` tables, `[[api.client]]` tables and `[strip]`.
     pub policy: Policy,
+}
+
+/// `[change]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeGate {
+    /// `widening`: `"allow"` (default) applies a widening reload like any other; `"refuse"`
+    /// applies it only with the new policy's hash as approval (`POST /v1/policy/reload
+    /// {"approve": "<hash>"}`), so what goes live is what `headwall plan` showed a reviewer.
+    pub refuse_widening: bool,
 }
 
 /// `[access_log]`.

@@ -20,8 +20,9 @@ mod policy;
 
 pub use client::{ApiClient, ApiScope, TOKEN_PATH, TextPosition, is_api_endpoint};
 pub use config::{
-    AccessLog, Admin, Api, ApiTls, Audit, AuditBackend, Canary, Config, Gateway, IdentitySettings,
-    Radius, RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
+    AccessLog, Admin, Api, ApiTls, Audit, AuditBackend, Canary, ChangeGate, Config, Gateway,
+    IdentitySettings, Radius, RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend,
+    Subscribers,
 };
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, HostError};

@@ -67,6 +67,7 @@ pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, C
     let policy = loader.policy(raw.partner, raw.strip);
     let api = raw.api.as_ref().map(|a| loader.api(a));
     let access_log = raw.access_log.map(|a| loader.access_log(a));
+    let change = raw.change.map(|c| loader.change(c)).unwrap_or_default();
     let clients = match raw.api {
         Some(raw) => loader.api_clients(raw.into_inner().into_clients(), &policy),
         None => Vec::new(),
@@ -84,6 +85,7 @@ pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, C
         canary,
         api,
         access_log,
+        change,
         policy,
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::ConfigSource;
 use anyhow::Context;
-use headwall_admin::{Readiness, ReloadReport, Reloader};
+use headwall_admin::{Readiness, ReloadError, ReloadReport, Reloader};
 
 use headwall_audit::{AuditLog, AuditOptions};
 use headwall_policy::{AuditBackend, Config, RadiusSecret, SessionsBackend};
@@ -338,8 +338,8 @@ impl Running {
     }
 
     /// Re-reads the configuration and applies it (SIGHUP and `POST /v1/policy/reload`).
-    pub(crate) async fn reload(&self) -> Result<ReloadReport, String> {
-        (self.reload)().await
+    pub(crate) async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        (self.reload)(None).await
     }
 
     /// Opens the access log's file again, after logrotate moved it (SIGHUP).
@@ -444,13 +444,15 @@ fn reloader(
     reloads: Arc<headwall_admin::ReloadStatus>,
 ) -> Reloader {
     let running = Arc::new(running);
-    Arc::new(move || {
+    Arc::new(move |approve: Option<String>| {
         let (source, running, gateway) = (source.clone(), running.clone(), gateway.clone());
         let (policy_loaded, reloads) = (policy_loaded.clone(), reloads.clone());
         Box::pin(async move {
-            let outcome = tokio::task::spawn_blocking(move || reload(&source, &running, &gateway))
-                .await
-                .unwrap_or_else(|_| Err("reload failed".to_owned()));
+            let outcome = tokio::task::spawn_blocking(move || {
+                reload(&source, &running, &gateway, approve.as_deref())
+            })
+            .await
+            .unwrap_or_else(|_| Err(ReloadError::Invalid("reload failed".to_owned())));
             reloads.record(outcome.is_ok(), headwall_sessions::unix_now());
             if outcome.as_ref().is_ok_and(|report| report.changed) {
                 policy_loaded.notify_one();
@@ -461,20 +463,36 @@ fn reloader(
 }
 
 /// Re-reads `source`; on any error the old policy and profiles stay and the error says why.
+/// With the running `[change].widening = "refuse"` (the file's own setting applies only after a
+/// restart, so a change cannot lift its own gate), a policy that widens exposure is applied
+/// only when `approve` is its hash.
 fn reload(
     source: &ConfigSource,
     running: &Config,
     gateway: &Gateway,
-) -> Result<ReloadReport, String> {
+    approve: Option<&str>,
+) -> Result<ReloadReport, ReloadError> {
     let outcome = (|| {
-        let config = source.load().map_err(|error| error.to_string())?;
+        let invalid = |error: String| ReloadError::Invalid(error);
+        let config = source.load().map_err(|error| invalid(error.to_string()))?;
         let profiles = match &config.subscribers {
-            Some(subscribers) => load_profiles(&subscribers.file).map_err(|e| e.to_string())?,
+            Some(subscribers) => {
+                load_profiles(&subscribers.file).map_err(|e| invalid(e.to_string()))?
+            }
             None => Profiles::default(),
         };
         let old_hash = gateway.policy().policy.hash().to_owned();
         let changed = old_hash != config.policy.hash();
         let new_hash = config.policy.hash().to_owned();
+        if changed && running.change.refuse_widening && approve != Some(new_hash.as_str()) {
+            let plan = headwall_policy::plan(&gateway.policy().policy, &config.policy);
+            if plan.widens() {
+                return Err(ReloadError::Unapproved {
+                    policy_hash: new_hash,
+                    plan: plan.summary(),
+                });
+            }
+        }
         let summary = if changed {
             let plan = gateway.set_policy(config.policy.clone());
             if plan.widens() {
@@ -530,6 +548,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     differs("[audit]", running.audit == new.audit);
     differs("[identity]", running.identity == new.identity);
     differs("[canary]", running.canary == new.canary);
+    differs("[change]", running.change == new.change);
     differs("[access_log]", running.access_log == new.access_log);
     tables
 }

@@ -23,8 +23,15 @@ pub(super) struct RawConfig {
     pub(super) canary: Option<Spanned<RawCanary>>,
     pub(super) api: Option<Spanned<api::RawApi>>,
     pub(super) access_log: Option<RawAccessLog>,
+    pub(super) change: Option<RawChange>,
     #[serde(default)]
     pub(super) partner: Vec<Spanned<RawPartner>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChange {
+    pub(super) widening: Option<Str>,
 }
 
 #[derive(Deserialize)]

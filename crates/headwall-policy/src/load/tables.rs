@@ -10,12 +10,12 @@ use toml::Spanned;
 
 use super::Loader;
 use super::raw::{
-    RawAccessLog, RawAdmin, RawAudit, RawCanary, RawGateway, RawIdentity, RawRadius, RawSessions,
-    RawSubscribers, Str,
+    RawAccessLog, RawAdmin, RawAudit, RawCanary, RawChange, RawGateway, RawIdentity, RawRadius,
+    RawSessions, RawSubscribers, Str,
 };
 use crate::config::{
-    AccessLog, Admin, Audit, AuditBackend, Canary, Gateway, IdentitySettings, Radius, RadiusClient,
-    RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
+    AccessLog, Admin, Audit, AuditBackend, Canary, ChangeGate, Gateway, IdentitySettings, Radius,
+    RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
 };
 use crate::host::normalize_host;
 
@@ -441,6 +441,29 @@ impl Loader<'_> {
                 "state/access.log",
             )),
         }
+    }
+
+    /// `[change]`: `widening = "allow" | "refuse"`.
+    pub(super) fn change(&mut self, raw: RawChange) -> ChangeGate {
+        let refuse_widening = match &raw.widening {
+            None => false,
+            Some(value) => match value.get_ref().as_str() {
+                "allow" => false,
+                "refuse" => true,
+                other => {
+                    self.error(
+                        value.span().start,
+                        format!(
+                            "`widening` in [change] is \"allow\" or \"refuse\", not \"{other}\"; \
+                             \"refuse\" applies a reload that widens exposure only with the \
+                             new policy's hash as approval"
+                        ),
+                    );
+                    false
+                }
+            },
+        };
+        ChangeGate { refuse_widening }
     }
 
     /// `commit_window` in [audit]: zero turns it off, more than [`MAX_COMMIT_WINDOW`] is refused.

@@ -216,7 +216,7 @@ fn unknown_keys() {
         [
             "t.toml:3:2: unknown key `gatway` at the top level; expected one of: gateway, \
              admin, radius, sessions, subscribers, audit, identity, strip, canary, api, access_log, \
-             partner (did you mean `gateway`?)"
+             change, partner (did you mean `gateway`?)"
         ]
     );
     assert_eq!(
@@ -351,6 +351,27 @@ fn the_commit_window_is_off_or_at_most_ten_milliseconds() {
     assert_eq!(
         errors(&format!("{GW}[audit]\ncommit_window = \"soon\"\n")).len(),
         1
+    );
+}
+
+#[test]
+fn change_widening_is_allow_or_refuse() {
+    let folders = Folders::both(Path::new("/cfg"));
+    assert!(!load("t.toml", GW, &folders).unwrap().change.refuse_widening);
+    let text = format!("{GW}[change]\nwidening = \"refuse\"\n");
+    assert!(
+        load("t.toml", &text, &folders)
+            .unwrap()
+            .change
+            .refuse_widening
+    );
+    assert_eq!(
+        errors(&format!("{GW}[change]\nwidening = \"ask\"\n")),
+        [
+            "t.toml:4:12: `widening` in [change] is \"allow\" or \"refuse\", not \"ask\"; \
+          \"refuse\" applies a reload that widens exposure only with the new policy's hash as \
+          approval"
+        ]
     );
 }
 

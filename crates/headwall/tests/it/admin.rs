@@ -480,3 +480,100 @@ async fn delete_session_unbinds_an_address_durably_until_the_next_start() {
     ));
     assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_change_gate_applies_a_widening_reload_only_with_its_hash_as_approval() {
+    let agecheck = origin(2).await;
+    let original = format!(
+        "{}\n[change]\nwidening = \"refuse\"\n",
+        config(agecheck.addr().port())
+    );
+    // The widening: the partner also gets a signed token.
+    let wide = original.replace(
+        "headers = { \"X-Subscriber-Id\" = \"pseudonym\" }",
+        "headers = { \"X-Subscriber-Id\" = \"pseudonym\", \"X-Partner-Token\" = \"token\" }",
+    );
+    assert_ne!(wide, original);
+    let gateway = ServeProcess::start(binary(), &original);
+    let token = token(&gateway);
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    let config_path = gateway.path("headwall.toml");
+    let token_seen = || async {
+        let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
+        send_raw(
+            gateway.explicit,
+            Some(headwall_testkit::loopback(5)),
+            &headwall_testkit::proxy_get(&url, &[]),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        agecheck.take()[0].header("x-partner-token").is_some()
+    };
+    let reload = |body: String| {
+        let token = token.clone();
+        async move {
+            admin(
+                gateway.admin,
+                "POST",
+                "/v1/policy/reload",
+                Some(&token),
+                &body,
+            )
+            .await
+        }
+    };
+
+    // Without approval: 409 naming the hash to approve; the partner still gets no number.
+    std::fs::write(&config_path, &wide).unwrap();
+    let refused = reload(String::new()).await;
+    assert_eq!(refused.status, 409, "{}", text(&refused));
+    let refused = json(&refused);
+    let hash = refused["policy_hash"].as_str().unwrap().to_owned();
+    assert!(
+        refused["plan"].as_str().unwrap().contains("widen"),
+        "{refused}"
+    );
+    assert!(refused["error"].as_str().unwrap().contains(&hash));
+    assert!(!token_seen().await);
+    // Approving another hash approves nothing; a malformed body is a 400.
+    let wrong = reload(format!("{{\"approve\": \"{}\"}}", "0".repeat(64))).await;
+    assert_eq!(wrong.status, 409);
+    assert_eq!(reload("{\"approve\": 1}".to_owned()).await.status, 400);
+    assert!(!token_seen().await);
+    // SIGHUP carries no approval: refused too.
+    gateway.signal("HUP");
+    let refused_by_hup = headwall_testkit::eventually(Duration::from_secs(10), || {
+        gateway
+            .log()
+            .iter()
+            .filter(|line| line.contains("reload refused") && line.contains(&hash))
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(refused_by_hup, "{:?}", gateway.log());
+    assert!(!token_seen().await);
+
+    // The reviewed hash: applied, and logged at WARN as a widening.
+    let approved = reload(format!("{{\"approve\": \"{hash}\"}}")).await;
+    assert_eq!(approved.status, 200, "{}", text(&approved));
+    assert_eq!(json(&approved)["policy_hash"], hash.as_str());
+    assert!(token_seen().await);
+    assert!(
+        gateway
+            .log()
+            .iter()
+            .any(|line| line.contains("WARN") && line.contains("reload widens exposure")),
+        "{:?}",
+        gateway.log()
+    );
+    // Narrowing back needs no approval.
+    std::fs::write(&config_path, &original).unwrap();
+    assert_eq!(reload(String::new()).await.status, 200);
+    assert!(!token_seen().await);
+}
