@@ -67,6 +67,9 @@ pub enum EventKind {
     PolicyChange,
     /// A RADIUS packet was rejected (unknown client, bad authenticator, malformed).
     RadiusRejected,
+    /// No canary run has completed for `[canary].unverified_after`: nothing proves that
+    /// non-partners see nothing.
+    CanaryUnverified,
 }
 
 impl EventKind {
@@ -79,6 +82,7 @@ impl EventKind {
             EventKind::KillSwitch => "kill_switch",
             EventKind::PolicyChange => "policy_change",
             EventKind::RadiusRejected => "radius_rejected",
+            EventKind::CanaryUnverified => "canary_unverified",
         }
     }
 }

@@ -243,6 +243,13 @@ pub struct Canary {
     pub msisdn: String,
     /// `kill_switch`: a detected leak turns enrichment off. Default `true`.
     pub kill_switch: bool,
+    /// `unverified_after`: no completed run (clean or not) for this long is a
+    /// `canary_unverified` event. Default 5 minutes (two intervals when those are longer);
+    /// longer than `interval`.
+    pub unverified_after: Duration,
+    /// `on_unverified = "pause"`: hold enrichment off while unverified, until a run completes.
+    /// Default `"alert"`: the event and an error log line only.
+    pub pause_when_unverified: bool,
 }
 
 /// `[api]`: network-based authentication and the CAMARA APIs over HTTPS.

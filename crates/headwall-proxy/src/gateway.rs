@@ -140,6 +140,9 @@ pub struct Gateway {
     pub(crate) profiles: ArcSwap<Profiles>,
     pub(crate) keys: Arc<IdentityKeys>,
     pub(crate) enrichment_enabled: AtomicBool,
+    /// `[canary].on_unverified = "pause"` holds enrichment off while no canary run completes;
+    /// apart from the kill switch, so it lifts by itself and is not state across restarts.
+    canary_hold: AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) upstreams: Upstreams,
     pub(crate) connections: Arc<Semaphore>,
@@ -212,6 +215,7 @@ impl Gateway {
             profiles: ArcSwap::from_pointee(profiles),
             keys: Arc::new(keys),
             enrichment_enabled: AtomicBool::new(true),
+            canary_hold: AtomicBool::new(false),
             metrics,
             upstreams,
             connections,
@@ -330,7 +334,19 @@ impl Gateway {
 
     /// Whether enrichment is on.
     pub fn enrichment_enabled(&self) -> bool {
-        self.enrichment_enabled.load(Ordering::SeqCst)
+        self.enrichment_enabled.load(Ordering::SeqCst) && !self.canary_hold.load(Ordering::SeqCst)
+    }
+
+    /// Holds enrichment off (`true`) while the canary cannot verify, or lifts the hold. The
+    /// kill switch is separate: lifting the hold does not turn on what an operator or a leak
+    /// turned off.
+    pub fn set_canary_hold(&self, held: bool) {
+        self.canary_hold.store(held, Ordering::SeqCst);
+    }
+
+    /// Whether the canary's hold is on.
+    pub fn canary_hold(&self) -> bool {
+        self.canary_hold.load(Ordering::SeqCst)
     }
 
     /// The subscriber bindings this gateway reads.

@@ -7,7 +7,9 @@
 //! binding. Any finding is a `canary_leak` security event, counts in
 //! `headwall_canary_leaks_total`, and with `kill_switch` turns enrichment off until an operator
 //! turns it on. A clean run sets `headwall_canary_last_success_timestamp_seconds`; a run that
-//! cannot complete sets nothing, so alert on that timestamp growing old.
+//! cannot complete counts in `headwall_canary_errors_total`; when none completes for
+//! `unverified_after`, a `canary_unverified` event, and with `on_unverified = "pause"` a hold on
+//! enrichment until one does.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -41,13 +43,60 @@ pub(crate) async fn run(
     // send from that same address: it is the gateway's, never a subscriber's.
     let target = SocketAddr::new(own_address(listener.ip()), listener.port());
     tokio::pin!(shutdown);
+    // The start counts as the last proof: unverified_after runs from there until a run completes.
+    let mut verified_at = tokio::time::Instant::now();
+    let mut unverified = false;
     loop {
-        once(&gateway, &canary, &msisdn, target).await;
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = reloaded.notified() => {}
-            () = tokio::time::sleep(canary.interval) => {}
+        if once(&gateway, &canary, &msisdn, target).await.is_some() {
+            verified_at = tokio::time::Instant::now();
+            if unverified {
+                unverified = false;
+                gateway.set_canary_hold(false);
+                tracing::info!("canary run completed again; verified");
+            }
         }
+        let next_run = tokio::time::sleep(canary.interval);
+        tokio::pin!(next_run);
+        loop {
+            let deadline = verified_at + canary.unverified_after;
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = reloaded.notified() => break,
+                () = &mut next_run => break,
+                () = tokio::time::sleep_until(deadline), if !unverified => {
+                    unverified = true;
+                    raise_unverified(&gateway, &canary);
+                }
+            }
+        }
+    }
+}
+
+/// No run has completed for `unverified_after`: a `canary_unverified` event, an error line,
+/// and with `on_unverified = "pause"` enrichment held off until one completes.
+fn raise_unverified(gateway: &Gateway, canary: &Canary) {
+    let action = if canary.pause_when_unverified {
+        "pause"
+    } else {
+        "alert"
+    };
+    tracing::error!(
+        url = %canary.url,
+        unverified_after = ?canary.unverified_after,
+        action,
+        "CANARY UNVERIFIED: no canary run has completed; nothing proves non-partners see nothing"
+    );
+    gateway.audit().event(
+        EventKind::CanaryUnverified,
+        &serde_json::json!({
+            "url": canary.url,
+            "unverified_after_seconds": canary.unverified_after.as_secs(),
+            "action": action,
+            "policy_hash": gateway.policy().policy.hash(),
+        }),
+    );
+    if canary.pause_when_unverified {
+        gateway.set_canary_hold(true);
     }
 }
 

@@ -121,6 +121,8 @@ pub(super) struct RawCanary {
     pub(super) interval: Option<Str>,
     pub(super) msisdn: Option<Str>,
     pub(super) kill_switch: Option<bool>,
+    pub(super) unverified_after: Option<Str>,
+    pub(super) on_unverified: Option<Str>,
 }
 
 #[derive(Deserialize)]

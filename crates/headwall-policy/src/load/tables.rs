@@ -666,15 +666,53 @@ impl Loader<'_> {
                 String::new()
             }
         };
+        let interval = self.duration(
+            raw.interval.as_ref(),
+            "`interval` in [canary]",
+            Duration::from_secs(30),
+        );
+        // Default 5 minutes, or two intervals when those are longer (a run comes only once an
+        // interval).
+        let unverified_after = self.duration(
+            raw.unverified_after.as_ref(),
+            "`unverified_after` in [canary]",
+            Duration::from_secs(300).max(interval.saturating_mul(2)),
+        );
+        if let Some(value) = &raw.unverified_after
+            && unverified_after <= interval
+        {
+            self.error(
+                value.span().start,
+                "`unverified_after` in [canary] must be longer than `interval`: a run completes \
+                 only once an interval, so a shorter limit would call every gap unverified \
+                 (default \"5m\")",
+            );
+        }
+        let pause_when_unverified = match &raw.on_unverified {
+            None => false,
+            Some(value) => match value.get_ref().as_str() {
+                "alert" => false,
+                "pause" => true,
+                other => {
+                    self.error(
+                        value.span().start,
+                        format!(
+                            "`on_unverified` in [canary] is \"alert\" or \"pause\", not \
+                             \"{other}\"; \"pause\" holds enrichment off until a canary run \
+                             completes again"
+                        ),
+                    );
+                    false
+                }
+            },
+        };
         Canary {
             url,
-            interval: self.duration(
-                raw.interval.as_ref(),
-                "`interval` in [canary]",
-                Duration::from_secs(30),
-            ),
+            interval,
             msisdn,
             kill_switch: raw.kill_switch.unwrap_or(true),
+            unverified_after,
+            pause_when_unverified,
         }
     }
 }

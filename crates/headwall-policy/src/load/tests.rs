@@ -355,6 +355,42 @@ fn the_commit_window_is_off_or_at_most_ten_milliseconds() {
 }
 
 #[test]
+fn canary_unverified_after_and_on_unverified() {
+    let folders = Folders::both(Path::new("/cfg"));
+    let canary = |extra: &str| {
+        format!(
+            "{GW}[canary]\nurl = \"http://leak.test/api/v1/check\"\nmsisdn = \"447700900000\"\n{extra}"
+        )
+    };
+    let config = load("t.toml", &canary(""), &folders).unwrap();
+    let defaults = config.canary.unwrap();
+    assert_eq!(defaults.unverified_after, Duration::from_secs(300));
+    assert!(!defaults.pause_when_unverified);
+    // Long intervals: two of them.
+    let config = load("t.toml", &canary("interval = \"1h\"\n"), &folders).unwrap();
+    assert_eq!(
+        config.canary.unwrap().unverified_after,
+        Duration::from_secs(7200)
+    );
+    let set = canary("unverified_after = \"2m\"\non_unverified = \"pause\"\n");
+    let config = load("t.toml", &set, &folders).unwrap().canary.unwrap();
+    assert_eq!(config.unverified_after, Duration::from_secs(120));
+    assert!(config.pause_when_unverified);
+    assert_eq!(
+        errors(&canary(
+            "interval = \"5m\"\nunverified_after = \"1m\"\non_unverified = \"stop\"\n"
+        )),
+        [
+            "t.toml:7:20: `unverified_after` in [canary] must be longer than `interval`: a run \
+             completes only once an interval, so a shorter limit would call every gap \
+             unverified (default \"5m\")",
+            "t.toml:8:17: `on_unverified` in [canary] is \"alert\" or \"pause\", not \"stop\"; \
+             \"pause\" holds enrichment off until a canary run completes again",
+        ]
+    );
+}
+
+#[test]
 fn change_widening_is_allow_or_refuse() {
     let folders = Folders::both(Path::new("/cfg"));
     assert!(!load("t.toml", GW, &folders).unwrap().change.refuse_widening);

@@ -228,3 +228,88 @@ async fn metrics_until(admin: SocketAddr, check: impl Fn(&str) -> bool) -> (bool
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_canary_that_cannot_run_raises_unverified_and_pause_holds_enrichment_until_it_runs() {
+    let agecheck = origin(2).await;
+    // The leak-check page's address, with nothing listening there yet: every run fails.
+    let check = {
+        let reserved = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+        reserved.local_addr().unwrap()
+    };
+    let port = agecheck.addr().port();
+    let exact = "[\"verify.agecheck.example.test\"]";
+    let config = agecheck_config(&[port, check.port()], check, exact, true).replace(
+        "interval = \"1h\"\n",
+        "interval = \"1s\"\nunverified_after = \"4s\"\non_unverified = \"pause\"\n",
+    );
+    assert!(config.contains("on_unverified"));
+    let gateway = ServeProcess::start(binary(), &config);
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.5\nCalling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"s1\"\n"
+    ));
+    let seen = || async {
+        let url = format!("http://verify.agecheck.example.test:{port}/");
+        send_raw(
+            gateway.explicit,
+            Some(headwall_testkit::loopback(5)),
+            &headwall_testkit::proxy_get(&url, &[]),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        agecheck.take()[0].header_values("x-subscriber-id").len()
+    };
+    // Within unverified_after of the start: served.
+    assert_eq!(seen().await, 1);
+
+    // No run completes: unverified, and enrichment is held off.
+    let (held, text) = metrics_until(gateway.admin, |text| {
+        metric(text, "headwall_enrichment_enabled") == Some(0.0)
+    })
+    .await;
+    assert!(held, "enrichment not held:\n{text}");
+    assert!(metric(&text, "headwall_canary_errors_total").is_some_and(|n| n >= 2.0));
+    assert_eq!(seen().await, 0);
+    assert!(
+        gateway
+            .log()
+            .iter()
+            .any(|line| line.contains("ERROR") && line.contains("CANARY UNVERIFIED")),
+        "{:?}",
+        gateway.log()
+    );
+
+    // The page comes up: the next run completes and the hold lifts by itself.
+    let listener = tokio::net::TcpListener::bind(check).await.unwrap();
+    tokio::spawn(headwall_leakcheck::serve(listener, std::future::pending()));
+    let (lifted, text) = metrics_until(gateway.admin, |text| {
+        metric(text, "headwall_enrichment_enabled") == Some(1.0)
+    })
+    .await;
+    assert!(lifted, "hold not lifted:\n{text}");
+    assert_eq!(seen().await, 1);
+
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let connection = crate::audit_index(&dir.path().join("state/audit.db"));
+    let detail: String = connection
+        .query_row(
+            "SELECT detail FROM security_events WHERE kind = 'canary_unverified'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(detail.contains("\"action\":\"pause\""), "{detail}");
+    // A hold is not the kill switch: nothing was switched off on record.
+    let switched: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM security_events WHERE kind = 'kill_switch'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(switched, 0);
+}
