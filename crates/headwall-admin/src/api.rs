@@ -35,10 +35,64 @@ pub(crate) async fn require_token(
     let Some(presented) = presented else {
         return unauthorized("send Authorization: Bearer <the token in [admin].token_file>");
     };
-    if !bool::from(presented.as_bytes().ct_eq(&state.token)) {
+    let presented = presented.as_bytes();
+    let role = if bool::from(presented.ct_eq(&state.token)) {
+        Role::Operator
+    } else if state
+        .read_token
+        .as_ref()
+        .is_some_and(|read| bool::from(presented.ct_eq(read)))
+    {
+        Role::Reader
+    } else {
         return unauthorized("wrong token; use the one in [admin].token_file");
+    };
+    if role == Role::Reader && request.method() != axum::http::Method::GET {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the read-only token ([admin].read_token_file) may only GET; changes need the \
+             operator token ([admin].token_file)",
+        );
     }
+    let mut request = request;
+    request.extensions_mut().insert(role);
     next.run(request).await
+}
+
+/// Which token a request presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `[admin].token_file`: everything.
+    Operator,
+    /// `[admin].read_token_file`: GET only; subscriber numbers in audit answers masked to their
+    /// last three digits.
+    Reader,
+}
+
+/// `subscriber_json`'s answer with every number masked (`msisdn:•••••••••123`), for the
+/// read-only token.
+fn masked_numbers(mut answer: serde_json::Value) -> serde_json::Value {
+    let mask = |value: &mut serde_json::Value| {
+        let masked = value
+            .as_str()
+            .and_then(|digits| headwall_identity::Msisdn::parse(digits).ok())
+            .map_or_else(|| "msisdn:•••".to_owned(), |msisdn| msisdn.to_string());
+        *value = serde_json::Value::String(masked);
+    };
+    if let Some(subscriber) = answer.get_mut("subscriber") {
+        mask(subscriber);
+    }
+    if let Some(records) = answer
+        .get_mut("disclosures")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for record in records {
+            if let Some(msisdn) = record.get_mut("msisdn") {
+                mask(msisdn);
+            }
+        }
+    }
+    answer
 }
 
 /// The credentials of a `Bearer` authorization value: the scheme compared without case, then
@@ -305,6 +359,7 @@ fn answer(result: Result<serde_json::Value, String>) -> Response {
 /// `GET /v1/audit/subscriber/{msisdn}?from=&to=`.
 pub(crate) async fn audit_subscriber(
     State(state): State<AdminState>,
+    axum::Extension(role): axum::Extension<Role>,
     Path(msisdn): Path<String>,
     Query(query): Query<AuditQuery>,
 ) -> Response {
@@ -325,7 +380,11 @@ pub(crate) async fn audit_subscriber(
             .audit
             .subscriber(&msisdn, range)
             .await
-            .map(|records| headwall_audit::subscriber_json(&msisdn, range, &records)),
+            .map(|records| headwall_audit::subscriber_json(&msisdn, range, &records))
+            .map(|answer| match role {
+                Role::Operator => answer,
+                Role::Reader => masked_numbers(answer),
+            }),
     )
 }
 

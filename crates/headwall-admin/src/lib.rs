@@ -140,6 +140,8 @@ pub struct AdminState {
     pub country_code: Option<String>,
     /// The bearer token for `/v1/*`.
     pub token: Arc<[u8]>,
+    /// `[admin].read_token_file`'s token: GET endpoints only, audit numbers masked.
+    pub read_token: Option<Arc<[u8]>>,
     /// Start-up and drain state for `/readyz`.
     pub readiness: Arc<Readiness>,
     /// `POST /v1/policy/reload` and SIGHUP.

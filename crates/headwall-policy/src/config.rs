@@ -95,6 +95,10 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// `token_file`: bearer token for `/v1/*`. Default `state/admin.token`, resolved.
     pub token_file: PathBuf,
+    /// `read_token_file`: a second, read-only token (GET endpoints only; audit answers redact
+    /// numbers to their last three digits), created like `token_file` when missing. Default:
+    /// none.
+    pub read_token_file: Option<PathBuf>,
 }
 
 /// `[radius]`.

@@ -137,13 +137,28 @@ fn state(config: &Config, found: &mut Found) {
             creatable(path, what, found);
         }
     }
-    let token = &config.admin.token_file;
-    if token.exists() {
-        if let Err(error) = crate::keys::read_private(token, "admin token file") {
-            found.error(format!("`token_file` in [admin]: {error:#}"));
+    let tokens = std::iter::once((&config.admin.token_file, "`token_file` in [admin]")).chain(
+        config
+            .admin
+            .read_token_file
+            .iter()
+            .map(|path| (path, "`read_token_file` in [admin]")),
+    );
+    for (token, what) in tokens {
+        if token.exists() {
+            if let Err(error) = crate::keys::read_private(token, "admin token file") {
+                found.error(format!("{what}: {error:#}"));
+            }
+        } else {
+            creatable(token, what, found);
         }
-    } else {
-        creatable(token, "`token_file` in [admin]", found);
+    }
+    if config.admin.read_token_file.as_ref() == Some(&config.admin.token_file) {
+        found.error(
+            "`read_token_file` and `token_file` in [admin] are the same file: the read-only \
+             token needs a file of its own"
+                .to_owned(),
+        );
     }
     if let SessionsBackend::Embedded { path } = &config.sessions.backend {
         writable_or_creatable(path, "`path` in [sessions]", found);

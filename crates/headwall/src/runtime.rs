@@ -166,6 +166,19 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         }
     };
     let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
+    let read_token = match &config.admin.read_token_file {
+        Some(path) => {
+            let token = crate::keys::admin_token(path)?;
+            anyhow::ensure!(
+                token != admin_token,
+                "{}: the read-only token is the operator token; give it a token of its own \
+                 (delete the file and a new one is generated)",
+                path.display()
+            );
+            Some(token)
+        }
+        None => None,
+    };
     let mut settings = GatewaySettings::from_config(&config.gateway);
     if let Some(target) = &config.access_log {
         settings.access_log =
@@ -234,6 +247,7 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         audit: audit_source(&config.audit.backend),
         country_code: config.radius.as_ref().and_then(|r| r.country_code.clone()),
         token: admin_token.into_bytes().into(),
+        read_token: read_token.map(|token| token.into_bytes().into()),
         readiness: readiness.clone(),
         reload: reload.clone(),
         reloads,

@@ -55,6 +55,7 @@ pub(super) struct RawGateway {
 pub(super) struct RawAdmin {
     pub(super) listen: Option<Str>,
     pub(super) token_file: Option<Str>,
+    pub(super) read_token_file: Option<Str>,
 }
 
 #[derive(Deserialize)]

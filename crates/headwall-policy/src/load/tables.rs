@@ -201,6 +201,14 @@ impl Loader<'_> {
         let raw = raw.unwrap_or(RawAdmin {
             listen: None,
             token_file: None,
+            read_token_file: None,
+        });
+        let read_token_file = raw.read_token_file.as_ref().map(|path| {
+            self.state_path(
+                Some(path),
+                "`read_token_file` in [admin]",
+                "state/admin-read.token",
+            )
         });
         Admin {
             listen: self.socket_or(
@@ -213,6 +221,7 @@ impl Loader<'_> {
                 "`token_file` in [admin]",
                 "state/admin.token",
             ),
+            read_token_file,
         }
     }
 

@@ -577,3 +577,73 @@ async fn the_change_gate_applies_a_widening_reload_only_with_its_hash_as_approva
     assert_eq!(reload(String::new()).await.status, 200);
     assert!(!token_seen().await);
 }
+
+#[tokio::test]
+async fn the_read_only_token_reads_with_numbers_masked_and_changes_nothing() {
+    let agecheck = origin(2).await;
+    let text_config = config(agecheck.addr().port()).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\nread_token_file = \"state/admin-read.token\"\n",
+    );
+    assert!(text_config.contains("read_token_file"));
+    let gateway = ServeProcess::start(binary(), &text_config);
+    let operator = token(&gateway);
+    let read_path = gateway.path("state/admin-read.token");
+    let mode = std::fs::metadata(&read_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "read token file created 0600");
+    let reader = std::fs::read_to_string(read_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(reader, operator);
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+
+    // Reads: the policy, a session, the exposure counts.
+    for path in ["/v1/policy", "/v1/sessions/127.0.0.5", "/v1/audit/exposure"] {
+        let answer = admin(gateway.admin, "GET", path, Some(&reader), "").await;
+        assert_eq!(answer.status, 200, "{path}: {}", text(&answer));
+    }
+    // The audit answer names the record, with the number masked to its last three digits.
+    let path = "/v1/audit/subscriber/07700900123";
+    let masked = admin(gateway.admin, "GET", path, Some(&reader), "").await;
+    assert_eq!(masked.status, 200, "{}", text(&masked));
+    let body = text(&masked);
+    assert!(!body.contains("7700900123"), "{body}");
+    let masked = json(&masked);
+    assert_eq!(masked["disclosures"].as_array().unwrap().len(), 1);
+    assert!(masked["subscriber"].as_str().unwrap().ends_with("123"));
+    assert!(
+        masked["disclosures"][0]["msisdn"]
+            .as_str()
+            .unwrap()
+            .ends_with("123")
+    );
+    // The operator token still sees the number.
+    let full = admin(gateway.admin, "GET", path, Some(&operator), "").await;
+    assert_eq!(json(&full)["disclosures"][0]["msisdn"], "447700900123");
+
+    // Changes are the operator's: 403, and nothing changed.
+    for (method, path, body) in [
+        ("POST", "/v1/enrichment", "{\"enabled\":false}"),
+        ("POST", "/v1/policy/reload", ""),
+        ("DELETE", "/v1/sessions/127.0.0.5", ""),
+    ] {
+        let refused = admin(gateway.admin, method, path, Some(&reader), body).await;
+        assert_eq!(refused.status, 403, "{method} {path}: {}", text(&refused));
+    }
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    let wrong = admin(
+        gateway.admin,
+        "GET",
+        "/v1/policy",
+        Some("not-the-token-at-all"),
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+}
