@@ -257,6 +257,7 @@ pub(crate) async fn policy(State(state): State<AdminState>) -> Response {
         "hash": active.policy.hash(),
         "loaded_at": headwall_audit::time::format_rfc3339(active.loaded_at_ms),
         "enrichment_enabled": state.gateway.enrichment_enabled(),
+        "suspended_partners": *state.gateway.suspended(),
         "strip_headers": active.policy.strip().len(),
         "partners": partners,
     }))
@@ -322,6 +323,64 @@ pub(crate) async fn enrichment(
     };
     state.gateway.set_enrichment(body.enabled, "operator");
     Json(json!({ "enabled": state.gateway.enrichment_enabled() })).into_response()
+}
+
+/// `POST /v1/partners/{name}/enrichment {"enabled": bool}`: suspends one partner (its
+/// requests are forwarded without identity) or lifts the suspension. Written durably before
+/// it applies, and kept across restarts; recorded as a `partner_enrichment` event.
+pub(crate) async fn partner_enrichment(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    body: Result<Json<EnrichmentBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send a JSON body {\"enabled\": true} or {\"enabled\": false}, no other fields",
+        );
+    };
+    if !state
+        .gateway
+        .policy()
+        .policy
+        .partners()
+        .iter()
+        .any(|partner| partner.name == name)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no partner of that name in the policy in force",
+        );
+    }
+    let _serialized = state.suspend_lock.lock().await;
+    let mut suspended = (*state.gateway.suspended()).clone();
+    let changed = if body.enabled {
+        suspended.remove(&name)
+    } else {
+        suspended.insert(name.clone())
+    };
+    if changed {
+        let (path, set) = (state.suspended_file.clone(), suspended.clone());
+        let saved = tokio::task::spawn_blocking(move || crate::suspended::save(&path, &set)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the suspended-partners file could not be written; nothing changed",
+            );
+        }
+        state.gateway.set_suspended(suspended.clone());
+        state.gateway.audit().event(
+            headwall_audit::EventKind::PartnerEnrichment,
+            &json!({ "partner": name, "enabled": body.enabled, "reason": "operator" }),
+        );
+        tracing::info!(partner = %name, enabled = body.enabled, "partner enrichment switched");
+    }
+    Json(json!({
+        "partner": name,
+        "enabled": body.enabled,
+        "suspended": suspended,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

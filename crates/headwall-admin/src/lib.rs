@@ -12,8 +12,10 @@ mod api;
 mod metrics;
 mod process;
 mod ready;
+pub mod suspended;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -150,6 +152,10 @@ pub struct AdminState {
     pub reloads: Arc<ReloadStatus>,
     /// The build.
     pub build: BuildInfo,
+    /// Where the suspended partners are kept ([`suspended::path_in`] the state folder).
+    pub suspended_file: PathBuf,
+    /// Serializes changes to the suspended set (read, change, write, swap).
+    pub suspend_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The admin router.
@@ -188,6 +194,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/policy", get(api::policy))
         .route("/v1/policy/reload", post(api::reload))
         .route("/v1/enrichment", post(api::enrichment))
+        .route(
+            "/v1/partners/{name}/enrichment",
+            post(api::partner_enrichment),
+        )
         .route("/v1/audit/subscriber/{msisdn}", get(api::audit_subscriber))
         .route("/v1/audit/exposure", get(api::audit_exposure))
         .layer(axum::middleware::from_fn_with_state(

@@ -70,6 +70,8 @@ pub enum EventKind {
     /// No canary run has completed for `[canary].unverified_after`: nothing proves that
     /// non-partners see nothing.
     CanaryUnverified,
+    /// The operator suspended one partner, or lifted the suspension.
+    PartnerEnrichment,
 }
 
 impl EventKind {
@@ -83,6 +85,7 @@ impl EventKind {
             EventKind::PolicyChange => "policy_change",
             EventKind::RadiusRejected => "radius_rejected",
             EventKind::CanaryUnverified => "canary_unverified",
+            EventKind::PartnerEnrichment => "partner_enrichment",
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct Config {
     pub change: ChangeGate,
     /// The compiled policy from `[[partner]]` tables, `[[api.client]]` tables and `[strip]`.
     pub policy: Policy,
+    /// The state folder relative state paths resolved against (docs/operations.md, "State
+    /// folder"), for state that has no key of its own (the suspended partners).
+    pub state_dir: PathBuf,
 }
 
 /// `[change]`.

@@ -87,6 +87,7 @@ pub fn load(origin: &str, text: &str, folders: &Folders<'_>) -> Result<Config, C
         access_log,
         change,
         policy,
+        state_dir: folders.state.to_path_buf(),
     })
 }
 

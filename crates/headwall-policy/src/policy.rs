@@ -180,6 +180,8 @@ pub enum WithholdReason {
     StaleBinding,
     /// Enrichment is switched off (kill switch or operator).
     EnrichmentDisabled,
+    /// The operator suspended this partner (`POST /v1/partners/{name}/enrichment`).
+    PartnerSuspended,
     /// The audit log cannot take the disclosure record.
     AuditUnavailable,
     /// The shared session store did not answer in time.
@@ -193,12 +195,13 @@ pub enum WithholdReason {
 
 impl WithholdReason {
     /// Every reason.
-    pub const ALL: [WithholdReason; 9] = [
+    pub const ALL: [WithholdReason; 10] = [
         WithholdReason::NoPartner,
         WithholdReason::PinningMismatch,
         WithholdReason::NoBinding,
         WithholdReason::StaleBinding,
         WithholdReason::EnrichmentDisabled,
+        WithholdReason::PartnerSuspended,
         WithholdReason::AuditUnavailable,
         WithholdReason::SessionStoreUnavailable,
         WithholdReason::PolicyUnavailable,
@@ -213,6 +216,7 @@ impl WithholdReason {
             WithholdReason::NoBinding => "no_binding",
             WithholdReason::StaleBinding => "stale_binding",
             WithholdReason::EnrichmentDisabled => "enrichment_disabled",
+            WithholdReason::PartnerSuspended => "partner_suspended",
             WithholdReason::AuditUnavailable => "audit_unavailable",
             WithholdReason::SessionStoreUnavailable => "session_store_unavailable",
             WithholdReason::PolicyUnavailable => "policy_unavailable",

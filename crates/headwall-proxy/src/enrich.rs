@@ -46,6 +46,9 @@ pub(crate) async fn prepare<'a>(
     if !gateway.enrichment_enabled() {
         return Err(WithholdReason::EnrichmentDisabled);
     }
+    if gateway.is_suspended(&partner.name) {
+        return Err(WithholdReason::PartnerSuspended);
+    }
     let Some(runtime) = active.partner(&partner.name) else {
         return Err(WithholdReason::PolicyUnavailable);
     };

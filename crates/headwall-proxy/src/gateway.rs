@@ -143,6 +143,8 @@ pub struct Gateway {
     /// `[canary].on_unverified = "pause"` holds enrichment off while no canary run completes;
     /// apart from the kill switch, so it lifts by itself and is not state across restarts.
     canary_hold: AtomicBool,
+    /// Partners the operator suspended: their requests are forwarded without identity.
+    suspended: ArcSwap<std::collections::BTreeSet<String>>,
     pub(crate) metrics: Metrics,
     pub(crate) upstreams: Upstreams,
     pub(crate) connections: Arc<Semaphore>,
@@ -216,6 +218,7 @@ impl Gateway {
             keys: Arc::new(keys),
             enrichment_enabled: AtomicBool::new(true),
             canary_hold: AtomicBool::new(false),
+            suspended: ArcSwap::from_pointee(std::collections::BTreeSet::new()),
             metrics,
             upstreams,
             connections,
@@ -342,6 +345,22 @@ impl Gateway {
     /// turned off.
     pub fn set_canary_hold(&self, held: bool) {
         self.canary_hold.store(held, Ordering::SeqCst);
+    }
+
+    /// Replaces the set of suspended partners (names; one not in the policy just waits).
+    pub fn set_suspended(&self, partners: std::collections::BTreeSet<String>) {
+        self.suspended.store(Arc::new(partners));
+    }
+
+    /// The partners suspended now.
+    pub fn suspended(&self) -> Arc<std::collections::BTreeSet<String>> {
+        self.suspended.load_full()
+    }
+
+    /// Whether `partner` is suspended.
+    pub(crate) fn is_suspended(&self, partner: &str) -> bool {
+        let suspended = self.suspended.load();
+        !suspended.is_empty() && suspended.contains(partner)
     }
 
     /// Whether the canary's hold is on.

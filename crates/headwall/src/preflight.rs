@@ -153,6 +153,13 @@ fn state(config: &Config, found: &mut Found) {
             creatable(token, what, found);
         }
     }
+    if let Err(error) =
+        headwall_admin::suspended::load(&headwall_admin::suspended::path_in(&config.state_dir))
+    {
+        found.error(format!(
+            "suspended partners: {error}; fix or remove the file"
+        ));
+    }
     if config.admin.read_token_file.as_ref() == Some(&config.admin.token_file) {
         found.error(
             "`read_token_file` and `token_file` in [admin] are the same file: the read-only \

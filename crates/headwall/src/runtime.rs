@@ -165,6 +165,9 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
             Sessions::Redis(RedisSessions::connect(&urls, config.sessions.stale_after)?)
         }
     };
+    let suspended_file = headwall_admin::suspended::path_in(&config.state_dir);
+    let suspended_partners =
+        headwall_admin::suspended::load(&suspended_file).map_err(anyhow::Error::msg)?;
     let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
     let read_token = match &config.admin.read_token_file {
         Some(path) => {
@@ -199,6 +202,14 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         keys,
         audit.clone(),
     );
+    if !suspended_partners.is_empty() {
+        tracing::warn!(
+            partners = ?suspended_partners,
+            "partners an operator suspended stay suspended; POST \
+             /v1/partners/{{name}}/enrichment {{\"enabled\":true}} lifts it"
+        );
+    }
+    gateway.set_suspended(suspended_partners);
     if audit.enrichment_switched_off() {
         gateway.set_enrichment(false, "kept off across restart");
         tracing::warn!(
@@ -251,6 +262,8 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
         readiness: readiness.clone(),
         reload: reload.clone(),
         reloads,
+        suspended_file,
+        suspend_lock: Arc::default(),
         build: headwall_admin::BuildInfo {
             version: env!("CARGO_PKG_VERSION"),
             commit: env!("HEADWALL_COMMIT"),

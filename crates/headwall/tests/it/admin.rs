@@ -647,3 +647,101 @@ async fn the_read_only_token_reads_with_numbers_masked_and_changes_nothing() {
     .await;
     assert_eq!(wrong.status, 401);
 }
+
+#[tokio::test]
+async fn one_partner_suspended_gets_nothing_across_a_restart_until_resumed() {
+    let agecheck = origin(2).await;
+    let text_config = config(agecheck.addr().port());
+    let gateway = ServeProcess::start(binary(), &text_config);
+    let token = token(&gateway);
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+
+    let path = "/v1/partners/agecheck/enrichment";
+    let unknown = admin(
+        gateway.admin,
+        "POST",
+        "/v1/partners/nobody/enrichment",
+        Some(&token),
+        "{\"enabled\":false}",
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(
+        admin(gateway.admin, "POST", path, Some(&token), "{}")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        admin(gateway.admin, "POST", path, None, "{\"enabled\":false}")
+            .await
+            .status,
+        401
+    );
+    let off = admin(
+        gateway.admin,
+        "POST",
+        path,
+        Some(&token),
+        "{\"enabled\":false}",
+    )
+    .await;
+    assert_eq!(off.status, 200, "{}", text(&off));
+    assert_eq!(json(&off)["suspended"], serde_json::json!(["agecheck"]));
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
+    let policy = json(&admin(gateway.admin, "GET", "/v1/policy", Some(&token), "").await);
+    assert_eq!(
+        policy["suspended_partners"],
+        serde_json::json!(["agecheck"])
+    );
+    // Only that partner: the switch for everyone stays on.
+    assert_eq!(policy["enrichment_enabled"], true);
+
+    // Kept across a restart.
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let mode = std::fs::metadata(dir.path().join("state/suspended-partners.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let gateway = ServeProcess::start_in(binary(), &text_config, dir);
+    assert!(
+        pseudonyms_seen(gateway.explicit, &agecheck)
+            .await
+            .is_empty()
+    );
+    let on = admin(
+        gateway.admin,
+        "POST",
+        path,
+        Some(&token),
+        "{\"enabled\":true}",
+    )
+    .await;
+    assert_eq!(on.status, 200, "{}", text(&on));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+
+    // On record: both switches, with the partner's name.
+    let (_, dir) = gateway.terminate();
+    let connection = crate::audit_index(&dir.path().join("state/audit.db"));
+    let events: Vec<String> = connection
+        .prepare("SELECT detail FROM security_events WHERE kind = 'partner_enrichment' ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].contains("\"enabled\":false") && events[0].contains("agecheck"));
+    assert!(events[1].contains("\"enabled\":true"));
+}
