@@ -13,6 +13,7 @@ mod metrics;
 mod process;
 mod ready;
 pub mod suspended;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -209,16 +210,28 @@ pub fn router(state: AdminState) -> Router {
         .fallback(|| async { api::error(axum::http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
 
-/// Serves the admin API on `listener` until `shutdown` resolves; logs the bound address when
+/// Serves the admin API on `listener` until `shutdown` resolves — over TLS with `tls`
+/// (`[admin]` `tls_cert_file`/`tls_key_file`), else plain HTTP; logs the bound address when
 /// called, before the future runs.
 pub fn serve(
     listener: TcpListener,
     state: AdminState,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = std::io::Result<()>> {
+) -> Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(listener = "admin", %addr, "admin listening");
+        tracing::info!(listener = "admin", %addr, tls = tls.is_some(), "admin listening");
     }
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
-    std::future::IntoFuture::into_future(served)
+    let router = router(state);
+    match tls {
+        None => Box::pin(std::future::IntoFuture::into_future(
+            axum::serve(listener, router).with_graceful_shutdown(shutdown),
+        )),
+        Some(config) => match tls::TlsListener::new(listener, config) {
+            Ok(listener) => Box::pin(std::future::IntoFuture::into_future(
+                axum::serve(listener, router).with_graceful_shutdown(shutdown),
+            )),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        },
+    }
 }

@@ -102,6 +102,9 @@ pub struct Admin {
     /// numbers to their last three digits), created like `token_file` when missing. Default:
     /// none.
     pub read_token_file: Option<PathBuf>,
+    /// `tls_cert_file` and `tls_key_file` (both or neither), resolved against the config
+    /// file's folder: the admin API over HTTPS. `None`: plain HTTP (keep it on loopback).
+    pub tls: Option<ApiTls>,
 }
 
 /// `[radius]`.
@@ -280,7 +283,7 @@ pub struct Api {
     pub access_token_lifetime: Duration,
 }
 
-/// `[api]`'s certificate chain and key (PEM), resolved.
+/// A listener's certificate chain and key (PEM), resolved: `[api]`'s and `[admin]`'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiTls {
     /// `tls_cert_file`.

@@ -106,12 +106,31 @@ fn inputs(config: &Config, found: &mut Found) {
             }
         }
     }
-    if let Some(tls) = config.api.as_ref().and_then(|api| api.tls.as_ref())
-        && readable(&tls.cert_file, "`tls_cert_file` in [api]", false, found)
-        && readable(&tls.key_file, "`tls_key_file` in [api]", true, found)
-        && let Err(error) = headwall_api::server_config(&tls.cert_file, &tls.key_file)
-    {
-        found.error(format!("[api] TLS: {error}"));
+    let pairs = [
+        (
+            "[api]",
+            config.api.as_ref().and_then(|api| api.tls.as_ref()),
+        ),
+        ("[admin]", config.admin.tls.as_ref()),
+    ];
+    for (table, tls) in pairs {
+        if let Some(tls) = tls
+            && readable(
+                &tls.cert_file,
+                &format!("`tls_cert_file` in {table}"),
+                false,
+                found,
+            )
+            && readable(
+                &tls.key_file,
+                &format!("`tls_key_file` in {table}"),
+                true,
+                found,
+            )
+            && let Err(error) = headwall_api::server_config(&tls.cert_file, &tls.key_file)
+        {
+            found.error(format!("{table} TLS: {error}"));
+        }
     }
 }
 
@@ -214,11 +233,11 @@ fn listeners(config: &Config, found: &mut Found) {
              (or make sure a firewall lets only them reach it)"
         ));
     }
-    if !config.admin.listen.ip().is_loopback() {
+    if !config.admin.listen.ip().is_loopback() && config.admin.tls.is_none() {
         found.warning(format!(
-            "[admin].listen {} is beyond loopback and the admin API has no TLS in this \
-             version: its bearer token and audit answers cross the network in clear; keep it \
-             on loopback and reach it through an SSH or TLS tunnel",
+            "[admin].listen {} is beyond loopback without TLS: its bearer token and audit \
+             answers cross the network in clear; add tls_cert_file and tls_key_file to \
+             [admin], or keep it on loopback",
             config.admin.listen
         ));
     }

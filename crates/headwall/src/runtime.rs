@@ -168,6 +168,11 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
     let suspended_file = headwall_admin::suspended::path_in(&config.state_dir);
     let suspended_partners =
         headwall_admin::suspended::load(&suspended_file).map_err(anyhow::Error::msg)?;
+    // Before anything is created: a pair that cannot be used stops the start here.
+    let admin_tls = match &config.admin.tls {
+        Some(tls) => Some(headwall_api::server_config(&tls.cert_file, &tls.key_file)?),
+        None => None,
+    };
     let admin_token = crate::keys::admin_token(&config.admin.token_file)?;
     let read_token = match &config.admin.read_token_file {
         Some(path) => {
@@ -271,7 +276,7 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
     };
     let (admin_shutdown, admin_watcher) = watch::channel(false);
     // Called here, not in the task, so "admin listening" is logged before "headwall ready".
-    let admin_served = headwall_admin::serve(admin, admin_state, stopped(admin_watcher));
+    let admin_served = headwall_admin::serve(admin, admin_state, admin_tls, stopped(admin_watcher));
     let admin_task = tokio::spawn(async move {
         if let Err(error) = admin_served.await {
             tracing::warn!(%error, "admin listener failed");

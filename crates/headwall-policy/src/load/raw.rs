@@ -56,6 +56,8 @@ pub(super) struct RawAdmin {
     pub(super) listen: Option<Str>,
     pub(super) token_file: Option<Str>,
     pub(super) read_token_file: Option<Str>,
+    pub(super) tls_cert_file: Option<Str>,
+    pub(super) tls_key_file: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -14,8 +14,8 @@ use super::raw::{
     RawSessions, RawSubscribers, Str,
 };
 use crate::config::{
-    AccessLog, Admin, Audit, AuditBackend, Canary, ChangeGate, Gateway, IdentitySettings, Radius,
-    RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
+    AccessLog, Admin, ApiTls, Audit, AuditBackend, Canary, ChangeGate, Gateway, IdentitySettings,
+    Radius, RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
 };
 use crate::host::normalize_host;
 
@@ -202,7 +202,24 @@ impl Loader<'_> {
             listen: None,
             token_file: None,
             read_token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         });
+        let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
+            (Some(cert), Some(key)) => Some(ApiTls {
+                cert_file: self.path(Some(cert), "`tls_cert_file` in [admin]", ""),
+                key_file: self.path(Some(key), "`tls_key_file` in [admin]", ""),
+            }),
+            (Some(one), None) | (None, Some(one)) => {
+                self.error(
+                    one.span().start,
+                    "[admin] needs both `tls_cert_file` and `tls_key_file` (PEM certificate \
+                     chain and its key), or neither for plain HTTP on loopback",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         let read_token_file = raw.read_token_file.as_ref().map(|path| {
             self.state_path(
                 Some(path),
@@ -222,6 +239,7 @@ impl Loader<'_> {
                 "state/admin.token",
             ),
             read_token_file,
+            tls,
         }
     }
 

@@ -745,3 +745,74 @@ async fn one_partner_suspended_gets_nothing_across_a_restart_until_resumed() {
     assert!(events[0].contains("\"enabled\":false") && events[0].contains("agecheck"));
     assert!(events[1].contains("\"enabled\":true"));
 }
+
+#[tokio::test]
+async fn admin_over_tls_answers_https_with_its_certificate_and_refuses_plain_http() {
+    let agecheck = origin(2).await;
+    let dir = headwall_testkit::temp_dir();
+    let keygen = std::process::Command::new(binary())
+        .args(["keygen", "--tls", "localhost", "--out"])
+        .arg(dir.path().join("tls"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let text_config = config(agecheck.addr().port()).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert_file = \"tls/api.crt\"\ntls_key_file = \"tls/api.key\"\n",
+    );
+    assert!(text_config.contains("tls_cert_file"));
+    let gateway = ServeProcess::start_in(binary(), &text_config, dir);
+    let token = token(&gateway);
+
+    // A real TLS client that trusts only this certificate: the open and the token endpoints.
+    let script = r#"
+import json, ssl, sys, urllib.request
+port, cafile, token = sys.argv[1], sys.argv[2], sys.argv[3]
+context = ssl.create_default_context(cafile=cafile)
+health = urllib.request.urlopen(f"https://localhost:{port}/healthz", context=context).read()
+request = urllib.request.Request(f"https://localhost:{port}/v1/policy", headers={"Authorization": "Bearer " + token})
+policy = json.load(urllib.request.urlopen(request, context=context))
+print(health.decode().strip(), policy["partners"][0]["name"])
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(gateway.admin.port().to_string())
+        .arg(gateway.path("tls/api.crt"))
+        .arg(&token)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "ok agecheck"
+    );
+
+    // Plain HTTP to the TLS port gets no HTTP answer, and the listener keeps serving.
+    let plain = send_raw(
+        gateway.admin,
+        None,
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        plain
+            .as_ref()
+            .map_or(true, |response| response.status != 200),
+        "{plain:?}"
+    );
+    let again = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(gateway.admin.port().to_string())
+        .arg(gateway.path("tls/api.crt"))
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
