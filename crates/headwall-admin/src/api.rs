@@ -309,6 +309,10 @@ pub(crate) struct EnrichmentBody {
     enabled: bool,
 }
 
+/// What the two switches say to a body that is not `{"enabled": bool}`.
+const ENABLED_BODY: &str =
+    "send a JSON body {\"enabled\": true} or {\"enabled\": false}, no other fields";
+
 /// `POST /v1/enrichment {"enabled": bool}`: the operator's switch (also how a canary's kill
 /// switch is undone).
 pub(crate) async fn enrichment(
@@ -316,10 +320,7 @@ pub(crate) async fn enrichment(
     body: Result<Json<EnrichmentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "send a JSON body {\"enabled\": true} or {\"enabled\": false}, no other fields",
-        );
+        return error(StatusCode::BAD_REQUEST, ENABLED_BODY);
     };
     state.gateway.set_enrichment(body.enabled, "operator");
     Json(json!({ "enabled": state.gateway.enrichment_enabled() })).into_response()
@@ -334,10 +335,7 @@ pub(crate) async fn partner_enrichment(
     body: Result<Json<EnrichmentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "send a JSON body {\"enabled\": true} or {\"enabled\": false}, no other fields",
-        );
+        return error(StatusCode::BAD_REQUEST, ENABLED_BODY);
     };
     if !state
         .gateway

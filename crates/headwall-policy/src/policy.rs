@@ -495,6 +495,7 @@ mod tests {
                 "no_binding",
                 "stale_binding",
                 "enrichment_disabled",
+                "partner_suspended",
                 "audit_unavailable",
                 "session_store_unavailable",
                 "policy_unavailable",

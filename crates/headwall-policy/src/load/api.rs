@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::{Loader, Str};
 use crate::client::{ApiClient, ApiScope, TextPosition};
-use crate::config::{Api, ApiTls};
+use crate::config::Api;
 use crate::policy::Policy;
 
 /// `[api].code_lifetime` when unset.
@@ -85,20 +85,15 @@ impl Loader<'_> {
             .flatten()
             .filter_map(|net| self.net(net, "`proxy_protocol_from` in [api]"))
             .collect();
-        let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
-            (Some(cert), Some(key)) => Some(ApiTls {
-                cert_file: self.path(Some(cert), "`tls_cert_file` in [api]", "state/api.crt"),
-                key_file: self.path(Some(key), "`tls_key_file` in [api]", "state/api.key"),
-            }),
-            (Some(one), None) | (None, Some(one)) => {
-                self.error(
-                    one.span().start,
-                    "[api] needs both `tls_cert_file` and `tls_key_file` (PEM certificate chain \
-                     and its key), or neither behind a TLS-terminating balancer",
-                );
-                None
-            }
-            (None, None) => {
+        let tls = match self.tls_pair(
+            "[api]",
+            raw.tls_cert_file.as_ref(),
+            raw.tls_key_file.as_ref(),
+            "behind a TLS-terminating balancer",
+        ) {
+            Some(Some(pair)) => Some(pair),
+            None => None,
+            Some(None) => {
                 if proxy_protocol_from.is_empty() {
                     self.error(
                         span.start,

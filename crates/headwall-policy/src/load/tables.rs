@@ -205,21 +205,14 @@ impl Loader<'_> {
             tls_cert_file: None,
             tls_key_file: None,
         });
-        let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
-            (Some(cert), Some(key)) => Some(ApiTls {
-                cert_file: self.path(Some(cert), "`tls_cert_file` in [admin]", ""),
-                key_file: self.path(Some(key), "`tls_key_file` in [admin]", ""),
-            }),
-            (Some(one), None) | (None, Some(one)) => {
-                self.error(
-                    one.span().start,
-                    "[admin] needs both `tls_cert_file` and `tls_key_file` (PEM certificate \
-                     chain and its key), or neither for plain HTTP on loopback",
-                );
-                None
-            }
-            (None, None) => None,
-        };
+        let tls = self
+            .tls_pair(
+                "[admin]",
+                raw.tls_cert_file.as_ref(),
+                raw.tls_key_file.as_ref(),
+                "for plain HTTP on loopback",
+            )
+            .flatten();
         let read_token_file = raw.read_token_file.as_ref().map(|path| {
             self.state_path(
                 Some(path),
@@ -240,6 +233,35 @@ impl Loader<'_> {
             ),
             read_token_file,
             tls,
+        }
+    }
+
+    /// A listener's `tls_cert_file` and `tls_key_file`, resolved against the config file's
+    /// folder: `Some(Some(pair))` with both, `Some(None)` with neither, `None` (an error
+    /// reported) with one alone. `neither` says what leaving both out means for `table`.
+    pub(super) fn tls_pair(
+        &mut self,
+        table: &str,
+        cert: Option<&Str>,
+        key: Option<&Str>,
+        neither: &str,
+    ) -> Option<Option<ApiTls>> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Some(Some(ApiTls {
+                cert_file: self.path(Some(cert), &format!("`tls_cert_file` in {table}"), ""),
+                key_file: self.path(Some(key), &format!("`tls_key_file` in {table}"), ""),
+            })),
+            (Some(one), None) | (None, Some(one)) => {
+                self.error(
+                    one.span().start,
+                    format!(
+                        "{table} needs both `tls_cert_file` and `tls_key_file` (PEM certificate \
+                         chain and its key), or neither {neither}"
+                    ),
+                );
+                None
+            }
+            (None, None) => Some(None),
         }
     }
 

@@ -391,6 +391,23 @@ fn canary_unverified_after_and_on_unverified() {
 }
 
 #[test]
+fn admin_tls_is_both_files_or_neither() {
+    let folders = Folders::both(Path::new("/cfg"));
+    let both = format!("{GW}[admin]\ntls_cert_file = \"a.crt\"\ntls_key_file = \"a.key\"\n");
+    let tls = load("t.toml", &both, &folders).unwrap().admin.tls.unwrap();
+    assert_eq!(tls.cert_file, Path::new("/cfg/a.crt"));
+    assert_eq!(tls.key_file, Path::new("/cfg/a.key"));
+    assert!(load("t.toml", GW, &folders).unwrap().admin.tls.is_none());
+    assert_eq!(
+        errors(&format!("{GW}[admin]\ntls_key_file = \"a.key\"\n")),
+        [
+            "t.toml:4:16: [admin] needs both `tls_cert_file` and `tls_key_file` (PEM certificate \
+          chain and its key), or neither for plain HTTP on loopback"
+        ]
+    );
+}
+
+#[test]
 fn change_widening_is_allow_or_refuse() {
     let folders = Folders::both(Path::new("/cfg"));
     assert!(!load("t.toml", GW, &folders).unwrap().change.refuse_widening);

@@ -12,14 +12,14 @@ use crate::radius::SECRET;
 use crate::{agecheck_config, binary};
 
 /// A leak-check service on 127.0.0.3 (the "non-partner" the 2012 leak reached).
-async fn leakcheck() -> SocketAddr {
+pub(crate) async fn leakcheck() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(headwall_leakcheck::serve(listener, std::future::pending()));
     addr
 }
 
-async fn metrics_text(admin: SocketAddr) -> String {
+pub(crate) async fn metrics_text(admin: SocketAddr) -> String {
     let response = send_raw(
         admin,
         None,
@@ -31,7 +31,8 @@ async fn metrics_text(admin: SocketAddr) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
+/// The value of the sample `name` (a name, or a name with its labels as exposed).
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())
@@ -215,7 +216,10 @@ async fn pseudonyms_seen_on(gateway: SocketAddr, partner: &headwall_testkit::Ech
 }
 
 /// Scrapes `/metrics` until `check` holds (10 s, stretched by HEADWALL_TEST_PATIENCE).
-async fn metrics_until(admin: SocketAddr, check: impl Fn(&str) -> bool) -> (bool, String) {
+pub(crate) async fn metrics_until(
+    admin: SocketAddr,
+    check: impl Fn(&str) -> bool,
+) -> (bool, String) {
     let deadline = std::time::Instant::now() + headwall_testkit::patience(Duration::from_secs(10));
     loop {
         let text = metrics_text(admin).await;

@@ -6,50 +6,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use headwall_testkit::{ServeProcess, loopback, origin, patience, proxy_get, radclient, send_raw};
+use headwall_testkit::{ServeProcess, loopback, origin, proxy_get, radclient, send_raw};
 
+use crate::canary::{leakcheck, metric as value, metrics_text as scrape, metrics_until};
 use crate::radius::SECRET;
 use crate::{agecheck_config, binary, repo_root};
-
-async fn leakcheck() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(headwall_leakcheck::serve(listener, std::future::pending()));
-    addr
-}
-
-async fn scrape(admin: SocketAddr) -> String {
-    let response = send_raw(
-        admin,
-        None,
-        b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status, 200);
-    String::from_utf8_lossy(&response.body).into_owned()
-}
-
-/// The value of the sample `series` (a name, or a name with its labels as exposed).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
-
-/// Scrapes until `check` holds (10 s, stretched by HEADWALL_TEST_PATIENCE).
-async fn scrape_until(admin: SocketAddr, check: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + patience(Duration::from_secs(10));
-    loop {
-        let text = scrape(admin).await;
-        if check(&text) || std::time::Instant::now() > deadline {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Whether `/metrics` describes `name`: a histogram or a family with no samples yet still has
 /// its `# TYPE` line (counters are typed under their name without `_total`).
@@ -60,6 +21,11 @@ fn exported(text: &str, name: &str) -> bool {
             .and_then(|rest| rest.split(' ').next())
             .is_some_and(|typed| typed == name || typed == base)
     })
+}
+
+/// Scrapes until `check` holds, or the patience runs out; the last scrape either way.
+async fn until(admin: SocketAddr, check: impl Fn(&str) -> bool) -> String {
+    metrics_until(admin, check).await.1
 }
 
 fn promtool(args: &[&str], dir: &std::path::Path) -> std::process::Output {
@@ -113,7 +79,7 @@ async fn the_operations_metrics_measure_what_happened() {
     let gateway = ServeProcess::start(binary(), &config);
 
     // The canary ran through the gateway, and its probe is not traffic.
-    let text = scrape_until(gateway.admin, |text| {
+    let text = until(gateway.admin, |text| {
         value(text, "headwall_canary_last_success_timestamp_seconds").is_some_and(|t| t > 0.0)
     })
     .await;
@@ -186,13 +152,13 @@ async fn the_operations_metrics_measure_what_happened() {
         .await
         .unwrap();
     let explicit_open = "headwall_connections_open{listener=\"explicit\"}";
-    let text = scrape_until(gateway.admin, |text| {
+    let text = until(gateway.admin, |text| {
         value(text, explicit_open) == Some(1.0)
     })
     .await;
     assert_eq!(value(&text, explicit_open), Some(1.0), "{text}");
     drop(open);
-    let text = scrape_until(gateway.admin, |text| {
+    let text = until(gateway.admin, |text| {
         value(text, explicit_open) == Some(0.0)
     })
     .await;
@@ -313,7 +279,7 @@ async fn a_client_outside_gateway_clients_is_closed_at_accept_and_counted() {
     assert_eq!(inside.status, 200);
     assert_eq!(agecheck.take().len(), 1);
 
-    let text = scrape_until(gateway.admin, |text| {
+    let text = until(gateway.admin, |text| {
         value(text, "headwall_canary_last_success_timestamp_seconds").is_some_and(|t| t > 0.0)
     })
     .await;
