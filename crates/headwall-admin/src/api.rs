@@ -323,7 +323,13 @@ pub(crate) async fn enrichment(
         return error(StatusCode::BAD_REQUEST, ENABLED_BODY);
     };
     state.gateway.set_enrichment(body.enabled, "operator");
-    Json(json!({ "enabled": state.gateway.enrichment_enabled() })).into_response()
+    // `enabled` is what requests get; `canary_hold` says when the canary, not the switch,
+    // keeps it off ([canary].on_unverified = "pause").
+    Json(json!({
+        "enabled": state.gateway.enrichment_enabled(),
+        "canary_hold": state.gateway.canary_hold(),
+    }))
+    .into_response()
 }
 
 /// `POST /v1/partners/{name}/enrichment {"enabled": bool}`: suspends one partner (its

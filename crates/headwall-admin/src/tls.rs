@@ -14,6 +14,9 @@ use tokio_rustls::server::TlsStream;
 /// Time a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Failed handshakes are logged at most once per [`headwall_audit::LogLimit::EVERY_SECS`].
+static HANDSHAKE_FAILED: headwall_audit::LogLimit = headwall_audit::LogLimit::new();
+
 /// Connections whose handshake finished, waiting for axum.
 const READY: usize = 64;
 
@@ -52,14 +55,19 @@ impl TlsListener {
                         Ok(Ok(tls)) => {
                             let _ = sender.send((tls, peer)).await;
                         }
-                        // Not TLS, a bad handshake, or too slow: closed, nothing logged but at
-                        // debug (the admin listener faces operators, not the internet).
-                        Ok(Err(error)) => {
-                            tracing::debug!(client.addr = %peer, %error, "admin TLS handshake failed");
-                        }
-                        Err(_) => {
-                            tracing::debug!(client.addr = %peer, "admin TLS handshake timed out")
-                        }
+                        // Not TLS (a plain-HTTP scraper, say), a bad handshake, or too slow:
+                        // closed, and said once in a while so a misconfigured client is seen.
+                        Ok(Err(error)) => HANDSHAKE_FAILED.run(|| {
+                            tracing::warn!(
+                                client.addr = %peer,
+                                %error,
+                                "admin TLS handshake failed (plain HTTP to the HTTPS admin \
+                                 listener?); closed"
+                            );
+                        }),
+                        Err(_) => HANDSHAKE_FAILED.run(|| {
+                            tracing::warn!(client.addr = %peer, "admin TLS handshake timed out; closed");
+                        }),
                     }
                 });
             }

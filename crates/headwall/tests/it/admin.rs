@@ -806,6 +806,14 @@ print(health.decode().strip(), policy["partners"][0]["name"])
             .map_or(true, |response| response.status != 200),
         "{plain:?}"
     );
+    let warned = headwall_testkit::eventually(Duration::from_secs(5), || {
+        gateway
+            .log()
+            .iter()
+            .any(|line| line.contains("WARN") && line.contains("admin TLS handshake failed"))
+    })
+    .await;
+    assert!(warned, "{:?}", gateway.log());
     let again = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
