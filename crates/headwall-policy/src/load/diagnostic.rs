@@ -113,8 +113,39 @@ fn toml_message(err: &toml::de::Error) -> String {
         [a, b] if a == "partner" && b == "headers" => "in `headers` of [[partner]]".to_owned(),
         other => table_label(other),
     };
+    // serde quotes the value it refused; a secret's must not reach an error or a log.
+    let message = if SECRET_KEYS.contains(&field.as_str()) {
+        without_values(&message)
+    } else {
+        message
+    };
     let message = reword_type_error(&field, &message).unwrap_or(message);
     format!("`{field}` {table}: {message}")
+}
+
+/// Keys whose value is a secret (`[[radius.clients]]`).
+const SECRET_KEYS: &[&str] = &["secret"];
+
+/// `message` without the values serde quotes in it (`` `1234` `` and `"abc"`): the type stays,
+/// as in `invalid type: integer, expected a string`.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote = None;
+    for c in message.chars() {
+        match quote {
+            Some(open) if c == open => quote = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                quote = Some(c);
+                // The space before the value goes with it.
+                if out.ends_with(' ') {
+                    out.pop();
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// Keys whose value is a duration string (`"5s"`, `"10m"`, `"400d"`).

@@ -391,6 +391,20 @@ fn canary_unverified_after_and_on_unverified() {
 }
 
 #[test]
+fn a_secret_of_the_wrong_type_is_not_repeated_in_the_error() {
+    let text = format!(
+        "{GW}[radius]\n[[radius.clients]]\nsource = \"127.0.0.1/32\"\nsecret = 1234567890123456\n"
+    );
+    assert_eq!(
+        errors(&text),
+        ["t.toml:6:10: `secret` in [[radius.clients]]: expected a string in double quotes, got \
+          integer"]
+    );
+    // Other keys still show what was written.
+    assert!(errors(&format!("{GW}max_connections = \"many\"\n"))[0].contains("\"many\""));
+}
+
+#[test]
 fn admin_tls_is_both_files_or_neither() {
     let folders = Folders::both(Path::new("/cfg"));
     let both = format!("{GW}[admin]\ntls_cert_file = \"a.crt\"\ntls_key_file = \"a.key\"\n");
