@@ -397,8 +397,10 @@ fn a_secret_of_the_wrong_type_is_not_repeated_in_the_error() {
     );
     assert_eq!(
         errors(&text),
-        ["t.toml:6:10: `secret` in [[radius.clients]]: expected a string in double quotes, got \
-          integer"]
+        [
+            "t.toml:6:10: `secret` in [[radius.clients]]: expected a string in double quotes, got \
+          integer"
+        ]
     );
     // Other keys still show what was written.
     assert!(errors(&format!("{GW}max_connections = \"many\"\n"))[0].contains("\"many\""));

@@ -502,17 +502,12 @@ async fn the_change_gate_applies_a_widening_reload_only_with_its_hash_as_approva
         &accounting("Start", "s1")
     ));
     let config_path = gateway.path("headwall.toml");
+    let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
     let token_seen = || async {
-        let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
-        send_raw(
-            gateway.explicit,
-            Some(headwall_testkit::loopback(5)),
-            &headwall_testkit::proxy_get(&url, &[]),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        agecheck.take()[0].header("x-partner-token").is_some()
+        crate::received_through(gateway.explicit, 5, &url, &agecheck)
+            .await
+            .header("x-partner-token")
+            .is_some()
     };
     let reload = |body: String| {
         let token = token.clone();

@@ -209,16 +209,8 @@ async fn exposure_subscribers_lists_who_was_disclosed_to_each_partner_and_host()
     assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
     assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
     let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
-    let answer = headwall_testkit::send_raw(
-        gateway.explicit,
-        Some(headwall_testkit::loopback(6)),
-        &headwall_testkit::proxy_get(&url, &[]),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(answer.status, 200);
-    assert_eq!(agecheck.take()[0].header_values("x-subscriber-id").len(), 1);
+    let got = crate::received_through(gateway.explicit, 6, &url, &agecheck).await;
+    assert_eq!(got.header_values("x-subscriber-id").len(), 1);
     let (code, dir) = gateway.terminate();
     assert_eq!(code, Some(0));
     let config_path = dir.path().join("headwall.toml");

@@ -204,15 +204,10 @@ async fn pseudonyms_seen_on(gateway: SocketAddr, partner: &headwall_testkit::Ech
         "http://verify.agecheck.example.test:{}/",
         partner.addr().port()
     );
-    send_raw(
-        gateway,
-        Some(headwall_testkit::loopback(1)),
-        &headwall_testkit::proxy_get(&url, &[]),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    partner.take()[0].header_values("x-subscriber-id").len()
+    crate::received_through(gateway, 1, &url, partner)
+        .await
+        .header_values("x-subscriber-id")
+        .len()
 }
 
 /// Scrapes `/metrics` until `check` holds (10 s, stretched by HEADWALL_TEST_PATIENCE).
@@ -254,17 +249,12 @@ async fn a_canary_that_cannot_run_raises_unverified_and_pause_holds_enrichment_u
         SECRET,
         "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.5\nCalling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"s1\"\n"
     ));
+    let url = format!("http://verify.agecheck.example.test:{port}/");
     let seen = || async {
-        let url = format!("http://verify.agecheck.example.test:{port}/");
-        send_raw(
-            gateway.explicit,
-            Some(headwall_testkit::loopback(5)),
-            &headwall_testkit::proxy_get(&url, &[]),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        agecheck.take()[0].header_values("x-subscriber-id").len()
+        crate::received_through(gateway.explicit, 5, &url, &agecheck)
+            .await
+            .header_values("x-subscriber-id")
+            .len()
     };
     // Within unverified_after of the start: served.
     assert_eq!(seen().await, 1);

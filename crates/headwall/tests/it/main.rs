@@ -34,6 +34,33 @@ pub(crate) fn audit_index(database: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(database).unwrap()
 }
 
+/// What `origin` received for one `GET url` sent through the gateway's explicit listener from
+/// 127.0.0.`source` (the gateway answered 200, and exactly one request arrived).
+pub(crate) async fn received_through(
+    gateway: std::net::SocketAddr,
+    source: u8,
+    url: &str,
+    origin: &headwall_testkit::EchoOrigin,
+) -> headwall_testkit::ReceivedRequest {
+    let response = headwall_testkit::send_raw(
+        gateway,
+        Some(headwall_testkit::loopback(source)),
+        &headwall_testkit::proxy_get(url, &[]),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 200);
+    let mut received = origin.take();
+    assert_eq!(
+        received.len(),
+        1,
+        "the origin received {} requests",
+        received.len()
+    );
+    received.remove(0)
+}
+
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }

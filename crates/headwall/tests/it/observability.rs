@@ -111,16 +111,8 @@ async fn the_operations_metrics_measure_what_happened() {
         "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.5\nCalling-Station-Id = \"07700900123\"\nAcct-Session-Id = \"s1\"\n"
     ));
     let url = format!("http://verify.agecheck.example.test:{port}/");
-    let got = send_raw(
-        gateway.explicit,
-        Some(loopback(5)),
-        &proxy_get(&url, &[]),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(got.status, 200);
-    assert!(agecheck.take()[0].header("x-msisdn").is_some());
+    let got = crate::received_through(gateway.explicit, 5, &url, &agecheck).await;
+    assert!(got.header("x-msisdn").is_some());
     let text = scrape(gateway.admin).await;
     assert_eq!(
         value(
@@ -197,19 +189,17 @@ async fn the_operations_metrics_measure_what_happened() {
     )
     .unwrap();
     let token = std::fs::read_to_string(gateway.path("state/admin.token")).unwrap();
-    let reload = format!(
-        "POST /v1/policy/reload HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-        token.trim()
-    );
+    let reload = || {
+        crate::admin::admin(
+            gateway.admin,
+            "POST",
+            "/v1/policy/reload",
+            Some(token.trim()),
+            "",
+        )
+    };
     std::fs::write(gateway.path("headwall.toml"), "[gateway]\nlisten = 5\n").unwrap();
-    let refused = send_raw(
-        gateway.admin,
-        None,
-        reload.as_bytes(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let refused = reload().await;
     assert_ne!(refused.status, 200);
     let text = scrape(gateway.admin).await;
     assert_eq!(
@@ -218,14 +208,7 @@ async fn the_operations_metrics_measure_what_happened() {
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(gateway.path("headwall.toml"), &config).unwrap();
-    let applied = send_raw(
-        gateway.admin,
-        None,
-        reload.as_bytes(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let applied = reload().await;
     assert_eq!(applied.status, 200);
     let text = scrape(gateway.admin).await;
     assert_eq!(
@@ -268,16 +251,8 @@ async fn a_client_outside_gateway_clients_is_closed_at_accept_and_counted() {
         agecheck.take().is_empty(),
         "a refused client reached the origin"
     );
-    let inside = send_raw(
-        gateway.explicit,
-        Some(loopback(5)),
-        &proxy_get(&url, &[]),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(inside.status, 200);
-    assert_eq!(agecheck.take().len(), 1);
+    // From inside: served, and the origin received it.
+    crate::received_through(gateway.explicit, 5, &url, &agecheck).await;
 
     let text = until(gateway.admin, |text| {
         value(text, "headwall_canary_last_success_timestamp_seconds").is_some_and(|t| t > 0.0)

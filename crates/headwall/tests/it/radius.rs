@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use headwall_testkit::{
-    EchoOrigin, ServeProcess, loopback, origin, proxy_get, radclient, send_raw,
-};
+use headwall_testkit::{EchoOrigin, ServeProcess, origin, radclient};
 
 use crate::binary;
 
@@ -47,18 +45,8 @@ pub(crate) fn accounting(status: &str, session: &str) -> String {
 /// The X-Subscriber-Id values the partner received for one request from the subscriber.
 pub(crate) async fn pseudonyms_seen(gateway: SocketAddr, partner: &EchoOrigin) -> Vec<String> {
     let url = format!("http://verify.agecheck.test:{}/", partner.addr().port());
-    let response = send_raw(
-        gateway,
-        Some(loopback(5)),
-        &proxy_get(&url, &[]),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status, 200);
-    let received = partner.take();
-    assert_eq!(received.len(), 1);
-    received[0]
+    crate::received_through(gateway, 5, &url, partner)
+        .await
         .header_values("x-subscriber-id")
         .into_iter()
         .map(str::to_owned)
