@@ -383,10 +383,13 @@ impl SubscribersPrinter {
     fn push(&mut self, exposed: &ExposedSubscriber) -> bool {
         self.rows += 1;
         self.distinct.insert(&exposed.msisdn);
-        let pair = (exposed.partner.clone(), exposed.host.clone());
-        let new_pair = self.current.as_ref() != Some(&pair);
+        let new_pair = self
+            .current
+            .as_ref()
+            .is_none_or(|(partner, host)| *partner != exposed.partner || *host != exposed.host);
         if new_pair {
             self.pairs += 1;
+            self.current = Some((exposed.partner.clone(), exposed.host.clone()));
         }
         if self.json {
             // A struct of strings and numbers always serializes.
@@ -405,7 +408,6 @@ impl SubscribersPrinter {
                 exposed.msisdn, exposed.disclosures, exposed.first, exposed.last
             ));
         }
-        self.current = Some(pair);
         !self.out.broken
     }
 
