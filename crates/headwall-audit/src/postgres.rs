@@ -7,19 +7,25 @@
 //! - [`query`]: [`PgAuditReader`], the three questions across all nodes.
 //! - [`verify`]: [`verify_postgres`], every node's chains and signed checkpoints.
 //!
-//! Connections come from a small `deadpool-postgres` pool without TLS (see
-//! `docs/operations.md`, "PostgreSQL audit backend"). Errors carry the server's SQLSTATE and
+//! - [`tls`]: rustls set up the way the URL's `sslmode` asks.
+//!
+//! Connections come from a small `deadpool-postgres` pool, over TLS unless the URL's `sslmode`
+//! says otherwise toward this machine (see `docs/operations.md`, "PostgreSQL audit backend").
+//! Errors carry the server's SQLSTATE and
 //! message, never its DETAIL, HINT or WHERE fields: those can quote row values.
 
 pub(crate) mod migrate;
 pub(crate) mod query;
+mod tls;
 pub(crate) mod verify;
 pub(crate) mod writer;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use headwall_policy::{PgSslMode, StoreTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use query::{PgAuditReader, QueryError};
 pub use verify::verify_postgres;
@@ -32,20 +38,31 @@ pub const KILL_SWITCH_REFRESH: Duration = Duration::from_secs(5);
 /// failed closed long before (its [`crate::WRITE_DEADLINE`]).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A parsed `[audit].url` and the part of it that may be shown.
+/// A parsed `[audit].url`, its TLS, and the part of it that may be shown.
 pub(crate) struct Target {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     /// `postgres://user@host:port/database`: no password, no options.
     pub(crate) shown: String,
 }
 
 impl Target {
-    /// Parses `url` (a `postgres://` URL or a `key=value` connection string). The error names
-    /// what is wrong without repeating the URL, which may hold a password.
-    pub(crate) fn parse(url: &str) -> Result<Target, String> {
-        let mut config: tokio_postgres::Config = url
+    /// Parses `url` (a `postgres://` URL or a `key=value` connection string) and sets up TLS
+    /// with `tls` the way its `sslmode` asks. The error names what is wrong without repeating
+    /// the URL, which may hold a password.
+    pub(crate) fn parse(url: &str, tls: &StoreTls) -> Result<Target, String> {
+        let mode = PgSslMode::of_url(url)?;
+        // tokio-postgres knows three of libpq's five modes: it is told whether to encrypt,
+        // and the connector decides what is checked.
+        let mut config: tokio_postgres::Config = headwall_policy::without_sslmode(url)
             .parse()
             .map_err(|error: tokio_postgres::Error| describe(&error))?;
+        config.ssl_mode(match mode {
+            PgSslMode::Disable => SslMode::Disable,
+            PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => SslMode::Require,
+        });
+        let tls = tls::connector(mode, tls)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -58,7 +75,7 @@ impl Target {
             config.tcp_user_timeout(CONNECT_TIMEOUT * 2);
         }
         let shown = shown(&config);
-        Ok(Target { config, shown })
+        Ok(Target { config, tls, shown })
     }
 
     /// A pool of at most `size` connections; none is opened before the first `get`. With
@@ -80,7 +97,7 @@ impl Target {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            self.tls.clone(),
             ManagerConfig {
                 // An empty query before each reuse (one round trip per batch, next to an
                 // fsync): a connection the server dropped (a restart, a failover,
@@ -214,13 +231,24 @@ mod tests {
 
     #[test]
     fn the_shown_target_has_no_password() {
-        let target = Target::parse("postgres://headwall:s3cret@db.example:5433/audit").unwrap();
+        let target = Target::parse(
+            "postgres://headwall:s3cret@db.example:5433/audit",
+            &StoreTls::default(),
+        )
+        .unwrap();
         assert_eq!(target.shown, "postgres://headwall@db.example:5433/audit");
-        let target = Target::parse("host=/run/pg user=h password=s3cret dbname=a").unwrap();
+        let target = Target::parse(
+            "host=/run/pg user=h password=s3cret dbname=a",
+            &StoreTls::default(),
+        )
+        .unwrap();
         assert!(!target.shown.contains("s3cret"), "{}", target.shown);
-        let error = Target::parse("postgres://h:s3cret@db/a?sslmode=bogus")
-            .err()
-            .unwrap();
+        let error = Target::parse(
+            "postgres://h:s3cret@db/a?sslmode=bogus",
+            &StoreTls::default(),
+        )
+        .err()
+        .unwrap();
         assert!(!error.contains("s3cret"), "{error}");
     }
 

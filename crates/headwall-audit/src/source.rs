@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use headwall_identity::Msisdn;
-use headwall_policy::Policy;
+use headwall_policy::{Policy, StoreTls};
 
 use crate::{
     AuditReader, DisclosureView, ExposedSubscriber, ExposureFilter, ExposureRow, PgAuditReader,
@@ -16,8 +16,13 @@ use crate::{
 pub enum AuditSource {
     /// The embedded SQLite log at this path.
     Embedded(PathBuf),
-    /// The PostgreSQL log at this URL (every node).
-    Postgres(String),
+    /// The PostgreSQL log at `url` (every node), reached with `[audit]`'s TLS keys.
+    Postgres {
+        /// `[audit].url`.
+        url: String,
+        /// `tls_ca_file`, `tls_cert_file`, `tls_key_file`.
+        tls: StoreTls,
+    },
 }
 
 impl AuditSource {
@@ -37,7 +42,7 @@ impl AuditSource {
                 })
                 .await
             }
-            AuditSource::Postgres(url) => PgAuditReader::open(url)
+            AuditSource::Postgres { url, tls } => PgAuditReader::open(url, tls)
                 .await?
                 .subscriber(msisdn, range)
                 .await
@@ -57,7 +62,7 @@ impl AuditSource {
                 })
                 .await
             }
-            AuditSource::Postgres(url) => PgAuditReader::open(url)
+            AuditSource::Postgres { url, tls } => PgAuditReader::open(url, tls)
                 .await?
                 .exposure(filter)
                 .await
@@ -82,7 +87,7 @@ impl AuditSource {
                 })
                 .await
             }
-            AuditSource::Postgres(url) => PgAuditReader::open(url)
+            AuditSource::Postgres { url, tls } => PgAuditReader::open(url, tls)
                 .await?
                 .exposed_subscribers_each(filter, visit)
                 .await
@@ -106,7 +111,7 @@ impl AuditSource {
                 })
                 .await
             }
-            AuditSource::Postgres(url) => PgAuditReader::open(url)
+            AuditSource::Postgres { url, tls } => PgAuditReader::open(url, tls)
                 .await?
                 .against(policy, filter)
                 .await
@@ -133,7 +138,7 @@ impl AuditSource {
                 })
                 .await
             }
-            AuditSource::Postgres(url) => PgAuditReader::open(url)
+            AuditSource::Postgres { url, tls } => PgAuditReader::open(url, tls)
                 .await?
                 .against_each(policy, filter, visit)
                 .await
@@ -151,7 +156,9 @@ impl AuditSource {
                 let (path, key) = (path.clone(), *public_key);
                 blocking(move || crate::verify(&path, &key)).await
             }
-            AuditSource::Postgres(url) => crate::verify_postgres(url, public_key).await,
+            AuditSource::Postgres { url, tls } => {
+                crate::verify_postgres(url, tls, public_key).await
+            }
         }
     }
 }

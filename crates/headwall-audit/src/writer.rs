@@ -280,13 +280,15 @@ impl AuditLog {
     /// `migrations/postgres/` first (idempotent, serialized across nodes by an advisory
     /// lock). `node` names this gateway's own chains (1–64 ASCII letters, digits, `.`, `-`,
     /// `_`; stable across restarts, unique in the fleet: two live processes with one name make
-    /// each other's commits fail). See the crate documentation, "PostgreSQL".
+    /// each other's commits fail). `tls` is `[audit]`'s TLS keys, used as the URL's `sslmode`
+    /// asks. See the crate documentation, "PostgreSQL".
     pub async fn open_postgres(
         url: &str,
+        tls: &headwall_policy::StoreTls,
         node: &str,
         options: AuditOptions,
     ) -> Result<AuditLog, AuditError> {
-        let started = crate::postgres::writer::start(url, node, options).await?;
+        let started = crate::postgres::writer::start(url, tls, node, options).await?;
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 queue: Queue::Postgres(started.queue),

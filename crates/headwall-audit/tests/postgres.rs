@@ -14,7 +14,9 @@ use headwall_audit::{
     PgAuditReader, TimeRange, VerifyFailure, VerifyReport, verify_postgres,
 };
 use headwall_identity::{Msisdn, SigningKey};
-use headwall_testkit::postgres::TestPostgres;
+use headwall_policy::{ApiTls, StoreTls};
+use headwall_testkit::postgres::{ServerTls, TestPostgres, USER};
+use headwall_testkit::tls::TestCa;
 
 const SEED: [u8; 32] = [0x42; 32];
 
@@ -55,14 +57,20 @@ fn database() -> (&'static TestPostgres, String, String) {
 }
 
 async fn verified(url: &str) -> VerifyReport {
-    match verify_postgres(url, &public_key()).await.unwrap() {
+    match verify_postgres(url, &StoreTls::default(), &public_key())
+        .await
+        .unwrap()
+    {
         Ok(report) => report,
         Err(failure) => panic!("verify failed: {failure}"),
     }
 }
 
 async fn failure(url: &str) -> VerifyFailure {
-    match verify_postgres(url, &public_key()).await.unwrap() {
+    match verify_postgres(url, &StoreTls::default(), &public_key())
+        .await
+        .unwrap()
+    {
         Ok(report) => panic!("verify passed a damaged log: {report:?}"),
         Err(failure) => failure,
     }
@@ -92,7 +100,7 @@ fn sql(server: &TestPostgres, name: &str, statement: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_disclosures_share_commits_and_verify_passes() {
     let (server, name, url) = database();
-    let log = AuditLog::open_postgres(&url, "gw-1", options())
+    let log = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-1", options())
         .await
         .unwrap();
     write_many(&log, 500).await;
@@ -135,9 +143,10 @@ async fn concurrent_disclosures_share_commits_and_verify_passes() {
 async fn two_nodes_keep_their_own_chains() {
     let (server, name, url) = database();
     // Both open at once on an empty database: the migration runs once.
+    let plain = StoreTls::default();
     let (a, b) = tokio::join!(
-        AuditLog::open_postgres(&url, "gw-a", options()),
-        AuditLog::open_postgres(&url, "gw-b", options()),
+        AuditLog::open_postgres(&url, &plain, "gw-a", options()),
+        AuditLog::open_postgres(&url, &plain, "gw-b", options()),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     tokio::join!(write_many(&a, 200), write_many(&b, 150));
@@ -164,7 +173,7 @@ async fn two_nodes_keep_their_own_chains() {
     assert_eq!(nodes, [("gw-a", 200, 1), ("gw-b", 150, 0)]);
 
     // A node reopening continues its own chain.
-    let b = AuditLog::open_postgres(&url, "gw-b", options())
+    let b = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-b", options())
         .await
         .unwrap();
     write_many(&b, 3).await;
@@ -176,7 +185,7 @@ async fn two_nodes_keep_their_own_chains() {
 async fn altered_removed_and_cut_off_records_are_named() {
     let (server, name, url) = database();
     for node in ["gw-a", "gw-b"] {
-        let log = AuditLog::open_postgres(&url, node, options())
+        let log = AuditLog::open_postgres(&url, &StoreTls::default(), node, options())
             .await
             .unwrap();
         write_many(&log, 10).await;
@@ -387,7 +396,7 @@ async fn rehash_from(url: &str, node: &str, from: i64) {
 async fn a_failing_database_fails_the_disclosure_and_the_log_recovers() {
     let (server, name, url) = database();
     let (log_lines, _guard) = capture_logs();
-    let log = AuditLog::open_postgres(&url, "gw-1", options())
+    let log = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-1", options())
         .await
         .unwrap();
     write_many(&log, 1).await;
@@ -497,7 +506,7 @@ async fn an_unreachable_database_fails_open_without_the_password() {
         "postgres://headwall:s3cret@127.0.0.1:{}/no_such_database",
         server.port()
     );
-    let error = AuditLog::open_postgres(&url, "gw-1", options())
+    let error = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-1", options())
         .await
         .err()
         .unwrap();
@@ -505,12 +514,17 @@ async fn an_unreachable_database_fails_open_without_the_password() {
     assert!(matches!(error, AuditError::Connect { .. }), "{text}");
     assert!(text.contains("no_such_database"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
-    let error = AuditLog::open_postgres(&server.url("postgres"), "no spaces", options())
-        .await
-        .err()
-        .unwrap();
+    let error = AuditLog::open_postgres(
+        &server.url("postgres"),
+        &StoreTls::default(),
+        "no spaces",
+        options(),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(error, AuditError::InvalidNode(_)), "{error}");
-    let error = PgAuditReader::open(&server.url("postgres"))
+    let error = PgAuditReader::open(&server.url("postgres"), &StoreTls::default())
         .await
         .err()
         .unwrap();
@@ -520,10 +534,10 @@ async fn an_unreachable_database_fails_open_without_the_password() {
 #[tokio::test]
 async fn the_three_questions_across_nodes() {
     let (_, _, url) = database();
-    let a = AuditLog::open_postgres(&url, "gw-a", options())
+    let a = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-a", options())
         .await
         .unwrap();
-    let b = AuditLog::open_postgres(&url, "gw-b", options())
+    let b = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-b", options())
         .await
         .unwrap();
     let start = headwall_audit::time::now_ms();
@@ -549,10 +563,10 @@ async fn the_three_questions_across_nodes() {
         .to_string()
         .replace('/', "%2F");
     let name = url.rsplit('/').next().unwrap();
-    let reader = PgAuditReader::open(&format!(
-        "postgres://headwall@{socket}:{}/{name}",
-        server.port()
-    ))
+    let reader = PgAuditReader::open(
+        &format!("postgres://headwall@{socket}:{}/{name}", server.port()),
+        &StoreTls::default(),
+    )
     .await
     .unwrap();
 
@@ -674,10 +688,10 @@ headers = { "X-Subscriber-Id" = "pseudonym", "X-Age-Verified" = "age_verified" }
 #[tokio::test]
 async fn retention_per_node_keeps_verify_passing() {
     let (server, name, url) = database();
-    let a = AuditLog::open_postgres(&url, "gw-a", options())
+    let a = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-a", options())
         .await
         .unwrap();
-    let b = AuditLog::open_postgres(&url, "gw-b", options())
+    let b = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-b", options())
         .await
         .unwrap();
     write_many(&a, 5).await;
@@ -710,7 +724,7 @@ async fn retention_per_node_keeps_verify_passing() {
 
     // After a restart each chain continues from its anchor; everything pruned leaves the
     // anchors alone to carry the chains.
-    let b = AuditLog::open_postgres(&url, "gw-b", options())
+    let b = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-b", options())
         .await
         .unwrap();
     write_many(&b, 2).await;
@@ -737,10 +751,10 @@ async fn retention_per_node_keeps_verify_passing() {
 #[tokio::test]
 async fn the_kill_switch_is_the_fleets() {
     let (_, _, url) = database();
-    let a = AuditLog::open_postgres(&url, "gw-a", options())
+    let a = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-a", options())
         .await
         .unwrap();
-    let b = AuditLog::open_postgres(&url, "gw-b", options())
+    let b = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-b", options())
         .await
         .unwrap();
     assert!(!a.enrichment_switched_off() && !b.enrichment_switched_off());
@@ -752,7 +766,7 @@ async fn the_kill_switch_is_the_fleets() {
         &serde_json::json!({"enabled": false, "reason": "canary"}),
     );
     a.checkpoint().await.unwrap();
-    let c = AuditLog::open_postgres(&url, "gw-c", options())
+    let c = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-c", options())
         .await
         .unwrap();
     assert!(c.enrichment_switched_off());
@@ -771,7 +785,7 @@ async fn the_kill_switch_is_the_fleets() {
     for log in [&a, &b, &c] {
         log.close().await;
     }
-    let reopened = AuditLog::open_postgres(&url, "gw-a", options())
+    let reopened = AuditLog::open_postgres(&url, &StoreTls::default(), "gw-a", options())
         .await
         .unwrap();
     assert!(!reopened.enrichment_switched_off());
@@ -803,4 +817,111 @@ fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
         .with_writer(move || sink.clone())
         .finish();
     (lines, tracing::subscriber::set_default(subscriber))
+}
+
+/// TLS to PostgreSQL (docs/config.md, "TLS to PostgreSQL and Redis"): a server that takes TCP
+/// connections over TLS only, with a client certificate, its certificate for 127.0.0.1 made by
+/// a test CA. The right CA and certificate write, read and verify; plaintext, someone else's
+/// CA, a name the certificate does not hold (verify-full) and no client certificate are all
+/// refused before a record could be sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgres_checks_the_server_and_offers_the_client_certificate() {
+    let dir = headwall_testkit::temp_dir();
+    let ca = TestCa::new("audit database CA");
+    let clients = TestCa::new("gateway client CA");
+    let (cert_pem, key_pem) = ca.issue("audit-db", &["127.0.0.1", "localhost"]);
+    let server = TestPostgres::start_tls(&ServerTls {
+        cert_pem,
+        key_pem,
+        client_ca_pem: Some(clients.pem()),
+    });
+    let name = server.fresh_database();
+    let plain_url = server.url(&name);
+    let ca_file = ca.write(dir.path(), "ca");
+    let stranger_file = TestCa::new("someone else's CA").write(dir.path(), "stranger");
+    let client = clients.write_pair(dir.path(), "client", USER, &[]);
+    let tls = |ca_file: Option<&std::path::Path>, with_client: bool| StoreTls {
+        ca_file: ca_file.map(std::path::Path::to_owned),
+        client: with_client.then(|| ApiTls {
+            cert_file: client.cert_file.clone(),
+            key_file: client.key_file.clone(),
+        }),
+    };
+    let refused = async |url: &str, tls: StoreTls| {
+        let error = AuditLog::open_postgres(url, &tls, "gw-1", options())
+            .await
+            .err()
+            .expect("the connection is refused");
+        assert!(matches!(error, AuditError::Connect { .. }), "{error}");
+        error.to_string()
+    };
+
+    let url = format!("{plain_url}?sslmode=verify-full");
+    let good = tls(Some(&ca_file), true);
+    let log = AuditLog::open_postgres(&url, &good, "gw-1", options())
+        .await
+        .unwrap();
+    log.disclose(disclosure(
+        "447700900123",
+        "agecheck",
+        "verify.agecheck.test",
+    ))
+    .await
+    .unwrap();
+    log.close().await;
+    assert_eq!(sql(&server, &name, "SELECT COUNT(*) FROM disclosures"), "1");
+    let reader = PgAuditReader::open(&url, &good).await.unwrap();
+    let subscriber = Msisdn::parse("447700900123").unwrap();
+    let found = reader
+        .subscriber(&subscriber, TimeRange::default())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    match verify_postgres(&url, &good, &public_key()).await.unwrap() {
+        Ok(report) => assert_eq!(report.disclosures, 1),
+        Err(failure) => panic!("verify failed: {failure}"),
+    }
+
+    // The server takes TLS only, so a plaintext client is turned away by the server itself.
+    let error = refused(&format!("{plain_url}?sslmode=disable"), tls(None, false)).await;
+    assert!(error.contains("no encryption"), "{error}");
+    // Someone else's CA: the server's certificate does not lead to a trusted root.
+    let error = refused(&url, tls(Some(&stranger_file), true)).await;
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    // verify-full compares the name connected to (db.example here, reached at 127.0.0.1) with
+    // the certificate's; verify-ca does not.
+    let elsewhere = format!(
+        "postgres://{USER}@db.example:{}/{name}?hostaddr=127.0.0.1",
+        server.port()
+    );
+    let error = refused(
+        &format!("{elsewhere}&sslmode=verify-full"),
+        tls(Some(&ca_file), true),
+    )
+    .await;
+    assert!(error.contains("not valid for name"), "{error}");
+    AuditLog::open_postgres(
+        &format!("{elsewhere}&sslmode=verify-ca"),
+        &tls(Some(&ca_file), true),
+        "gw-1",
+        options(),
+    )
+    .await
+    .unwrap()
+    .close()
+    .await;
+    // The server asks for a client certificate; without one it refuses.
+    let error = refused(&url, tls(Some(&ca_file), false)).await;
+    assert!(error.contains("certificate"), "{error}");
+    // `require` without a CA file encrypts without checking the server (libpq's meaning).
+    AuditLog::open_postgres(
+        &format!("{plain_url}?sslmode=require"),
+        &tls(None, true),
+        "gw-1",
+        options(),
+    )
+    .await
+    .unwrap()
+    .close()
+    .await;
 }

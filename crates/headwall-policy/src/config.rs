@@ -188,8 +188,11 @@ pub enum SessionsBackend {
     },
     /// `backend = "redis"` at `redis_url` (required).
     Redis {
-        /// `redis://` or `rediss://` URL.
+        /// `redis://` or `rediss://` URL; several, comma-separated, are a Redis Cluster's seed
+        /// nodes. `redis://` only toward this machine.
         url: String,
+        /// `tls_ca_file`, `tls_cert_file`, `tls_key_file` for `rediss://`.
+        tls: StoreTls,
     },
 }
 
@@ -223,8 +226,11 @@ pub enum AuditBackend {
     },
     /// `backend = "postgres"` at `url` (required).
     Postgres {
-        /// `postgres://` or `postgresql://` URL.
+        /// `postgres://` or `postgresql://` URL. Its `sslmode` must encrypt (`require`,
+        /// `verify-ca`, `verify-full`) unless every host is this machine.
         url: String,
+        /// `tls_ca_file`, `tls_cert_file`, `tls_key_file`.
+        tls: StoreTls,
         /// `node`: this gateway's name in the shared log (its own hash chain). Default: the
         /// host name.
         node: Option<String>,
@@ -283,7 +289,19 @@ pub struct Api {
     pub access_token_lifetime: Duration,
 }
 
-/// A listener's certificate chain and key (PEM), resolved: `[api]`'s and `[admin]`'s.
+/// TLS toward a shared store, resolved: `[audit]`'s PostgreSQL and `[sessions]`' Redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTls {
+    /// `tls_ca_file`: PEM CA certificates the server's chain must lead to. `None`: the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// `tls_cert_file` and `tls_key_file` (0600): a client certificate, when the server asks
+    /// for one.
+    pub client: Option<ApiTls>,
+}
+
+/// A certificate chain and key (PEM), resolved: `[api]`'s and `[admin]`'s listeners, and a
+/// shared store's client certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiTls {
     /// `tls_cert_file`.

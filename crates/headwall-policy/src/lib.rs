@@ -17,12 +17,13 @@ mod host;
 mod load;
 mod plan;
 mod policy;
+mod store;
 
 pub use client::{ApiClient, ApiScope, TOKEN_PATH, TextPosition, is_api_endpoint};
 pub use config::{
     AccessLog, Admin, Api, ApiTls, Audit, AuditBackend, Canary, ChangeGate, Config, Gateway,
     IdentitySettings, Radius, RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend,
-    Subscribers,
+    StoreTls, Subscribers,
 };
 pub use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, HostError};
@@ -36,3 +37,4 @@ pub use plan::{
     PartnerPlan, Plan, StripPlan, Widening, plan,
 };
 pub use policy::{Decision, Partner, PartnerHeader, Policy, Purpose, ValueKind, WithholdReason};
+pub use store::{PgSslMode, first_remote_host, is_local_host, url_hosts, without_sslmode};

@@ -16,6 +16,7 @@ mod api;
 mod diagnostic;
 mod partner;
 mod raw;
+mod store;
 mod tables;
 mod value;
 

@@ -20,7 +20,7 @@ mod table;
 
 pub use profiles::{Date, Profile, ProfileError, Profiles};
 pub use records::{MAX_MEMORY_RECORDS, MemoryRecords, Records};
-pub use redis::{REDIS_DEADLINE, RedisSessions};
+pub use redis::{REDIS_DEADLINE, RedisSessions, RedisTls};
 pub use sessions::Sessions;
 pub use store::{Change, SessionStore, StoreError, database_path};
 pub use table::{Binding, Lookup, SessionTable, canonical_network, unix_now};

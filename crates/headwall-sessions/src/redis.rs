@@ -15,6 +15,11 @@
 //! binding; Accounting-On/Off deletes each indexed key whose `nas` still matches. Every call has
 //! a deadline well under a second: a slow or unreachable Redis is an error, which the data plane
 //! turns into "no identity" and RADIUS into "no acknowledgement".
+//!
+//! `rediss://` URLs connect over TLS (rustls): the server's chain is checked against
+//! [`RedisTls::ca_pem`], else the system's trust store, and must name the host; a client
+//! certificate is offered when given. The configuration refuses `redis://` toward another
+//! machine.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -57,6 +62,41 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0";
 
+/// `[sessions]`' TLS material for `rediss://`, PEM as read from its files.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// `tls_ca_file`'s content: the CA certificates the server's chain must lead to. `None`:
+    /// the system's trust store.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `tls_cert_file`'s and `tls_key_file`'s content: a client certificate chain and its key.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Certificates are public, but the key is not: neither is printed.
+        f.debug_struct("RedisTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<set>"))
+            .field("client", &self.client.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl RedisTls {
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca_pem.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
@@ -91,14 +131,24 @@ struct Health {
 impl RedisSessions {
     /// Connects lazily: the gateway starts and serves (without identity) while Redis is
     /// unreachable, and reconnects with backoff. `urls` is one `redis://` URL for a single
-    /// node, or several (comma-separated in the config) for Redis Cluster.
-    pub fn connect(urls: &[String], stale_after: Duration) -> Result<RedisSessions, StoreError> {
+    /// node, or several (comma-separated in the config) for Redis Cluster; `rediss://` ones
+    /// use `tls`.
+    pub fn connect(
+        urls: &[String],
+        stale_after: Duration,
+        tls: &RedisTls,
+    ) -> Result<RedisSessions, StoreError> {
         let invalid = |error: redis::RedisError| {
             StoreError::Commit(format!("[sessions].redis_url: {}", error.category()))
         };
         let connection = match urls {
             [single] => {
-                let client = redis::Client::open(single.as_str()).map_err(invalid)?;
+                let client = if single.starts_with("rediss://") {
+                    redis::Client::build_with_tls(single.as_str(), tls.certificates())
+                } else {
+                    redis::Client::open(single.as_str())
+                }
+                .map_err(invalid)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(REDIS_DEADLINE))
                     .set_response_timeout(Some(REDIS_DEADLINE))
@@ -110,7 +160,11 @@ impl RedisSessions {
                 )
             }
             nodes => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+                let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.to_vec());
+                if nodes.iter().any(|url| url.starts_with("rediss://")) {
+                    builder = builder.certs(tls.certificates());
+                }
+                let client = builder
                     .connection_timeout(REDIS_DEADLINE)
                     .response_timeout(REDIS_DEADLINE)
                     .retries(2)

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use headwall_identity::Msisdn;
-use headwall_sessions::{Binding, Change, Lookup, Records, RedisSessions, Sessions};
+use headwall_sessions::{Binding, Change, Lookup, Records, RedisSessions, RedisTls, Sessions};
 use headwall_testkit::RedisServer;
+use headwall_testkit::tls::TestCa;
 use ipnet::IpNet;
 
 fn binding(msisdn: &str, session: &str, nas: &str, at: u64) -> Binding {
@@ -44,7 +45,9 @@ async fn who(sessions: &Sessions, address: &str) -> Option<String> {
 }
 
 fn sessions(server: &RedisServer, stale_after: Duration) -> Sessions {
-    Sessions::Redis(RedisSessions::connect(&[server.url()], stale_after).unwrap())
+    Sessions::Redis(
+        RedisSessions::connect(&[server.url()], stale_after, &RedisTls::default()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -250,4 +253,61 @@ async fn records_are_shared_and_once_only_across_nodes() {
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.get("headwall:test:p").await.unwrap(), None);
+}
+
+/// `rediss://` (docs/config.md, "TLS to PostgreSQL and Redis"): a redis-server that speaks only
+/// TLS and asks for a client certificate. With the right CA and a client certificate bindings
+/// work; someone else's CA, no client certificate or plaintext fail every call, which the
+/// gateway turns into "no identity".
+#[tokio::test]
+async fn rediss_checks_the_server_and_offers_the_client_certificate() {
+    let dir = headwall_testkit::temp_dir();
+    let ca = TestCa::new("session store CA");
+    let clients = TestCa::new("gateway client CA");
+    let server_pair = ca.write_pair(dir.path(), "redis", "redis", &["127.0.0.1"]);
+    let clients_file = clients.write(dir.path(), "clients");
+    let server = RedisServer::start_tls(&server_pair, Some(&clients_file));
+    let (client_cert, client_key) = clients.issue("gw-1", &[]);
+    let tls = |ca: &TestCa, with_client: bool| RedisTls {
+        ca_pem: Some(ca.pem().into_bytes()),
+        client: with_client.then(|| {
+            (
+                client_cert.clone().into_bytes(),
+                client_key.clone().into_bytes(),
+            )
+        }),
+    };
+    let connect = |url: String, tls: RedisTls| {
+        Sessions::Redis(RedisSessions::connect(&[url], Duration::from_secs(3600), &tls).unwrap())
+    };
+
+    let good = connect(server.tls_url(), tls(&ca, true));
+    good.apply(Change::Bind(
+        net("10.9.0.1/32"),
+        binding("447700900091", "s", "pgw-1", now()),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        who(&good, "10.9.0.1").await.as_deref(),
+        Some("447700900091")
+    );
+
+    let stranger = TestCa::new("someone else's CA");
+    for (what, sessions) in [
+        (
+            "someone else's CA",
+            connect(server.tls_url(), tls(&stranger, true)),
+        ),
+        (
+            "no client certificate",
+            connect(server.tls_url(), tls(&ca, false)),
+        ),
+        ("plaintext", connect(server.url(), RedisTls::default())),
+    ] {
+        assert!(
+            sessions.lookup(ip("10.9.0.1"), now()).await.is_err(),
+            "{what}: the lookup must fail"
+        );
+    }
 }

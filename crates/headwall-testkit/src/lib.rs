@@ -6,6 +6,7 @@
 //! subscribers connect from 127.0.0.5, unbound clients from 127.0.0.6.
 
 pub mod postgres;
+pub mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -327,9 +328,48 @@ impl RedisServer {
         server
     }
 
+    /// A server that speaks only TLS on its port, with `server`'s certificate; with
+    /// `client_ca`, clients must present a certificate that CA signed.
+    pub fn start_tls(server: &tls::PemPair, client_ca: Option<&Path>) -> RedisServer {
+        let path = |path: &Path| path.display().to_string();
+        let addr = free_port();
+        let mut extra = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            addr.port().to_string(),
+            "--tls-cert-file".to_owned(),
+            path(&server.cert_file),
+            "--tls-key-file".to_owned(),
+            path(&server.key_file),
+        ];
+        match client_ca {
+            Some(ca) => extra.extend([
+                "--tls-ca-cert-file".to_owned(),
+                path(ca),
+                "--tls-auth-clients".to_owned(),
+                "yes".to_owned(),
+            ]),
+            None => extra.extend(["--tls-auth-clients".to_owned(), "no".to_owned()]),
+        }
+        let mut server = RedisServer {
+            child: None,
+            addr,
+            dir: temp_dir(),
+            extra,
+        };
+        server.restart();
+        server
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    /// `rediss://127.0.0.1:PORT` (a [`RedisServer::start_tls`] server).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://{}", self.addr)
     }
 
     /// Kills the server (an outage); the port stays reserved for [`RedisServer::restart`].

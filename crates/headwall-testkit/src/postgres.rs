@@ -23,6 +23,16 @@ use std::time::{Duration, Instant};
 /// The superuser `initdb` creates; every database trusts it on 127.0.0.1.
 pub const USER: &str = "headwall";
 
+/// A server that takes TCP connections over TLS only ([`TestPostgres::start_tls`]).
+pub struct ServerTls {
+    /// The server's certificate chain (PEM).
+    pub cert_pem: String,
+    /// Its key (PEM).
+    pub key_pem: String,
+    /// With a CA (PEM), clients must also present a certificate it signed.
+    pub client_ca_pem: Option<String>,
+}
+
 /// A running PostgreSQL server. Stopped and removed on drop (or, for [`TestPostgres::shared`],
 /// when the test process exits).
 pub struct TestPostgres {
@@ -37,11 +47,21 @@ pub struct TestPostgres {
 impl TestPostgres {
     /// Starts a new server; panics with the reason (and the server's log) when it cannot.
     pub fn start() -> TestPostgres {
+        TestPostgres::start_inner(None)
+    }
+
+    /// Starts a server whose TCP connections must use TLS (`hostssl` only in pg_hba.conf; a
+    /// plaintext one is refused), with `tls`'s certificate.
+    pub fn start_tls(tls: &ServerTls) -> TestPostgres {
+        TestPostgres::start_inner(Some(tls))
+    }
+
+    fn start_inner(tls: Option<&ServerTls>) -> TestPostgres {
         let bin = server_binaries();
         let mut last_log = String::new();
         // A port chosen free can be taken before the server binds it: try a few.
         for _ in 0..3 {
-            match TestPostgres::try_start(&bin) {
+            match TestPostgres::try_start(&bin, tls) {
                 Ok(server) => return server,
                 Err(log) => last_log = log,
             }
@@ -81,20 +101,12 @@ impl TestPostgres {
         name
     }
 
-    /// Runs `sql` (one or more statements) with `psql` in `database`; returns its unaligned,
-    /// tuples-only output, or the error it printed.
+    /// Runs `sql` (one or more statements) with `psql` in `database`, over the Unix socket;
+    /// returns its unaligned, tuples-only output, or the error it printed.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.socket_dir())
             .args([
                 "-p",
                 &self.port.to_string(),
@@ -125,7 +137,7 @@ impl TestPostgres {
         std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
     }
 
-    fn try_start(bin: &Path) -> Result<TestPostgres, String> {
+    fn try_start(bin: &Path, tls: Option<&ServerTls>) -> Result<TestPostgres, String> {
         let folder = tempfile::Builder::new()
             .prefix("headwall-pg-")
             .tempdir()
@@ -161,6 +173,9 @@ impl TestPostgres {
                 String::from_utf8_lossy(&initdb.stdout),
                 String::from_utf8_lossy(&initdb.stderr)
             ));
+        }
+        if let Some(tls) = tls {
+            configure_tls(&data, tls, as_postgres);
         }
         let made = user_command(as_postgres, Path::new("mkdir"), &root)
             .arg(&socket)
@@ -257,6 +272,41 @@ impl Drop for TestPostgres {
         // Whatever the watchdog left.
         drop(self.folder.take());
     }
+}
+
+/// `ssl = on` with `tls`'s files in the data folder, and a pg_hba.conf that takes TCP
+/// connections over TLS only (with a client certificate when `tls` has a client CA).
+fn configure_tls(data: &Path, tls: &ServerTls, as_postgres: bool) {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = data.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|error| panic!("write {path:?}: {error}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .expect("chmod a TLS file");
+        if as_postgres {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown a TLS file");
+        }
+    };
+    write("server.crt", &tls.cert_pem, 0o644);
+    write("server.key", &tls.key_pem, 0o600);
+    let mut settings =
+        String::from("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    let mut hba = String::from("local all all trust\n");
+    match &tls.client_ca_pem {
+        Some(ca) => {
+            write("client-ca.crt", ca, 0o644);
+            settings.push_str("ssl_ca_file = 'client-ca.crt'\n");
+            hba.push_str("hostssl all all 127.0.0.1/32 trust clientcert=verify-ca\n");
+        }
+        None => hba.push_str("hostssl all all 127.0.0.1/32 trust\n"),
+    }
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    let _ = write!(text, "{settings}");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
 }
 
 /// The folder holding `initdb`, `postgres` and `psql`.

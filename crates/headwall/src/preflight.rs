@@ -132,6 +132,35 @@ fn inputs(config: &Config, found: &mut Found) {
             found.error(format!("{table} TLS: {error}"));
         }
     }
+    let stores = [
+        match &config.audit.backend {
+            AuditBackend::Postgres { tls, .. } => Some(("[audit]", tls)),
+            AuditBackend::Embedded { .. } => None,
+        },
+        match &config.sessions.backend {
+            SessionsBackend::Redis { tls, .. } => Some(("[sessions]", tls)),
+            SessionsBackend::Embedded { .. } => None,
+        },
+    ];
+    for (table, tls) in stores.into_iter().flatten() {
+        if let Some(ca_file) = &tls.ca_file {
+            readable(ca_file, &format!("`tls_ca_file` in {table}"), false, found);
+        }
+        if let Some(pair) = &tls.client {
+            readable(
+                &pair.cert_file,
+                &format!("`tls_cert_file` in {table}"),
+                false,
+                found,
+            );
+            readable(
+                &pair.key_file,
+                &format!("`tls_key_file` in {table}"),
+                true,
+                found,
+            );
+        }
+    }
 }
 
 /// Files headwall writes: a secret that is already there must be owner-only and well-formed;

@@ -130,13 +130,14 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
                 },
             )?
         }
-        AuditBackend::Postgres { url, node } => {
+        AuditBackend::Postgres { url, node, tls } => {
             let node = match node {
                 Some(node) => node.clone(),
                 None => host_name()?,
             };
             AuditLog::open_postgres(
                 url,
+                tls,
                 &node,
                 AuditOptions {
                     signing_key: crate::keys::signing_key(&config.identity)?,
@@ -160,9 +161,13 @@ pub(crate) async fn start(config: &Config, source: &ConfigSource) -> anyhow::Res
             }
         }
         // Several comma-separated URLs: the seed nodes of a Redis Cluster.
-        SessionsBackend::Redis { url } => {
+        SessionsBackend::Redis { url, tls } => {
             let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
-            Sessions::Redis(RedisSessions::connect(&urls, config.sessions.stale_after)?)
+            Sessions::Redis(RedisSessions::connect(
+                &urls,
+                config.sessions.stale_after,
+                &redis_tls(tls)?,
+            )?)
         }
     };
     let suspended_file = headwall_admin::suspended::path_in(&config.state_dir);
@@ -589,8 +594,32 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
 pub(crate) fn audit_source(backend: &AuditBackend) -> headwall_audit::AuditSource {
     match backend {
         AuditBackend::Embedded { path } => headwall_audit::AuditSource::Embedded(path.clone()),
-        AuditBackend::Postgres { url, .. } => headwall_audit::AuditSource::Postgres(url.clone()),
+        AuditBackend::Postgres { url, tls, .. } => headwall_audit::AuditSource::Postgres {
+            url: url.clone(),
+            tls: tls.clone(),
+        },
     }
+}
+
+/// `[sessions]`' TLS files, read: the CA and client certificates as they are, the client key
+/// only at mode 0600.
+fn redis_tls(tls: &headwall_policy::StoreTls) -> anyhow::Result<headwall_sessions::RedisTls> {
+    use anyhow::Context as _;
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("{}: cannot read {what}", path.display()))
+    };
+    let ca_pem = match &tls.ca_file {
+        Some(path) => Some(read(path, "[sessions] tls_ca_file")?),
+        None => None,
+    };
+    let client = match &tls.client {
+        Some(pair) => Some((
+            read(&pair.cert_file, "[sessions] tls_cert_file")?,
+            crate::keys::read_private(&pair.key_file, "[sessions] tls_key_file")?.into_bytes(),
+        )),
+        None => None,
+    };
+    Ok(headwall_sessions::RedisTls { ca_pem, client })
 }
 
 /// The default `[audit].node`: this machine's host name (`open_postgres` validates it).

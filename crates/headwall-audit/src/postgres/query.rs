@@ -3,7 +3,7 @@
 
 use deadpool_postgres::Pool;
 use headwall_identity::Msisdn;
-use headwall_policy::Policy;
+use headwall_policy::{Policy, StoreTls};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -36,9 +36,9 @@ pub(crate) const COLUMNS: &str = "node, id, ts, request_id, partner, purpose, ms
 
 impl PgAuditReader {
     /// Connects to the log at `url` and checks that a gateway created its schema.
-    pub async fn open(url: &str) -> Result<PgAuditReader, String> {
+    pub async fn open(url: &str, tls: &StoreTls) -> Result<PgAuditReader, String> {
         let target =
-            super::Target::parse(url).map_err(|reason| format!("[audit].url: {reason}"))?;
+            super::Target::parse(url, tls).map_err(|reason| format!("[audit].url: {reason}"))?;
         let fail = |reason: String| {
             format!(
                 "{}: cannot open the PostgreSQL audit log: {reason}",

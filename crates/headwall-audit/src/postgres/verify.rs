@@ -2,6 +2,7 @@
 //! that each reaches the node's latest signed checkpoint, all in one snapshot.
 
 use deadpool_postgres::Transaction;
+use headwall_policy::StoreTls;
 use tokio_postgres::IsolationLevel;
 
 use super::query::{COLUMNS, disclosure_row};
@@ -23,9 +24,11 @@ const FETCH: i32 = 10_000;
 /// read at all; `Ok(Err(..))` names the first bad record: node, table and id.
 pub async fn verify_postgres(
     url: &str,
+    tls: &StoreTls,
     public_key: &[u8; 32],
 ) -> Result<Result<VerifyReport, VerifyFailure>, String> {
-    let target = super::Target::parse(url).map_err(|reason| format!("[audit].url: {reason}"))?;
+    let target =
+        super::Target::parse(url, tls).map_err(|reason| format!("[audit].url: {reason}"))?;
     let fail = |reason: String| format!("{}: {reason}", target.shown);
     let pool = target.pool(1, None).map_err(fail)?;
     let mut client = pool

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 use headwall_identity::SigningKey;
+use headwall_policy::StoreTls;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -41,13 +42,14 @@ pub(crate) struct NodeCheckpoint {
 /// spawns the writer task.
 pub(crate) async fn start(
     url: &str,
+    tls: &StoreTls,
     node: &str,
     options: AuditOptions,
 ) -> Result<Started, AuditError> {
     if !super::valid_node(node) {
         return Err(AuditError::InvalidNode(node.to_owned()));
     }
-    let target = super::Target::parse(url).map_err(|reason| AuditError::Connect {
+    let target = super::Target::parse(url, tls).map_err(|reason| AuditError::Connect {
         target: "[audit].url".into(),
         reason,
     })?;

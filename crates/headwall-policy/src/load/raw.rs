@@ -84,6 +84,9 @@ pub(super) struct RawSessions {
     pub(super) path: Option<Str>,
     pub(super) redis_url: Option<Str>,
     pub(super) stale_after: Option<Str>,
+    pub(super) tls_ca_file: Option<Str>,
+    pub(super) tls_cert_file: Option<Str>,
+    pub(super) tls_key_file: Option<Str>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +104,9 @@ pub(super) struct RawAudit {
     pub(super) node: Option<Str>,
     pub(super) retention: Option<Str>,
     pub(super) commit_window: Option<Str>,
+    pub(super) tls_ca_file: Option<Str>,
+    pub(super) tls_cert_file: Option<Str>,
+    pub(super) tls_key_file: Option<Str>,
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@ use super::raw::{
     RawAccessLog, RawAdmin, RawAudit, RawCanary, RawChange, RawGateway, RawIdentity, RawRadius,
     RawSessions, RawSubscribers, Str,
 };
+use super::store::RawTls;
 use crate::config::{
     AccessLog, Admin, ApiTls, Audit, AuditBackend, Canary, ChangeGate, Gateway, IdentitySettings,
     Radius, RadiusClient, RadiusSecret, Secret, Sessions, SessionsBackend, Subscribers,
@@ -399,7 +400,15 @@ impl Loader<'_> {
             path: None,
             redis_url: None,
             stale_after: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         });
+        let raw_tls = RawTls {
+            ca_file: raw.tls_ca_file.as_ref(),
+            cert_file: raw.tls_cert_file.as_ref(),
+            key_file: raw.tls_key_file.as_ref(),
+        };
         let stale_after = self.duration(
             raw.stale_after.as_ref(),
             "`stale_after` in [sessions]",
@@ -418,6 +427,7 @@ impl Loader<'_> {
                          set backend = \"redis\"",
                     );
                 }
+                self.unused_tls(&raw_tls, "redis");
                 SessionsBackend::Embedded {
                     path: self.state_path(
                         raw.path.as_ref(),
@@ -433,17 +443,24 @@ impl Loader<'_> {
                         "`path` is only used with backend = \"embedded\"; remove it",
                     );
                 }
+                let tls = self.store_tls("[sessions]", &raw_tls);
                 match &raw.redis_url {
-                    Some(url) => SessionsBackend::Redis {
-                        url: self.url(url, "`redis_url` in [sessions]", &["redis", "rediss"]),
-                    },
+                    Some(url) => {
+                        let checked =
+                            self.url(url, "`redis_url` in [sessions]", &["redis", "rediss"]);
+                        self.redis_transport(url, &raw_tls);
+                        SessionsBackend::Redis { url: checked, tls }
+                    }
                     None => {
                         self.error(
                             span.start,
                             "backend = \"redis\" needs `redis_url` in [sessions]; add e.g. \
                              redis_url = \"redis://127.0.0.1:6379/0\"",
                         );
-                        SessionsBackend::Redis { url: String::new() }
+                        SessionsBackend::Redis {
+                            url: String::new(),
+                            tls,
+                        }
                     }
                 }
             }
@@ -550,7 +567,15 @@ impl Loader<'_> {
             node: None,
             retention: None,
             commit_window: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         });
+        let raw_tls = RawTls {
+            ca_file: raw.tls_ca_file.as_ref(),
+            cert_file: raw.tls_cert_file.as_ref(),
+            key_file: raw.tls_key_file.as_ref(),
+        };
         let retention = self.duration(
             raw.retention.as_ref(),
             "`retention` in [audit]",
@@ -576,6 +601,7 @@ impl Loader<'_> {
                         "`node` is only used with backend = \"postgres\"; remove it",
                     );
                 }
+                self.unused_tls(&raw_tls, "postgres");
                 AuditBackend::Embedded {
                     path: self.state_path(raw.path.as_ref(), "`path` in [audit]", "state/audit.db"),
                 }
@@ -602,11 +628,18 @@ impl Loader<'_> {
                     }
                     name.clone()
                 });
+                let tls = self.store_tls("[audit]", &raw_tls);
                 match &raw.url {
-                    Some(url) => AuditBackend::Postgres {
-                        url: self.url(url, "`url` in [audit]", &["postgres", "postgresql"]),
-                        node,
-                    },
+                    Some(url) => {
+                        let checked =
+                            self.url(url, "`url` in [audit]", &["postgres", "postgresql"]);
+                        self.postgres_transport(url, &raw_tls);
+                        AuditBackend::Postgres {
+                            url: checked,
+                            node,
+                            tls,
+                        }
+                    }
                     None => {
                         self.error(
                             span.start,
@@ -616,6 +649,7 @@ impl Loader<'_> {
                         AuditBackend::Postgres {
                             url: String::new(),
                             node,
+                            tls,
                         }
                     }
                 }

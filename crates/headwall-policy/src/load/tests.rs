@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::diagnostic::position;
 use super::{Folders, load, load_policy};
-use crate::config::{AccessLog, AuditBackend, RadiusSecret, Secret, SessionsBackend};
+use crate::config::{
+    AccessLog, ApiTls, AuditBackend, RadiusSecret, Secret, SessionsBackend, StoreTls,
+};
 use crate::host::HostPattern;
 use crate::policy::Policy;
 
@@ -1024,29 +1026,38 @@ fn backends() {
     let config = load(
         "t.toml",
         &format!(
-            "{GW}[sessions]\nbackend = \"redis\"\nredis_url = \"redis://10.0.0.1:6379/0\"\n\
-             [audit]\nbackend = \"postgres\"\nurl = \"postgres://h@db:5432/h\"\n"
+            "{GW}[sessions]\nbackend = \"redis\"\nredis_url = \"rediss://10.0.0.1:6379/0\"\n\
+             [audit]\nbackend = \"postgres\"\nurl = \"postgres://h@db:5432/h?sslmode=verify-full\"\n\
+             tls_ca_file = \"ca.pem\"\ntls_cert_file = \"client.pem\"\ntls_key_file = \"client.key\"\n"
         ),
-        &Folders::both(Path::new("/")),
+        &Folders::both(Path::new("/etc/hw")),
     )
     .unwrap();
     assert_eq!(
         config.sessions.backend,
         SessionsBackend::Redis {
-            url: "redis://10.0.0.1:6379/0".into()
+            url: "rediss://10.0.0.1:6379/0".into(),
+            tls: StoreTls::default(),
         }
     );
     assert_eq!(
         config.audit.backend,
         AuditBackend::Postgres {
-            url: "postgres://h@db:5432/h".into(),
+            url: "postgres://h@db:5432/h?sslmode=verify-full".into(),
             node: None,
+            tls: StoreTls {
+                ca_file: Some("/etc/hw/ca.pem".into()),
+                client: Some(ApiTls {
+                    cert_file: "/etc/hw/client.pem".into(),
+                    key_file: "/etc/hw/client.key".into(),
+                }),
+            },
         }
     );
     let config = load(
         "t.toml",
         &format!(
-            "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://db/h\"\nnode = \"gw-1\"\n"
+            "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://127.0.0.1/h\"\nnode = \"gw-1\"\n"
         ),
         &Folders::both(Path::new("/")),
     )
@@ -1057,7 +1068,7 @@ fn backends() {
     ));
     assert_eq!(
         errors(&format!(
-            "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres://db/h\"\nnode = \"gw 1/x\"\n"
+            "{GW}[audit]\nbackend = \"postgres\"\nurl = \"postgres:///h\"\nnode = \"gw 1/x\"\n"
         )),
         [
             "t.toml:6:8: `node` in [audit] must be 1 to 64 letters, digits, `.`, `-` or `_` \
@@ -1068,6 +1079,115 @@ fn backends() {
         errors(&format!("{GW}[audit]\nnode = \"gw-1\"\n")),
         ["t.toml:4:8: `node` is only used with backend = \"postgres\"; remove it"]
     );
+}
+
+/// A shared store on another machine is reached over TLS or not at all: `prefer` (the
+/// PostgreSQL default) and `redis://` would carry identity in clear.
+#[test]
+fn shared_stores_on_other_machines_need_tls() {
+    let audit = |url: &str, extra: &str| {
+        errors(&format!(
+            "{GW}[audit]\nbackend = \"postgres\"\nurl = \"{url}\"\n{extra}"
+        ))
+    };
+    let cleartext = |host: &str, given: &str| {
+        format!(
+            "t.toml:5:7: `url` in [audit] reaches {host} without TLS for certain: {given}, and \
+             every disclosed number would cross the network in clear; add \
+             `?sslmode=verify-full` to the URL (the server's certificate is checked against \
+             `tls_ca_file`, or the system's trust store without it)"
+        )
+    };
+    let prefer = "sslmode=prefer (the default) falls back to plaintext";
+    assert_eq!(
+        audit("postgres://h:pw@db.example/a", ""),
+        [cleartext("db.example", prefer)]
+    );
+    assert_eq!(
+        audit("postgres://h@db.example/a?sslmode=prefer", ""),
+        [cleartext("db.example", prefer)]
+    );
+    assert_eq!(
+        audit("postgres://127.0.0.1,10.1.2.3:5433/a?sslmode=disable", ""),
+        [cleartext("10.1.2.3", "sslmode=disable is plaintext")]
+    );
+    assert_eq!(
+        audit("postgres://h@db.example/a?sslmode=verify", ""),
+        [
+            "t.toml:5:7: `sslmode=verify` is not one of disable, prefer, require, verify-ca, \
+          verify-full in `url` in [audit]; use sslmode=verify-full toward another machine"
+        ]
+    );
+    assert_eq!(
+        audit(
+            "postgres://127.0.0.1/a?sslmode=disable",
+            "tls_ca_file = \"ca.pem\"\n"
+        ),
+        [
+            "t.toml:6:15: the TLS keys in [audit] are never used with sslmode=disable; remove \
+          them or set sslmode=verify-full"
+        ]
+    );
+    assert_eq!(
+        audit(
+            "postgres://db.example/a?sslmode=verify-full",
+            "tls_cert_file = \"c.pem\"\n"
+        ),
+        [
+            "t.toml:6:17: [audit] needs both `tls_cert_file` and `tls_key_file` (PEM certificate \
+          chain and its key), or neither for no client certificate"
+        ]
+    );
+    for fine in [
+        "postgres://db.example/a?sslmode=verify-full",
+        "postgres://db.example/a?sslmode=verify-ca",
+        "postgres://db.example/a?sslmode=require",
+        "postgres://127.0.0.1/a",
+        "postgres://localhost:5432/a?sslmode=disable",
+        "postgres://%2Frun%2Fpostgresql/a",
+    ] {
+        assert_eq!(audit(fine, ""), Vec::<String>::new(), "{fine}");
+    }
+
+    let sessions = |url: &str, extra: &str| {
+        errors(&format!(
+            "{GW}[sessions]\nbackend = \"redis\"\nredis_url = \"{url}\"\n{extra}"
+        ))
+    };
+    assert_eq!(
+        sessions("redis://127.0.0.1:7000,redis://10.0.0.2:7000", ""),
+        [
+            "t.toml:5:13: `redis_url` in [sessions] reaches 10.0.0.2 over plain redis://, and every \
+          binding of a number to an address would cross the network in clear; use rediss:// \
+          (the server's certificate is checked against `tls_ca_file`, or the system's trust \
+          store without it)"
+        ]
+    );
+    assert_eq!(
+        sessions("rediss://cache.example:6380/0#insecure", ""),
+        [
+            "t.toml:5:13: `redis_url` in [sessions] has a `#` fragment (`#insecure` turns \
+          certificate checks off); remove it and give the server's CA as `tls_ca_file`"
+        ]
+    );
+    assert_eq!(
+        sessions("redis://127.0.0.1:6379/0", "tls_ca_file = \"ca.pem\"\n"),
+        [
+            "t.toml:6:15: the TLS keys in [sessions] are only used with a rediss:// URL; remove \
+          them or use rediss://"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("{GW}[sessions]\ntls_ca_file = \"ca.pem\"\n")),
+        ["t.toml:4:15: the TLS keys are only used with backend = \"redis\"; remove them"]
+    );
+    for fine in [
+        "rediss://cache.example:6380/0",
+        "redis://localhost:6379",
+        "redis://[::1]:6379",
+    ] {
+        assert_eq!(sessions(fine, ""), Vec::<String>::new(), "{fine}");
+    }
 }
 
 #[test]

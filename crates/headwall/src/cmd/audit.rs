@@ -118,7 +118,7 @@ pub(crate) fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let source = crate::runtime::audit_source(&config.audit.backend);
             let place = match &source {
                 AuditSource::Embedded(path) => path.display().to_string(),
-                AuditSource::Postgres(_) => "PostgreSQL audit log".to_owned(),
+                AuditSource::Postgres { .. } => "PostgreSQL audit log".to_owned(),
             };
             let seed = crate::keys::read_key(&config.identity.signing_key_file)?;
             let public_key = headwall_identity::SigningKey::from_seed(&seed)

@@ -8,7 +8,7 @@ use crate::{binary, repo_root};
 /// Every configuration the repository ships as an example passes `check`'s preflight once the
 /// files it names exist: examples/headwall.toml as shipped (with a state folder of its own, in
 /// which `check` creates nothing), and each file in examples/configs/ beside a RADIUS secret
-/// and a TLS pair made the way its comments say.
+/// and a TLS pair made the way its comments say (and a CA file for the shared stores).
 #[test]
 fn check_accepts_every_example_config() {
     let state = headwall_testkit::temp_dir();
@@ -44,6 +44,11 @@ fn check_accepts_every_example_config() {
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{keygen:?}");
+    std::fs::copy(
+        dir.path().join("state/api.crt"),
+        dir.path().join("stores-ca.crt"),
+    )
+    .unwrap();
     let secret = dir.path().join("state/radius.secret");
     std::fs::write(&secret, "a-shared-secret\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -219,3 +219,96 @@ async fn a_fleet_shares_one_postgres_audit_log() {
         "{stdout}"
     );
 }
+
+/// The shared stores over TLS (docs/config.md, "TLS to PostgreSQL and Redis"): Redis and
+/// PostgreSQL that speak only TLS and ask for a client certificate. A node with the right CA
+/// and certificates binds over rediss://, discloses with its record in PostgreSQL
+/// (`sslmode=verify-full`), and the `audit` commands read it; a node given someone else's CA
+/// does not start, and says why.
+#[tokio::test]
+async fn a_node_reaches_its_shared_stores_over_tls_only() {
+    use headwall_testkit::tls::TestCa;
+    use std::process::Command;
+    let dir = headwall_testkit::temp_dir();
+    let ca = TestCa::new("store CA");
+    let clients = TestCa::new("gateway client CA");
+    let clients_file = clients.write(dir.path(), "clients");
+    let redis_pair = ca.write_pair(dir.path(), "redis", "redis", &["127.0.0.1"]);
+    let redis = RedisServer::start_tls(&redis_pair, Some(&clients_file));
+    let (cert_pem, key_pem) = ca.issue("audit-db", &["127.0.0.1"]);
+    let postgres = headwall_testkit::postgres::TestPostgres::start_tls(
+        &headwall_testkit::postgres::ServerTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem: Some(clients.pem()),
+        },
+    );
+    let url = format!(
+        "{}?sslmode=verify-full",
+        postgres.url(&postgres.fresh_database())
+    );
+    let ca_file = ca.write(dir.path(), "ca");
+    let stranger_file = TestCa::new("someone else's CA").write(dir.path(), "stranger");
+    let client = clients.write_pair(dir.path(), "client", "headwall", &[]);
+    let agecheck = origin(2).await;
+    let keys = headwall_testkit::temp_dir();
+    assert!(
+        Command::new(binary())
+            .args(["keygen", "--out"])
+            .arg(keys.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let node = |ca_file: &std::path::Path| {
+        let tls = format!(
+            "tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+            ca_file.display(),
+            client.cert_file.display(),
+            client.key_file.display()
+        );
+        format!(
+            "{}\n[sessions]\nbackend = \"redis\"\nredis_url = \"{}\"\n{tls}[identity]\n\
+             pseudonym_key_file = \"{}\"\nsigning_key_file = \"{}\"\n\
+             [audit]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode = \"gw-tls\"\n{tls}",
+            config(agecheck.addr().port()),
+            redis.tls_url(),
+            keys.path().join("pseudonym.key").display(),
+            keys.path().join("signing.key").display(),
+        )
+    };
+
+    let gateway = ServeProcess::start(binary(), &node(&ca_file));
+    assert!(radclient(
+        gateway.radius.unwrap(),
+        SECRET,
+        &accounting("Start", "s1")
+    ));
+    assert_eq!(pseudonyms_seen(gateway.explicit, &agecheck).await.len(), 1);
+    let output = Command::new(binary())
+        .args(["audit", "subscriber", "07700900123", "--json", "--config"])
+        .arg(gateway.path("headwall.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["disclosures"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
+    drop(gateway);
+
+    // Someone else's CA: the audit log cannot be opened, so the node refuses to start.
+    let folder = headwall_testkit::temp_dir();
+    let config_path = folder.path().join("headwall.toml");
+    std::fs::write(&config_path, node(&stranger_file)).unwrap();
+    let output = Command::new("timeout")
+        .args(["60", binary().to_str().unwrap(), "serve", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+}
