@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use headwall_identity::Msisdn;
 use headwall_sessions::{Binding, Change, Lookup, Records, RedisSessions, RedisTls, Sessions};
-use headwall_testkit::RedisServer;
 use headwall_testkit::tls::TestCa;
+use headwall_testkit::{RedisCluster, RedisServer};
 use ipnet::IpNet;
 
 fn binding(msisdn: &str, session: &str, nas: &str, at: u64) -> Binding {
@@ -310,4 +310,112 @@ async fn rediss_checks_the_server_and_offers_the_client_certificate() {
             "{what}: the lookup must fail"
         );
     }
+}
+
+/// A real Redis Cluster (three masters, `redis-cli --cluster create`): bindings spread over
+/// every master's slots. One master down: its subscribers' lookups and binds fail (fail closed:
+/// no identity, no acknowledgement), the other masters' keep working; back, it serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_master_down_fails_closed_for_its_slots_only() {
+    let mut cluster = RedisCluster::start();
+    let s = Sessions::Redis(
+        RedisSessions::connect(
+            &cluster.urls(),
+            Duration::from_secs(3600),
+            &RedisTls::default(),
+        )
+        .unwrap(),
+    );
+    // One address per master, none on the master that holds pgw-1's NAS index (a bind adds
+    // its key there, so that master's outage would refuse every bind).
+    let nas_owner = cluster.owner("headwall:nas:pgw-1");
+    let mut on: [Option<String>; 3] = [None, None, None];
+    for last in 1..=200 {
+        let address = format!("10.7.0.{last}");
+        let owner = cluster.owner(&format!("headwall:bind:{address}/32"));
+        if on[owner].is_none() {
+            on[owner] = Some(address);
+        }
+    }
+    let on: Vec<String> = on.into_iter().map(Option::unwrap).collect();
+    let down = (nas_owner + 1) % 3;
+    let t = now();
+    for (index, address) in on.iter().enumerate() {
+        s.apply(Change::Bind(
+            net(&format!("{address}/32")),
+            binding(&format!("44770090010{index}"), "s", "pgw-1", t),
+        ))
+        .await
+        .unwrap();
+        assert!(
+            who(&s, address).await.is_some(),
+            "{address} on master {index}"
+        );
+    }
+
+    cluster.nodes[down].stop();
+    let live: Vec<&String> = (0..3).filter(|i| *i != down).map(|i| &on[i]).collect();
+    // The client notices the dead master on its first calls; from then on the live masters
+    // answer and the dead one's slots fail.
+    let mut settled = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let mut all = true;
+        for address in &live {
+            all &= matches!(s.lookup(ip(address), now()).await, Ok(Lookup::Bound(_)));
+        }
+        if all {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(settled, "the live masters' bindings never answered again");
+    for _ in 0..5 {
+        assert!(
+            s.lookup(ip(&on[down]), now()).await.is_err(),
+            "a lookup on the dead master's slots must fail, not answer unbound"
+        );
+        for address in &live {
+            assert!(matches!(
+                s.lookup(ip(address), now()).await,
+                Ok(Lookup::Bound(_))
+            ));
+        }
+    }
+    assert!(
+        s.apply(Change::Bind(
+            net(&format!("{}/32", on[down])),
+            binding("447700900199", "t", "pgw-1", now()),
+        ))
+        .await
+        .is_err(),
+        "a bind on the dead master's slots must not be acknowledged"
+    );
+    s.apply(Change::Bind(
+        net(&format!("{}/32", live[0])),
+        binding("447700900198", "t", "pgw-1", now()),
+    ))
+    .await
+    .unwrap();
+
+    // Back (empty: the test servers keep no data): binds and lookups on its slots work again.
+    cluster.nodes[down].restart();
+    cluster.wait_until_ok();
+    let mut recovered = false;
+    for _ in 0..100 {
+        let bound = s
+            .apply(Change::Bind(
+                net(&format!("{}/32", on[down])),
+                binding("447700900197", "u", "pgw-1", now()),
+            ))
+            .await
+            .is_ok();
+        if bound && who(&s, &on[down]).await.as_deref() == Some("447700900197") {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the restarted master's slots never served again");
 }

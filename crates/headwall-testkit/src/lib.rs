@@ -408,6 +408,115 @@ impl RedisServer {
     }
 }
 
+/// A Redis Cluster of three masters on loopback, no replicas, made with `redis-cli --cluster
+/// create`. `cluster-require-full-coverage no`: while one master is down the others keep
+/// serving their slots (as an operator running without replicas should configure it).
+pub struct RedisCluster {
+    /// The masters; [`RedisServer::stop`] one for an outage of its slots.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three masters and joins them; waits until every node says `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-require-full-coverage",
+                    "no",
+                ])
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        for node in &nodes {
+            create.arg(node.addr.to_string());
+        }
+        let output = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli not found: install Debian package redis-tools (scripts/test does)");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// `redis://127.0.0.1:PORT` of every master: the seed nodes.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Waits until every running master says `cluster_state:ok` (after a start or a restart).
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + patience(Duration::from_secs(20));
+        for node in self.nodes.iter().filter(|node| node.child.is_some()) {
+            while !redis_cli(node.addr, &["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster is not ok on {}",
+                    node.addr
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Which of [`RedisCluster::nodes`] serves `key`'s slot.
+    pub fn owner(&self, key: &str) -> usize {
+        let slot: u16 = redis_cli(self.nodes[0].addr, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        let listing = redis_cli(self.nodes[0].addr, &["cluster", "nodes"]);
+        for line in listing.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(addr) = fields.get(1) else { continue };
+            let port = addr
+                .split('@')
+                .next()
+                .and_then(|addr| addr.rsplit(':').next())
+                .and_then(|port| port.parse::<u16>().ok());
+            let serves = fields.iter().skip(8).any(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(low), Ok(high)) if (low..=high).contains(&slot))
+            });
+            if serves
+                && let Some(index) = self
+                    .nodes
+                    .iter()
+                    .position(|node| Some(node.addr.port()) == port)
+            {
+                return index;
+            }
+        }
+        panic!("no master serves slot {slot}:\n{listing}");
+    }
+}
+
+/// `redis-cli -h 127.0.0.1 -p PORT ARGS…`'s output (empty when it cannot run).
+fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p"])
+        .arg(addr.port().to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();

@@ -312,3 +312,121 @@ async fn a_node_reaches_its_shared_stores_over_tls_only() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
 }
+
+/// Two gateways on a real Redis Cluster (three masters): subscribers bound over every master's
+/// slots through either node. One master stops: requests from its subscribers go out without
+/// identity, their accounting is not acknowledged and the store errors are counted, while the
+/// other masters' subscribers are enriched and acknowledged as before; when it is back, its
+/// slots serve again.
+#[tokio::test]
+async fn two_nodes_on_a_redis_cluster_fail_closed_for_a_dead_masters_slots_only() {
+    let agecheck = origin(2).await;
+    let mut cluster = headwall_testkit::RedisCluster::start();
+    let keys = headwall_testkit::temp_dir();
+    assert!(
+        std::process::Command::new(binary())
+            .args(["keygen", "--out"])
+            .arg(keys.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = format!(
+        "{}\n[sessions]\nbackend = \"redis\"\nredis_url = \"{}\"\n[identity]\npseudonym_key_file = \"{}\"\nsigning_key_file = \"{}\"\n",
+        config(agecheck.addr().port()),
+        cluster.urls().join(","),
+        keys.path().join("pseudonym.key").display(),
+        keys.path().join("signing.key").display(),
+    );
+    let a = ServeProcess::start(binary(), &text);
+    let b = ServeProcess::start(binary(), &text);
+    let start = |source: u8, session: &str| {
+        format!(
+            "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.{source}\nCalling-Station-Id = \"07700900{source:03}\"\nAcct-Session-Id = \"{session}\"\nNAS-IP-Address = 127.0.0.1\n"
+        )
+    };
+    let url = format!("http://verify.agecheck.test:{}/", agecheck.addr().port());
+    let enriched = async |gateway: &ServeProcess, source: u8| {
+        !crate::received_through(gateway.explicit, source, &url, &agecheck)
+            .await
+            .header_values("x-subscriber-id")
+            .is_empty()
+    };
+
+    // One subscriber address per master, none on the master holding the NAS's index (every
+    // bind adds its key there).
+    let nas_owner = cluster.owner("headwall:nas:127.0.0.1");
+    let mut on: [Option<u8>; 3] = [None; 3];
+    for source in 10..=250u8 {
+        let owner = cluster.owner(&format!("headwall:bind:127.0.0.{source}/32"));
+        on[owner].get_or_insert(source);
+    }
+    let on: Vec<u8> = on.into_iter().map(Option::unwrap).collect();
+    let down = (nas_owner + 1) % 3;
+    for &source in &on {
+        assert!(radclient(a.radius.unwrap(), SECRET, &start(source, "s1")));
+        assert!(enriched(&b, source).await, "127.0.0.{source} through B");
+    }
+
+    cluster.nodes[down].stop();
+    let live: Vec<u8> = (0..3).filter(|i| *i != down).map(|i| on[i]).collect();
+    let mut settled = false;
+    for _ in 0..100 {
+        let mut all = true;
+        for &source in &live {
+            all &= enriched(&b, source).await;
+        }
+        if all {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        settled,
+        "the live masters' subscribers were never enriched again"
+    );
+    for node in [&a, &b] {
+        assert!(
+            !enriched(node, on[down]).await,
+            "a dead master's subscriber was enriched"
+        );
+        for &source in &live {
+            assert!(enriched(node, source).await, "127.0.0.{source}");
+        }
+    }
+    assert!(
+        !radclient(a.radius.unwrap(), SECRET, &start(on[down], "s2")),
+        "accounting for a dead master's slot was acknowledged"
+    );
+    assert!(radclient(b.radius.unwrap(), SECRET, &start(live[0], "s2")));
+    let (_, metrics) = get(b.admin, "/metrics").await;
+    let errors = metrics
+        .lines()
+        .find(|line| line.starts_with("headwall_session_store_errors_total "))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "{metrics}");
+
+    // Back, empty (the test servers keep no data): accounting binds on its slots again.
+    cluster.nodes[down].restart();
+    cluster.wait_until_ok();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if radclient(a.radius.unwrap(), SECRET, &start(on[down], "s3"))
+            && enriched(&b, on[down]).await
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the restarted master's subscribers were never enriched again"
+    );
+    for node in [&a, &b] {
+        assert!(!node.log().join("\n").contains("7700900"));
+    }
+}
