@@ -209,6 +209,37 @@ impl AuditReader {
         Ok(AuditReader { connection })
     }
 
+    /// The statements `run` executes on this reader: each one's SQL text and its text with
+    /// the parameters bound, in order, repeats included. For the query bench, which prints
+    /// SQLite's plan of exactly what the reader runs; the texts can hold a subscriber's number.
+    #[doc(hidden)]
+    pub fn statements<R>(&mut self, run: impl FnOnce(&Self) -> R) -> (R, Vec<(String, String)>) {
+        use std::sync::{Arc, Mutex, PoisonError};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let traced = self.connection.trace_v2(
+            rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(move |event: rusqlite::trace::TraceEvent<'_>| {
+                if let rusqlite::trace::TraceEvent::Stmt(statement, _) = event {
+                    let sql = statement.sql().into_owned();
+                    let expanded = statement.expanded_sql().unwrap_or_else(|| sql.clone());
+                    sink.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((sql, expanded));
+                }
+            }),
+        );
+        let result = run(self);
+        if traced.is_ok() {
+            let _ = self.connection.trace_v2(
+                rusqlite::trace::TraceEventCodes::empty(),
+                None::<fn(rusqlite::trace::TraceEvent<'_>)>,
+            );
+        }
+        let statements = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
+        (result, statements)
+    }
+
     /// Every disclosure of `msisdn` in `range`, oldest first (data-subject access).
     pub fn subscriber(
         &self,
