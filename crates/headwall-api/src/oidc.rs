@@ -224,8 +224,13 @@ async fn authorize_inner(
         );
     }
     let now = headwall_sessions::unix_now();
-    let binding = match state.gateway.sessions().lookup(device, now).await {
-        Ok(Lookup::Bound(binding)) => binding,
+    let msisdn = match state
+        .gateway
+        .sessions()
+        .lookup_subscriber(device, now)
+        .await
+    {
+        Ok(Lookup::Bound(msisdn)) => msisdn,
         Ok(Lookup::Unbound | Lookup::Stale) | Err(_) => {
             return refuse(
                 Refusal::AccessDenied,
@@ -237,7 +242,7 @@ async fn authorize_inner(
         client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         code_challenge: code_challenge.to_owned(),
-        msisdn: binding.msisdn.clone(),
+        msisdn,
         scopes,
         nonce: get("nonce").map(str::to_owned),
         auth_time: now,

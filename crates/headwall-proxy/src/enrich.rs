@@ -53,14 +53,14 @@ pub(crate) async fn prepare<'a>(
         return Err(WithholdReason::PolicyUnavailable);
     };
     let now = headwall_sessions::unix_now();
-    let binding = match gateway.sessions.lookup(client_ip, now).await {
-        Ok(Lookup::Bound(binding)) => binding,
+    let subscriber = match gateway.sessions.lookup_subscriber(client_ip, now).await {
+        Ok(Lookup::Bound(msisdn)) => msisdn,
         Ok(Lookup::Unbound) => return Err(WithholdReason::NoBinding),
         Ok(Lookup::Stale) => return Err(WithholdReason::StaleBinding),
         // The shared store did not answer in time: no identity (fail closed), counted by it.
         Err(_) => return Err(WithholdReason::SessionStoreUnavailable),
     };
-    let msisdn = &binding.msisdn;
+    let msisdn = &subscriber;
     let profiles = gateway.profiles.load();
 
     // Compute every value before inserting any: a failure leaves the request without identity.

@@ -224,7 +224,7 @@ impl RedisSessions {
             {
                 Lookup::Stale
             }
-            Some(binding) => Lookup::Bound(Arc::new(binding)),
+            Some(binding) => Lookup::Bound(binding),
         })
     }
 

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use headwall_identity::Msisdn;
 use ipnet::IpNet;
 
 use crate::redis::RedisSessions;
@@ -39,6 +40,23 @@ impl Sessions {
         match self {
             Sessions::Embedded { table, .. } => Ok(table.lookup(ip, now)),
             Sessions::Redis(redis) => redis.lookup(ip, now).await,
+        }
+    }
+
+    /// Who the subscriber behind `ip` is at `now`, and nothing else about the session (the data
+    /// plane's question; the embedded table answers it without copying the session's fields).
+    pub async fn lookup_subscriber(
+        &self,
+        ip: IpAddr,
+        now: u64,
+    ) -> Result<Lookup<Msisdn>, StoreError> {
+        match self {
+            Sessions::Embedded { table, .. } => Ok(table.lookup_subscriber(ip, now)),
+            Sessions::Redis(redis) => Ok(match redis.lookup(ip, now).await? {
+                Lookup::Bound(binding) => Lookup::Bound(binding.msisdn),
+                Lookup::Unbound => Lookup::Unbound,
+                Lookup::Stale => Lookup::Stale,
+            }),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The in-memory binding table: client address (IPv4 host or IPv6 prefix) -> subscriber.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use headwall_identity::{Imsi, Msisdn};
@@ -22,11 +22,12 @@ pub struct Binding {
     pub updated_at: u64,
 }
 
-/// The answer to "who is behind this address?".
+/// The answer to "who is behind this address?": the whole [`Binding`], or (the data plane's
+/// question, [`SessionTable::lookup_subscriber`]) only the subscriber.
 #[derive(Debug, Clone)]
-pub enum Lookup {
-    /// A fresh binding.
-    Bound(Arc<Binding>),
+pub enum Lookup<B = Binding> {
+    /// A fresh binding (a copy: the table keeps its own compact form).
+    Bound(B),
     /// No binding covers the address.
     Unbound,
     /// A binding exists but has had no accounting for longer than `stale_after`: never used.
@@ -56,9 +57,156 @@ pub fn canonical_network(network: IpNet) -> IpNet {
     }
 }
 
+/// A binding as the table holds it, inline in the map's entry (crates/headwall-sessions/
+/// BENCH.md, "Compact bindings"): the numbers as integers, the session id inline when short,
+/// the NAS as an index into the table's NAS names. 56 bytes, against a [`Binding`]'s 104 plus
+/// four heap strings and an `Arc`.
+#[derive(Clone)]
+struct Compact {
+    /// The MSISDN's digits as a number (it has no leading zero).
+    msisdn: u64,
+    /// The IMSI's digits as a number; `imsi_digits` says how many (leading zeros are kept).
+    imsi: u64,
+    updated_at: u64,
+    session_id: SmallStr,
+    nas: u32,
+    /// 0: no IMSI; else 14 or 15.
+    imsi_digits: u8,
+}
+
+impl Compact {
+    fn new(binding: &Binding, nas: u32) -> Option<Compact> {
+        let msisdn = binding.msisdn.expose_digits().parse().ok()?;
+        let (imsi, imsi_digits) = match &binding.imsi {
+            None => (0, 0),
+            Some(imsi) => {
+                let digits = imsi.expose_digits();
+                (digits.parse().ok()?, u8::try_from(digits.len()).ok()?)
+            }
+        };
+        Some(Compact {
+            msisdn,
+            imsi,
+            updated_at: binding.updated_at,
+            session_id: SmallStr::new(&binding.session_id),
+            nas,
+            imsi_digits,
+        })
+    }
+
+    /// The binding again, `None` only if the digits no longer parse (they always do: they came
+    /// from a parsed [`Msisdn`] and [`Imsi`]).
+    fn binding(&self, nas: &str) -> Option<Binding> {
+        let mut buffer = [0u8; 20];
+        let imsi = match self.imsi_digits {
+            0 => None,
+            width => Some(Imsi::parse(digits(self.imsi, width, &mut buffer)).ok()?),
+        };
+        Some(Binding {
+            msisdn: Msisdn::parse(digits(self.msisdn, 0, &mut buffer)).ok()?,
+            imsi,
+            session_id: self.session_id.as_str().to_owned(),
+            nas: nas.to_owned(),
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// `value`'s decimal digits, zero-padded to `width` (at most 20), written into `buffer`: a lookup
+/// turns the stored numbers back into text on every hit, so without the formatting machinery.
+fn digits(mut value: u64, width: u8, buffer: &mut [u8; 20]) -> &str {
+    let width = usize::from(width).min(buffer.len());
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if start == 0 || (value == 0 && buffer.len() - start >= width) {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[start..]).unwrap_or_default()
+}
+
+/// A string of up to 22 bytes inline (a 3GPP Acct-Session-Id is usually 16 hex digits), longer
+/// ones on the heap; 24 bytes either way.
+#[derive(Clone)]
+enum SmallStr {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl SmallStr {
+    fn new(text: &str) -> SmallStr {
+        let mut bytes = [0u8; 22];
+        match (u8::try_from(text.len()), bytes.get_mut(..text.len())) {
+            (Ok(len), Some(prefix)) => {
+                prefix.copy_from_slice(text.as_bytes());
+                SmallStr::Inline { len, bytes }
+            }
+            _ => SmallStr::Heap(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            SmallStr::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|prefix| std::str::from_utf8(prefix).ok())
+                .unwrap_or_default(),
+            SmallStr::Heap(text) => text,
+        }
+    }
+}
+
+/// The NAS names bindings refer to by index: a deployment has a handful, so each binding
+/// carries 4 bytes instead of a string. Names are never removed (an Accounting-Off keeps its
+/// NAS's index for the next Start). Readers load the list without a lock; a new name replaces
+/// it (rare: once per NAS).
+#[derive(Default)]
+struct NasNames {
+    names: arc_swap::ArcSwap<Vec<Box<str>>>,
+    ids: std::sync::Mutex<std::collections::HashMap<Box<str>, u32>>,
+}
+
+impl NasNames {
+    /// `name`'s index, given a new one the first time.
+    fn intern(&self, name: &str) -> u32 {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(id) = ids.get(name) {
+            return *id;
+        }
+        let mut names = Vec::clone(&self.names.load());
+        let id = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        names.push(name.into());
+        self.names.store(std::sync::Arc::new(names));
+        ids.insert(name.into(), id);
+        id
+    }
+
+    /// `name`'s index if some binding ever used it.
+    fn find(&self, name: &str) -> Option<u32> {
+        self.ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied()
+    }
+
+    fn name<R>(&self, id: u32, with: impl FnOnce(&str) -> R) -> R {
+        let names = self.names.load();
+        let name = usize::try_from(id)
+            .ok()
+            .and_then(|id| names.get(id))
+            .map_or("", |name| name);
+        with(name)
+    }
+}
+
 /// Address -> binding table; cheap to share behind an `Arc`.
 pub struct SessionTable {
-    bindings: papaya::HashMap<IpNet, Arc<Binding>>,
+    bindings: papaya::HashMap<IpNet, Compact>,
+    nas: NasNames,
     /// Bit `n` set when some IPv6 binding has prefix length `n` (for longest-prefix lookup).
     v6_prefix_lengths: [AtomicU64; 3],
     stale_after_secs: u64,
@@ -69,6 +217,7 @@ impl SessionTable {
     pub fn new(stale_after_secs: u64) -> SessionTable {
         SessionTable {
             bindings: papaya::HashMap::new(),
+            nas: NasNames::default(),
             v6_prefix_lengths: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             stale_after_secs,
         }
@@ -81,17 +230,18 @@ impl SessionTable {
     }
 
     /// Binds `network` (an IPv4 /32, or an IPv6 prefix) to `binding`; the newest session wins.
-    /// Returns the binding it replaced, if any.
-    pub fn bind(&self, network: IpNet, binding: Binding) -> Option<Arc<Binding>> {
+    /// Returns whether it replaced a binding.
+    pub fn bind(&self, network: IpNet, binding: Binding) -> bool {
         let network = canonical_network(network);
+        let Some(compact) = Compact::new(&binding, self.nas.intern(&binding.nas)) else {
+            // Unreachable for a parsed Msisdn/Imsi; never bind what could not be read back.
+            return false;
+        };
         if let IpNet::V6(v6) = network {
             let len = usize::from(v6.prefix_len());
             self.v6_prefix_lengths[len / 64].fetch_or(1 << (len % 64), Ordering::Release);
         }
-        self.bindings
-            .pin()
-            .insert(network, Arc::new(binding))
-            .cloned()
+        self.bindings.pin().insert(network, compact).is_some()
     }
 
     /// Interim-Update: refreshes the binding of `network` when it is unbound or bound to the same
@@ -102,14 +252,16 @@ impl SessionTable {
     /// writer thread).
     pub fn refresh(&self, network: IpNet, binding: Binding) -> bool {
         let network = canonical_network(network);
-        let current = self.bindings.pin().get(&network).cloned();
-        match current {
-            Some(bound) if bound.session_id != binding.session_id => false,
-            _ => {
-                self.bind(network, binding);
-                true
-            }
+        let other_owner = self
+            .bindings
+            .pin()
+            .get(&network)
+            .is_some_and(|bound| bound.session_id.as_str() != binding.session_id);
+        if other_owner {
+            return false;
         }
+        self.bind(network, binding);
+        true
     }
 
     /// Removes bindings with no accounting since `now - stale_after`. Returns how many.
@@ -134,15 +286,18 @@ impl SessionTable {
         matches!(
             self.bindings
                 .pin()
-                .remove_if(&network, |_, bound| bound.session_id == session_id),
+                .remove_if(&network, |_, bound| bound.session_id.as_str() == session_id),
             Ok(Some(_))
         )
     }
 
     /// Removes every binding reported by `nas` (Accounting-On/Off). Returns how many.
     pub fn unbind_nas(&self, nas: &str) -> usize {
+        let Some(id) = self.nas.find(nas) else {
+            return 0;
+        };
         let before = self.bindings.len();
-        self.bindings.pin().retain(|_, bound| bound.nas != nas);
+        self.bindings.pin().retain(|_, bound| bound.nas != id);
         before.saturating_sub(self.bindings.len())
     }
 
@@ -150,17 +305,37 @@ impl SessionTable {
     /// An IPv4-mapped address (a dual-stack listener's IPv4 peer) is its IPv4 address: it never
     /// falls into an IPv6 prefix.
     pub fn lookup(&self, ip: IpAddr, now: u64) -> Lookup {
+        self.find(ip, now, |bound| {
+            self.nas.name(bound.nas, |nas| bound.binding(nas))
+        })
+    }
+
+    /// [`SessionTable::lookup`] answering only who the subscriber is: what the data plane and
+    /// the API need, without copying the session's other fields out of the table.
+    pub fn lookup_subscriber(&self, ip: IpAddr, now: u64) -> Lookup<Msisdn> {
+        self.find(ip, now, |bound| {
+            let mut buffer = [0u8; 20];
+            Msisdn::parse(digits(bound.msisdn, 0, &mut buffer)).ok()
+        })
+    }
+
+    fn find<B>(&self, ip: IpAddr, now: u64, read: impl FnOnce(&Compact) -> Option<B>) -> Lookup<B> {
         let bindings = self.bindings.pin();
         let found = match ip.to_canonical() {
-            IpAddr::V4(v4) => bindings.get(&IpNet::V4(Ipv4Net::from(v4))).cloned(),
+            IpAddr::V4(v4) => bindings.get(&IpNet::V4(Ipv4Net::from(v4))),
             IpAddr::V6(v6) => self.longest_v6(&bindings, v6),
         };
         match found {
             None => Lookup::Unbound,
-            Some(binding) if now.saturating_sub(binding.updated_at) > self.stale_after_secs => {
+            Some(bound) if now.saturating_sub(bound.updated_at) > self.stale_after_secs => {
                 Lookup::Stale
             }
-            Some(binding) => Lookup::Bound(binding),
+            Some(bound) => match read(bound) {
+                Some(value) => Lookup::Bound(value),
+                // Cannot happen (the digits came from a parsed Msisdn and Imsi); never guess
+                // an identity.
+                None => Lookup::Unbound,
+            },
         }
     }
 
@@ -174,11 +349,11 @@ impl SessionTable {
         self.len() == 0
     }
 
-    fn longest_v6<G: papaya::Guard>(
+    fn longest_v6<'g, G: papaya::Guard>(
         &self,
-        bindings: &papaya::HashMapRef<'_, IpNet, Arc<Binding>, std::hash::RandomState, G>,
+        bindings: &'g papaya::HashMapRef<'_, IpNet, Compact, std::hash::RandomState, G>,
         ip: Ipv6Addr,
-    ) -> Option<Arc<Binding>> {
+    ) -> Option<&'g Compact> {
         for len in (0..=128u8).rev() {
             let bit = usize::from(len);
             if self.v6_prefix_lengths[bit / 64].load(Ordering::Acquire) & (1 << (bit % 64)) == 0 {
@@ -188,7 +363,7 @@ impl SessionTable {
                 continue;
             };
             if let Some(binding) = bindings.get(&IpNet::V6(prefix.trunc())) {
-                return Some(binding.clone());
+                return Some(binding);
             }
         }
         None
@@ -301,6 +476,61 @@ mod tests {
         assert_eq!(session("10.0.0.9").as_deref(), Some("m"));
         assert!(table.unbind(net("10.0.0.9/32"), "m"));
         assert_eq!(session("::ffff:10.0.0.9"), None);
+    }
+
+    /// What goes in comes out: IMSI leading zeros, no IMSI, a session id too long to keep
+    /// inline, a non-ASCII one, and the NAS by its index.
+    #[test]
+    fn a_compact_binding_gives_back_what_was_bound() {
+        let table = SessionTable::new(60);
+        let long = "x".repeat(40);
+        let cases = [
+            (
+                "10.0.1.1/32",
+                "447700900001",
+                Some("001010123456789"),
+                "0123456789abcdef",
+                "pgw-1",
+            ),
+            ("10.0.1.2/32", "12345678", None, long.as_str(), "pgw-2"),
+            (
+                "10.0.1.3/32",
+                "999999999999999",
+                Some("31026123456789"),
+                "sé-ß",
+                "pgw-1",
+            ),
+        ];
+        for (network, msisdn, imsi, session, nas) in cases {
+            let mut bound = binding(msisdn, session, nas, 7);
+            bound.imsi = imsi.map(|imsi| Imsi::parse(imsi).unwrap());
+            table.bind(net(network), bound);
+        }
+        for (network, msisdn, imsi, session, nas) in cases {
+            let ip = net(network).addr();
+            let Lookup::Bound(found) = table.lookup(ip, 7) else {
+                panic!("{network} not bound");
+            };
+            assert_eq!(found.msisdn.expose_digits(), msisdn);
+            assert_eq!(found.imsi.as_ref().map(Imsi::expose_digits), imsi);
+            assert_eq!(found.session_id, session);
+            assert_eq!(found.nas, nas);
+            assert_eq!(found.updated_at, 7);
+        }
+        assert_eq!(table.unbind_nas("pgw-1"), 2);
+        assert_eq!(table.unbind_nas("never-seen"), 0);
+        assert!(table.unbind(net("10.0.1.2/32"), &long));
+        assert!(table.is_empty());
+        assert_eq!(std::mem::size_of::<Compact>(), 56);
+    }
+
+    #[test]
+    fn digits_are_written_with_their_zeros() {
+        let mut buffer = [0u8; 20];
+        assert_eq!(digits(0, 0, &mut buffer), "0");
+        assert_eq!(digits(447700900123, 0, &mut buffer), "447700900123");
+        assert_eq!(digits(1010123456789, 15, &mut buffer), "001010123456789");
+        assert_eq!(digits(u64::MAX, 0, &mut buffer), "18446744073709551615");
     }
 
     #[test]
