@@ -95,27 +95,9 @@ pub(crate) fn start_with(
     let dir = temp_dir();
     // A test CA (the clients' only trust root, `ca.crt`) and the listener's certificate for
     // `name` signed by it, as an operator's would be.
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "headwall test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
-    std::fs::write(dir.path().join("api.crt"), leaf.pem()).unwrap();
-    let key = dir.path().join("api.key");
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ca = headwall_testkit::tls::TestCa::new("headwall test CA");
+    let ca_file = ca.write(dir.path(), "ca");
+    ca.write_pair(dir.path(), "api", name, &[name]);
     std::fs::write(dir.path().join("shop.jwks.json"), jwks).unwrap();
     let config = format!(
         r#"
@@ -154,7 +136,9 @@ file = "subscribers.csv"
     )
     .unwrap();
     let gateway = ServeProcess::start_in(binary(), &config, dir);
-    (gateway, ca.der().clone())
+    use rustls::pki_types::pem::PemObject as _;
+    let root = rustls::pki_types::CertificateDer::from_pem_file(&ca_file).unwrap();
+    (gateway, root)
 }
 
 pub(crate) fn bind(gateway: &ServeProcess, ip: &str, session: &str, status: &str) -> bool {

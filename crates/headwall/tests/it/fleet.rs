@@ -22,6 +22,29 @@ fn fleet_config(agecheck_port: u16, redis: &RedisServer, keys: &std::path::Path)
     )
 }
 
+/// A folder with the identity keys every node of a test fleet shares.
+fn fleet_keys() -> tempfile::TempDir {
+    let keys = headwall_testkit::temp_dir();
+    let keygen = std::process::Command::new(binary())
+        .args(["keygen", "--out"])
+        .arg(keys.path())
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    keys
+}
+
+/// `headwall_session_store_errors_total` of the node whose admin listener is `admin`.
+async fn store_errors(admin: SocketAddr) -> f64 {
+    let (_, metrics) = get(admin, "/metrics").await;
+    metrics
+        .lines()
+        .find(|line| line.starts_with("headwall_session_store_errors_total "))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     let response = send_raw(addr, None, request.as_bytes(), Duration::from_secs(10))
@@ -37,13 +60,7 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 async fn two_nodes_share_bindings_and_an_outage_fails_closed() {
     let agecheck = origin(2).await;
     let mut redis = RedisServer::start();
-    let keys = headwall_testkit::temp_dir();
-    let keygen = std::process::Command::new(binary())
-        .args(["keygen", "--out"])
-        .arg(keys.path())
-        .status()
-        .unwrap();
-    assert!(keygen.success());
+    let keys = fleet_keys();
     let text = fleet_config(agecheck.addr().port(), &redis, keys.path());
     let a = ServeProcess::start(binary(), &text);
     let b = ServeProcess::start(binary(), &text);
@@ -87,14 +104,10 @@ async fn two_nodes_share_bindings_and_an_outage_fails_closed() {
     let (status, body) = get(a.admin, "/readyz").await;
     assert_eq!(status, 200, "a degraded store keeps the node in service");
     assert!(body.contains("degraded"), "{body}");
-    let (_, metrics) = get(a.admin, "/metrics").await;
-    let errors = metrics
-        .lines()
-        .find(|line| line.starts_with("headwall_session_store_errors_total "))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(errors >= 1.0, "{metrics}");
+    assert!(
+        store_errors(a.admin).await >= 1.0,
+        "no session store error counted"
+    );
 
     // Back (empty: the test server keeps nothing): accounting works again, then enrichment.
     redis.restart();
@@ -134,15 +147,7 @@ async fn a_fleet_shares_one_postgres_audit_log() {
     let redis = RedisServer::start();
     let postgres = headwall_testkit::postgres::TestPostgres::start();
     let url = postgres.url(&postgres.fresh_database());
-    let keys = headwall_testkit::temp_dir();
-    assert!(
-        Command::new(binary())
-            .args(["keygen", "--out"])
-            .arg(keys.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    let keys = fleet_keys();
     let node = |name: &str| {
         format!(
             "{}[audit]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode = \"{name}\"\n",
@@ -251,15 +256,7 @@ async fn a_node_reaches_its_shared_stores_over_tls_only() {
     let stranger_file = TestCa::new("someone else's CA").write(dir.path(), "stranger");
     let client = clients.write_pair(dir.path(), "client", "headwall", &[]);
     let agecheck = origin(2).await;
-    let keys = headwall_testkit::temp_dir();
-    assert!(
-        Command::new(binary())
-            .args(["keygen", "--out"])
-            .arg(keys.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    let keys = fleet_keys();
     let node = |ca_file: &std::path::Path| {
         let tls = format!(
             "tls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
@@ -322,15 +319,7 @@ async fn a_node_reaches_its_shared_stores_over_tls_only() {
 async fn two_nodes_on_a_redis_cluster_fail_closed_for_a_dead_masters_slots_only() {
     let agecheck = origin(2).await;
     let mut cluster = headwall_testkit::RedisCluster::start();
-    let keys = headwall_testkit::temp_dir();
-    assert!(
-        std::process::Command::new(binary())
-            .args(["keygen", "--out"])
-            .arg(keys.path())
-            .status()
-            .unwrap()
-            .success()
-    );
+    let keys = fleet_keys();
     let text = format!(
         "{}\n[sessions]\nbackend = \"redis\"\nredis_url = \"{}\"\n[identity]\npseudonym_key_file = \"{}\"\nsigning_key_file = \"{}\"\n",
         config(agecheck.addr().port()),
@@ -400,14 +389,10 @@ async fn two_nodes_on_a_redis_cluster_fail_closed_for_a_dead_masters_slots_only(
         "accounting for a dead master's slot was acknowledged"
     );
     assert!(radclient(b.radius.unwrap(), SECRET, &start(live[0], "s2")));
-    let (_, metrics) = get(b.admin, "/metrics").await;
-    let errors = metrics
-        .lines()
-        .find(|line| line.starts_with("headwall_session_store_errors_total "))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(errors >= 1.0, "{metrics}");
+    assert!(
+        store_errors(b.admin).await >= 1.0,
+        "no session store error counted"
+    );
 
     // Back, empty (the test servers keep no data): accounting binds on its slots again.
     cluster.nodes[down].restart();

@@ -18,6 +18,7 @@ mod package;
 mod plan;
 mod radius;
 mod serve;
+mod soak;
 mod transparent;
 
 use std::path::Path;

@@ -1,0 +1,656 @@
+//! A soak with faults (docs/operations.md, "Soak"), short form: the real binary under a steady
+//! mix of partner and non-partner requests while a RADIUS churner rebinds subscribers with
+//! address reuse (a Start on an address another subscriber just left, late Stops, Interim
+//! storms with stale sessions, Accounting-Off of a whole NAS), a reload every few seconds and a
+//! `kill -9` and restart half-way.
+//!
+//! Ground truth: the churner records who may hold each address when (from the moment a Start
+//! is sent until the moment the change that ends it is acknowledged), the origins record what
+//! they received. It passes when no request was enriched with a number that was not bound to
+//! its address at that moment, no non-partner request carried identity, every disclosure the
+//! partner received has a durable audit record, `audit verify` passes after the restart and at
+//! the end, and the process's open files do not grow.
+//!
+//! `bench/soak` runs the same test for 30 minutes (`HEADWALL_SOAK_SECONDS`,
+//! `HEADWALL_SOAK_SUBSCRIBERS`, `HEADWALL_SOAK_RELOAD_SECONDS`, `HEADWALL_SOAK_KILL_SECONDS`)
+//! and prints the figures the issue asks for.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use headwall_radius::{
+    AccountingRequest, AcctStatusType, encode_accounting_request, response_is_valid,
+};
+use headwall_testkit::{
+    EchoOrigin, ServeProcess, SplitMix64, loopback, origin, proxy_get, send_raw,
+};
+
+use crate::binary;
+
+const SECRET: &str = "soak-secret";
+/// Subscriber addresses 127.0.0.FIRST.. (reused by many subscribers over the run).
+const FIRST: u8 = 10;
+const ADDRESSES: u8 = 40;
+const NASES: [&str; 2] = ["pgw-1", "pgw-2"];
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config(partner_port: u16) -> String {
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+[gateway.hosts]
+"verify.partner.test" = "127.0.0.2"
+"other.test" = "127.0.0.3"
+[admin]
+listen = "127.0.0.1:0"
+[radius]
+listen = "127.0.0.1:0"
+country_code = "44"
+[[radius.clients]]
+source = "127.0.0.1/32"
+secret = "{SECRET}"
+[[partner]]
+name = "partner"
+purpose = "identification"
+hosts = ["verify.partner.test"]
+ports = [{partner_port}]
+destinations = ["127.0.0.2/32"]
+headers = {{ "X-MSISDN" = "msisdn" }}
+"#
+    )
+}
+
+/// Who may hold one address: a number from the moment its Start was sent until the moment the
+/// change that ended it was acknowledged (`None`: not ended, or its end was never
+/// acknowledged).
+struct Span {
+    msisdn: String,
+    session: String,
+    nas: usize,
+    from: Instant,
+    until: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Truth {
+    spans: HashMap<u8, Vec<Span>>,
+}
+
+impl Truth {
+    fn current(&self, address: u8) -> Option<&Span> {
+        self.spans
+            .get(&address)
+            .and_then(|spans| spans.last())
+            .filter(|span| span.until.is_none())
+    }
+
+    /// Ends the open spans of `address` that `ended` picks, at `at` (the acknowledgement of
+    /// what ended them).
+    fn end(&mut self, address: u8, at: Instant, ended: impl Fn(&Span) -> bool) {
+        for span in self.spans.get_mut(&address).into_iter().flatten() {
+            if span.until.is_none() && ended(span) {
+                span.until = Some(at);
+            }
+        }
+    }
+
+    /// Whether `msisdn` may have been bound to `address` at some moment in `[sent, answered]`.
+    fn allows(&self, address: u8, msisdn: &str, sent: Instant, answered: Instant) -> bool {
+        self.spans.get(&address).is_some_and(|spans| {
+            spans.iter().any(|span| {
+                span.msisdn == msisdn
+                    && span.from <= answered
+                    && span.until.is_none_or(|until| until >= sent)
+            })
+        })
+    }
+}
+
+/// The RADIUS side of the soak: one packet at a time, each waited for.
+struct Churner {
+    socket: tokio::net::UdpSocket,
+    server: SocketAddr,
+    identifier: u8,
+    sent: u64,
+    acknowledged: u64,
+    /// Every packet: when it was sent, its address, what it was, whether it was acknowledged.
+    log: Vec<(Instant, Option<u8>, String, bool)>,
+}
+
+impl Churner {
+    /// Sends one Accounting-Request; whether it was acknowledged within a second.
+    async fn send(
+        &mut self,
+        status: AcctStatusType,
+        address: Option<u8>,
+        subscriber: Option<&str>,
+        session: &str,
+        nas: usize,
+    ) -> bool {
+        self.identifier = self.identifier.wrapping_add(1);
+        let msisdn = subscriber.map(str::to_owned);
+        let session = Some(session.to_owned());
+        let request = AccountingRequest {
+            identifier: self.identifier,
+            authenticator: [0; 16],
+            status,
+            framed_ip: address.map(|last| Ipv4Addr::new(127, 0, 0, last)),
+            framed_ipv6_prefix: None,
+            calling_station_id: msisdn,
+            session_id: session,
+            nas_ip: None,
+            nas_identifier: Some(NASES[nas].to_owned()),
+            imsi: None,
+        };
+        let packet = encode_accounting_request(&request, SECRET.as_bytes());
+        let what = format!(
+            "{:?} {:?} {:?} nas {nas}",
+            request.status, request.calling_station_id, request.session_id
+        );
+        let at = Instant::now();
+        let acknowledged = self.exchange(&packet).await;
+        self.log.push((at, address, what, acknowledged));
+        acknowledged
+    }
+
+    async fn exchange(&mut self, packet: &[u8]) -> bool {
+        let mut authenticator = [0u8; 16];
+        authenticator.copy_from_slice(&packet[4..20]);
+        self.sent += 1;
+        if self.socket.send_to(packet, self.server).await.is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 64];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(Ok((length, _))) =
+            tokio::time::timeout_at(deadline, self.socket.recv_from(&mut answer)).await
+        {
+            if response_is_valid(
+                &answer[..length],
+                self.identifier,
+                &authenticator,
+                SECRET.as_bytes(),
+            ) {
+                self.acknowledged += 1;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// What one client request saw.
+struct Sent {
+    address: u8,
+    sent: Instant,
+    answered: Instant,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
+    let seconds = setting("HEADWALL_SOAK_SECONDS", 40);
+    let subscribers = setting("HEADWALL_SOAK_SUBSCRIBERS", 2_000);
+    let reload_every = Duration::from_secs(setting("HEADWALL_SOAK_RELOAD_SECONDS", 5));
+    let kill_every = Duration::from_secs(setting("HEADWALL_SOAK_KILL_SECONDS", seconds / 2));
+    let run_for = Duration::from_secs(seconds);
+
+    let partner: EchoOrigin = origin(2).await;
+    let other: EchoOrigin = origin(3).await;
+    let text = config(partner.addr().port());
+    let gateway = Arc::new(Mutex::new(Some(ServeProcess::start(binary(), &text))));
+    let addrs = |gateway: &Mutex<Option<ServeProcess>>| {
+        let gateway = gateway.lock().unwrap_or_else(PoisonError::into_inner);
+        gateway.as_ref().map(|g| (g.explicit, g.radius.unwrap()))
+    };
+    let truth = Arc::new(Mutex::new(Truth::default()));
+    let sent: Arc<Mutex<HashMap<u64, Sent>>> = Arc::default();
+    let down = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+
+    // The churner.
+    let churn = {
+        let (truth, down, stop, gateway) =
+            (truth.clone(), down.clone(), stop.clone(), gateway.clone());
+        tokio::spawn(async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut churner = Churner {
+                socket,
+                server: "127.0.0.1:9".parse().unwrap(),
+                identifier: 0,
+                sent: 0,
+                acknowledged: 0,
+                log: Vec::new(),
+            };
+            let mut random = SplitMix64::new(0x50a6);
+            let mut next_session = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if down.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let Some((_, radius)) = addrs(&gateway) else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                churner.server = radius;
+                let address = FIRST + random.below(u64::from(ADDRESSES)) as u8;
+                match random.below(100) {
+                    // A new subscriber on the address: the old one's Stop, then the new Start
+                    // (the address reused at once).
+                    0..=59 => {
+                        let old = truth
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .current(address)
+                            .map(|s| (s.msisdn.clone(), s.session.clone(), s.nas));
+                        if let Some((msisdn, session, nas)) = old
+                            && churner
+                                .send(
+                                    AcctStatusType::Stop,
+                                    Some(address),
+                                    Some(&msisdn),
+                                    &session,
+                                    nas,
+                                )
+                                .await
+                        {
+                            truth.lock().unwrap_or_else(PoisonError::into_inner).end(
+                                address,
+                                Instant::now(),
+                                |span| span.session == session,
+                            );
+                        }
+                        next_session += 1;
+                        let msisdn = format!("4477009{:05}", random.below(subscribers));
+                        let session = format!("s{next_session:08x}");
+                        let nas = random.below(2) as usize;
+                        let from = Instant::now();
+                        let acknowledged = churner
+                            .send(
+                                AcctStatusType::Start,
+                                Some(address),
+                                Some(&msisdn),
+                                &session,
+                                nas,
+                            )
+                            .await;
+                        let mut truth = truth.lock().unwrap_or_else(PoisonError::into_inner);
+                        // An acknowledged Start replaced whoever was still there (a Stop that
+                        // was lost); an unacknowledged one may or may not have, so the old
+                        // span stays open.
+                        if acknowledged {
+                            truth.end(address, Instant::now(), |_| true);
+                        }
+                        // Acknowledged or not, the new span stands from `from`: it may be bound.
+                        truth.spans.entry(address).or_default().push(Span {
+                            msisdn,
+                            session,
+                            nas,
+                            from,
+                            until: None,
+                        });
+                    }
+                    // A late Stop of an earlier holder: must not unbind the current one.
+                    60..=74 => {
+                        let late = {
+                            let truth = truth.lock().unwrap_or_else(PoisonError::into_inner);
+                            truth.spans.get(&address).and_then(|spans| {
+                                let ended: Vec<&Span> =
+                                    spans.iter().filter(|s| s.until.is_some()).collect();
+                                ended
+                                    .last()
+                                    .map(|s| (s.msisdn.clone(), s.session.clone(), s.nas))
+                            })
+                        };
+                        if let Some((msisdn, session, nas)) = late {
+                            let _ = churner
+                                .send(
+                                    AcctStatusType::Stop,
+                                    Some(address),
+                                    Some(&msisdn),
+                                    &session,
+                                    nas,
+                                )
+                                .await;
+                        }
+                    }
+                    // An Interim storm: every current holder refreshed, and stale sessions'
+                    // Interims on addresses others now hold (which must not take them back).
+                    75..=96 => {
+                        let (current, stale): (Vec<_>, Vec<_>) = {
+                            let truth = truth.lock().unwrap_or_else(PoisonError::into_inner);
+                            let current = (FIRST..FIRST + ADDRESSES)
+                                .filter_map(|a| {
+                                    truth
+                                        .current(a)
+                                        .map(|s| (a, s.msisdn.clone(), s.session.clone(), s.nas))
+                                })
+                                .collect();
+                            let stale = (FIRST..FIRST + ADDRESSES)
+                                .filter(|a| truth.current(*a).is_some())
+                                .filter_map(|a| {
+                                    truth
+                                        .spans
+                                        .get(&a)?
+                                        .iter()
+                                        .rev()
+                                        .find(|s| s.until.is_some())
+                                        .map(|s| (a, s.msisdn.clone(), s.session.clone(), s.nas))
+                                })
+                                .collect();
+                            (current, stale)
+                        };
+                        for (a, msisdn, session, nas) in current.iter().chain(&stale) {
+                            let _ = churner
+                                .send(
+                                    AcctStatusType::InterimUpdate,
+                                    Some(*a),
+                                    Some(msisdn),
+                                    session,
+                                    *nas,
+                                )
+                                .await;
+                        }
+                    }
+                    // Accounting-Off of a whole NAS.
+                    _ => {
+                        let nas = random.below(2) as usize;
+                        if churner
+                            // Its own Acct-Session-Id: two Offs of one NAS are otherwise the
+                            // same bytes, and with a recycled identifier within 30 s a
+                            // retransmission by RFC 5080's rule (answered, not applied again).
+                            .send(
+                                AcctStatusType::AccountingOff,
+                                None,
+                                None,
+                                &format!("off-{}", random.next_u64()),
+                                nas,
+                            )
+                            .await
+                        {
+                            let at = Instant::now();
+                            let mut truth = truth.lock().unwrap_or_else(PoisonError::into_inner);
+                            for a in FIRST..FIRST + ADDRESSES {
+                                truth.end(a, at, |span| span.nas == nas);
+                            }
+                        }
+                    }
+                }
+            }
+            (churner.sent, churner.acknowledged, churner.log)
+        })
+    };
+
+    // The clients: partner and non-partner requests from the subscriber addresses.
+    let next_id = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for client in 0..6u64 {
+        let (sent, stop, gateway, next_id) =
+            (sent.clone(), stop.clone(), gateway.clone(), next_id.clone());
+        let (partner_port, other_port) = (partner.addr().port(), other.addr().port());
+        clients.push(tokio::spawn(async move {
+            let mut random = SplitMix64::new(0xc11e + client);
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let Some((explicit, _)) = addrs(&gateway) else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let address = FIRST + random.below(u64::from(ADDRESSES)) as u8;
+                let url = if random.below(4) == 0 {
+                    format!("http://other.test:{other_port}/r/{id}")
+                } else {
+                    format!("http://verify.partner.test:{partner_port}/r/{id}")
+                };
+                let at = Instant::now();
+                let answer = send_raw(
+                    explicit,
+                    Some(loopback(address)),
+                    &proxy_get(&url, &[]),
+                    Duration::from_secs(5),
+                )
+                .await;
+                let answered = Instant::now();
+                match answer {
+                    Ok(_) => {
+                        sent.lock().unwrap_or_else(PoisonError::into_inner).insert(
+                            id,
+                            Sent {
+                                address,
+                                sent: at,
+                                answered,
+                            },
+                        );
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            errors
+        }));
+    }
+
+    // Faults: reloads, and a kill -9 with a restart on the same state.
+    let mut restarts = 0;
+    let mut last_reload = Instant::now();
+    let mut last_kill = Instant::now();
+    let mut fds: Vec<(f64, usize, u64)> = Vec::new();
+    while started.elapsed() < run_for {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if last_reload.elapsed() >= reload_every {
+            if let Some(g) = gateway
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                g.signal("HUP");
+            }
+            last_reload = Instant::now();
+        }
+        if last_kill.elapsed() >= kill_every && started.elapsed() + Duration::from_secs(5) < run_for
+        {
+            down.store(true, Ordering::Relaxed);
+            let dir = gateway
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .map(ServeProcess::kill);
+            let dir = dir.expect("a running gateway");
+            let restarted = ServeProcess::start_in(binary(), &text, dir);
+            let verify = std::process::Command::new(binary())
+                .args(["audit", "verify", "--config"])
+                .arg(restarted.path("headwall.toml"))
+                .output()
+                .unwrap();
+            assert!(
+                verify.status.success(),
+                "audit verify after kill -9: {verify:?}"
+            );
+            *gateway.lock().unwrap_or_else(PoisonError::into_inner) = Some(restarted);
+            down.store(false, Ordering::Relaxed);
+            restarts += 1;
+            last_kill = Instant::now();
+            fds.clear();
+        }
+        if let Some(g) = gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let pid = g.pid();
+            let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|dir| dir.count())
+                .unwrap_or(0);
+            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|status| {
+                    status
+                        .lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                })
+                .unwrap_or(0);
+            fds.push((started.elapsed().as_secs_f64(), open, rss));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (packets, acknowledged, log) = churn.await.unwrap();
+    let mut client_errors = 0;
+    for client in clients {
+        client_errors += client.await.unwrap();
+    }
+    let gateway = gateway
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .expect("a running gateway");
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+
+    // What the origins received, against the truth.
+    let truth = truth.lock().unwrap_or_else(PoisonError::into_inner);
+    let sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+    let request_of = |target: &str| {
+        target
+            .strip_prefix("/r/")
+            .and_then(|id| id.parse::<u64>().ok())
+            .and_then(|id| sent.get(&id))
+    };
+    let mut enriched = 0u64;
+    let mut withheld = 0u64;
+    for received in partner.take() {
+        let Some(request) = request_of(&received.target) else {
+            continue;
+        };
+        match received.header_values("x-msisdn").as_slice() {
+            [] => withheld += 1,
+            [msisdn] => {
+                enriched += 1;
+                if !truth.allows(request.address, msisdn, request.sent, request.answered) {
+                    // The synthetic subscribers and the churner's record, to see the race.
+                    let t = |at: Instant| at.duration_since(started).as_secs_f64();
+                    let spans: Vec<String> = truth.spans[&request.address]
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{} {} nas {} {:.3}..{:?}",
+                                s.msisdn,
+                                s.session,
+                                s.nas,
+                                t(s.from),
+                                s.until.map(t)
+                            )
+                        })
+                        .collect();
+                    let packets: Vec<String> = log
+                        .iter()
+                        .filter(|(_, a, _, _)| *a == Some(request.address) || a.is_none())
+                        .map(|(at, _, what, ack)| format!("{:.3} {what} ack {ack}", t(*at)))
+                        .collect();
+                    panic!(
+                        "127.0.0.{} was enriched with {msisdn}, not bound to it in {:.3}..{:.3}\nspans:\n{}\npackets:\n{}",
+                        request.address,
+                        t(request.sent),
+                        t(request.answered),
+                        spans.join("\n"),
+                        packets.join("\n")
+                    );
+                }
+            }
+            more => panic!("{} identity headers on one request", more.len()),
+        }
+    }
+    let others = other.take();
+    assert!(
+        others
+            .iter()
+            .all(|r| r.header_values("x-msisdn").is_empty()),
+        "a non-partner received identity"
+    );
+
+    // Every disclosure the partner received has its durable record.
+    let config_path = dir.path().join("headwall.toml");
+    let audit = |args: &[&str]| {
+        std::process::Command::new(binary())
+            .arg("audit")
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    };
+    let verify = audit(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let exposure = audit(&["exposure", "--json"]);
+    assert!(exposure.status.success(), "{exposure:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&exposure.stdout).unwrap();
+    let recorded: u64 = rows["exposure"]
+        .as_array()
+        .expect("exposure rows")
+        .iter()
+        .filter(|row| row["partner"] == "partner")
+        .map(|row| row["disclosures"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        recorded >= enriched,
+        "{enriched} enriched requests but {recorded} audit records"
+    );
+
+    // Open files flat after the restart's warm-up; RSS reported.
+    let after_warmup: Vec<&(f64, usize, u64)> = fds.iter().skip(8).collect();
+    let slope = |values: Vec<(f64, f64)>| {
+        let n = values.len() as f64;
+        let (sx, sy) = values
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let (mx, my) = (sx / n, sy / n);
+        let (num, den) = values.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+            (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+        });
+        if den == 0.0 { 0.0 } else { num / den }
+    };
+    let fd_slope = slope(
+        after_warmup
+            .iter()
+            .map(|(t, f, _)| (*t, *f as f64))
+            .collect(),
+    );
+    let rss_slope = slope(
+        after_warmup
+            .iter()
+            .map(|(t, _, r)| (*t, *r as f64))
+            .collect(),
+    );
+    let (fd_min, fd_max) = after_warmup
+        .iter()
+        .fold((usize::MAX, 0), |(lo, hi), (_, f, _)| {
+            (lo.min(*f), hi.max(*f))
+        });
+    println!(
+        "soak: {seconds} s, {restarts} kill -9 restarts; RADIUS {acknowledged}/{packets} acknowledged; \
+         partner requests {enriched} enriched, {withheld} without identity; {} non-partner; \
+         {client_errors} client errors; open fds {fd_min}..{fd_max} (slope {fd_slope:.3}/s); \
+         RSS slope {rss_slope:.1} KiB/s",
+        others.len()
+    );
+    assert!(restarts >= 1, "the run never restarted the gateway");
+    assert!(
+        enriched > 100,
+        "too little enriched traffic to mean anything: {enriched}"
+    );
+    assert!(
+        fd_max <= fd_min + 64,
+        "open files grew: {fd_min} -> {fd_max}"
+    );
+}
