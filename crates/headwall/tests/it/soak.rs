@@ -654,3 +654,148 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
         "open files grew: {fd_min} -> {fd_max}"
     );
 }
+
+/// A tmpfs mounted over a folder for the length of a test (needs root, as CI runs; the
+/// transparent-mode tests need it too), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        let output = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "mount a {size} tmpfs failed: {}\n(the full-disk test needs root; CI runs scripts/test as root)",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The state folder (audit journal and index, bindings) on a small disk that is then filled:
+/// nothing is disclosed without its durable record, accounting that cannot be stored is not
+/// acknowledged, and once there is room again bindings and enrichment come back by themselves,
+/// with the audit log intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_disk_loses_no_record_and_enrichment_resumes_when_there_is_room() {
+    let partner = origin(2).await;
+    let dir = headwall_testkit::temp_dir();
+    let disk = SmallDisk::mount(dir.path(), "48m");
+    let gateway = ServeProcess::start_in(binary(), &config(partner.addr().port()), dir);
+    let radius = gateway.radius.unwrap();
+    let start = |address: u8, session: &str| {
+        format!(
+            "Acct-Status-Type = Start\nFramed-IP-Address = 127.0.0.{address}\nCalling-Station-Id = \"4477009000{address:02}\"\nAcct-Session-Id = \"{session}\"\nNAS-Identifier = \"pgw-1\"\n"
+        )
+    };
+    let url = format!("http://verify.partner.test:{}/", partner.addr().port());
+    let request = async |address: u8| {
+        let answer = send_raw(
+            gateway.explicit,
+            Some(loopback(address)),
+            &proxy_get(&url, &[]),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        let received = partner.take();
+        assert_eq!(received.len(), 1);
+        !received[0].header_values("x-msisdn").is_empty()
+    };
+    assert!(headwall_testkit::radclient(radius, SECRET, &start(10, "a")));
+    assert!(request(10).await, "enriched before the disk filled");
+
+    // Fill the disk to the last block.
+    let filler = gateway.path("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file
+            .write_all(&block)
+            .and_then(|()| file.sync_data())
+            .is_ok()
+        {}
+    }
+    let mut enriched_while_full = 0;
+    for _ in 0..200 {
+        if request(10).await {
+            enriched_while_full += 1;
+        }
+    }
+    let stored_while_full = headwall_testkit::radclient(radius, SECRET, &start(11, "b"));
+
+    // Room again: accounting is stored and acknowledged, and enrichment works, by themselves.
+    std::fs::remove_file(&filler).unwrap();
+    let mut resumed = false;
+    for attempt in 0..50 {
+        if headwall_testkit::radclient(radius, SECRET, &start(11, &format!("c{attempt}")))
+            && request(11).await
+        {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(resumed, "enrichment did not resume once the disk had room");
+    let mut enriched_after = 1;
+    for _ in 0..20 {
+        if request(10).await {
+            enriched_after += 1;
+        }
+    }
+
+    let (code, dir) = gateway.terminate();
+    assert_eq!(code, Some(0));
+    let config_path = dir.path().join("headwall.toml");
+    let audit = |args: &[&str]| {
+        std::process::Command::new(binary())
+            .arg("audit")
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    };
+    let verify = audit(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let exposure = audit(&["exposure", "--json"]);
+    assert!(exposure.status.success(), "{exposure:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&exposure.stdout).unwrap();
+    let recorded: u64 = rows["exposure"]
+        .as_array()
+        .expect("exposure rows")
+        .iter()
+        .map(|row| row["disclosures"].as_u64().unwrap_or(0))
+        .sum();
+    let enriched = 1 + enriched_while_full + enriched_after;
+    println!(
+        "full disk: {enriched_while_full} of 200 enriched while full; accounting stored while \
+         full: {stored_while_full}; {recorded} records for {enriched} enriched requests"
+    );
+    assert!(
+        recorded >= enriched,
+        "{enriched} enriched but {recorded} records"
+    );
+    drop(disk);
+    drop(dir);
+}
