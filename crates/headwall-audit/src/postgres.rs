@@ -6,8 +6,7 @@
 //!   `schema_migrations`.
 //! - [`query`]: [`PgAuditReader`], the three questions across all nodes.
 //! - [`verify`]: [`verify_postgres`], every node's chains and signed checkpoints.
-//!
-//! - [`tls`]: rustls set up the way the URL's `sslmode` asks.
+//! - `tls`: rustls set up the way the URL's `sslmode` asks.
 //!
 //! Connections come from a small `deadpool-postgres` pool, over TLS unless the URL's `sslmode`
 //! says otherwise toward this machine (see `docs/operations.md`, "PostgreSQL audit backend").
