@@ -84,6 +84,17 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
+/// AnonHugePages of this process in MiB (from `/proc/self/smaps_rollup`): whether the table
+/// sits on transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, docs/operations.md).
+fn huge_pages_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("AnonHugePages:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
 /// User + system CPU seconds of this process so far (all threads), from `/proc/self/stat`.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -204,10 +215,11 @@ fn report(n: usize, results: &Results) {
     for case in ["v4", "v6"] {
         for row in find(case, Some("memory")) {
             println!(
-                "| RSS per binding, {case} ({} bindings, {} MiB -> {} MiB, filled in {} s) | **{} B** | <= 150 B |",
+                "| RSS per binding, {case} ({} bindings, {} MiB -> {} MiB, {} MiB on huge pages, filled in {} s) | **{} B** | <= 150 B |",
                 get(row, "bindings"),
                 get(row, "rss_before_mib"),
                 get(row, "rss_after_mib"),
+                get(row, "huge_pages_mib"),
                 get(row, "fill_seconds"),
                 get(row, "bytes_per_binding"),
             );
@@ -337,7 +349,7 @@ fn memory_and_lookup(v6: bool) {
         table.bind(network(v6, k), binding(k, now, with_imsi));
     }
     let fill = started.elapsed();
-    // Let papaya finish any incremental resize and reclaim retired tables before measuring.
+    // Let the allocator settle (freed shard arrays of the last doublings) before measuring.
     std::thread::sleep(Duration::from_millis(200));
     let after = rss_bytes();
     assert_eq!(table.len() as u64, n);
@@ -354,6 +366,7 @@ fn memory_and_lookup(v6: bool) {
                 format!("{:.0}", after.saturating_sub(before) as f64 / n as f64),
             ),
             ("fill_seconds", format!("{:.2}", fill.as_secs_f64())),
+            ("huge_pages_mib", huge_pages_mib().to_string()),
         ],
     );
 
@@ -392,7 +405,7 @@ fn memory_and_lookup(v6: bool) {
                 case,
                 &[
                     ("kind", "lookup".into()),
-                    ("set", format!("{set} {question}")),
+                    ("set", format!("{set}/{question}")),
                     ("lookups", addresses.len().to_string()),
                     ("median_ns", format!("{:.0}", timing.median)),
                     ("p99_ns", format!("{:.0}", timing.p99)),

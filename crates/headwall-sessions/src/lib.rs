@@ -1,8 +1,9 @@
 //! Subscriber bindings: which subscriber is behind a client address right now.
 //!
 //! The data plane asks one question per partner-bound request, [`SessionTable::lookup`], and it
-//! must be answered from memory without a lock: the table is a `papaya` map (lock-free reads, no
-//! guard held across `.await`). RADIUS accounting feeds it through [`SessionStore::apply`], which
+//! must be answered from memory, never waiting on I/O: the table is our own sharded
+//! open-addressing map (`table::shards`), where a read holds its shard's read lock for one probe
+//! and never across `.await`, and a writer holds one shard for one change. RADIUS accounting feeds it through [`SessionStore::apply`], which
 //! commits each [`Change`] to SQLite before applying it to the table.
 //!
 //! A fleet shares bindings in Redis instead ([`RedisSessions`]); [`Sessions`] is the one handle

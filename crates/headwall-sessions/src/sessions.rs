@@ -17,7 +17,7 @@ pub enum Sessions {
     /// One node: lookups from the in-memory table; changes committed to SQLite first (when a
     /// store is attached) and then applied to the table.
     Embedded {
-        /// The lock-free table lookups read.
+        /// The in-memory table lookups read.
         table: Arc<SessionTable>,
         /// The durable side; `None` only in tests that bind the table directly.
         store: Option<SessionStore>,

@@ -1,11 +1,16 @@
 //! The in-memory binding table: client address (IPv4 host or IPv6 prefix) -> subscriber.
 
-use std::net::{IpAddr, Ipv6Addr};
+mod shards;
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use headwall_identity::{Imsi, Msisdn};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use shards::{Shards, V4Slot, V6Key, V6Slot};
 
 /// One subscriber session bound to an address, as accounting reported it.
 #[derive(Debug, Clone)]
@@ -57,10 +62,10 @@ pub fn canonical_network(network: IpNet) -> IpNet {
     }
 }
 
-/// A binding as the table holds it, inline in the map's entry (crates/headwall-sessions/
-/// BENCH.md, "Compact bindings"): the numbers as integers, the session id inline when short,
-/// the NAS as an index into the table's NAS names. 56 bytes, against a [`Binding`]'s 104 plus
-/// four heap strings and an `Arc`.
+/// A binding as the table holds it, inline in its slot (crates/headwall-sessions/BENCH.md,
+/// "Compact bindings"): the numbers as integers, the session id inline when short, the NAS as
+/// an index into the table's NAS names. 56 bytes, against a [`Binding`]'s 104 plus four heap
+/// strings and an `Arc`.
 #[derive(Clone)]
 struct Compact {
     /// The MSISDN's digits as a number (it has no leading zero).
@@ -204,74 +209,112 @@ impl NasNames {
 }
 
 /// Address -> binding table; cheap to share behind an `Arc`.
+///
+/// IPv4 and IPv6 bindings live in two sharded open-addressing maps ([`shards`]): an IPv4 lookup
+/// reads one cache line. An IPv4 key keeps its prefix length, so the IPv4 network an IPv4-mapped
+/// IPv6 prefix names (`::ffff:0:0/96` is `0.0.0.0/0`) is held, and removable, but no lookup of a
+/// host address ever reaches it.
 pub struct SessionTable {
-    bindings: papaya::HashMap<IpNet, Compact>,
+    v4: Shards<V4Slot>,
+    v6: Shards<V6Slot>,
     nas: NasNames,
     /// Bit `n` set when some IPv6 binding has prefix length `n` (for longest-prefix lookup).
     v6_prefix_lengths: [AtomicU64; 3],
     stale_after_secs: u64,
 }
 
+/// Where a canonical network lives in the table.
+enum Key {
+    V4(u64),
+    V6(V6Key),
+}
+
+impl Key {
+    fn of(network: IpNet) -> Key {
+        match canonical_network(network) {
+            IpNet::V4(v4) => Key::V4(v4_key(v4.network(), v4.prefix_len())),
+            IpNet::V6(v6) => Key::V6(v6_key(v6.network(), v6.prefix_len())),
+        }
+    }
+}
+
+/// An IPv4 network as a key: the address above its prefix length.
+fn v4_key(address: Ipv4Addr, len: u8) -> u64 {
+    (u64::from(address.to_bits()) << 8) | u64::from(len)
+}
+
+/// An IPv6 network (host bits already clear) as a key.
+fn v6_key(network: Ipv6Addr, len: u8) -> V6Key {
+    let bits = network.to_bits();
+    V6Key {
+        high: (bits >> 64) as u64,
+        low: bits as u64,
+        len,
+    }
+}
+
 impl SessionTable {
     /// An empty table whose bindings go stale after `stale_after_secs` without accounting.
     pub fn new(stale_after_secs: u64) -> SessionTable {
+        // A per-process seed: where an address lands is not predictable from outside.
+        let seed = RandomState::new().hash_one(0x6865_6164_7761_6c6cu64);
         SessionTable {
-            bindings: papaya::HashMap::new(),
+            v4: Shards::new(seed),
+            v6: Shards::new(seed.rotate_left(32)),
             nas: NasNames::default(),
             v6_prefix_lengths: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             stale_after_secs,
         }
     }
 
-    /// Makes room for `additional` more bindings at once (loading at start: one allocation
-    /// instead of a resize at every doubling).
+    /// Makes room for `additional` more IPv4 bindings at once (loading at start: one allocation
+    /// per shard instead of a rehash at every doubling). IPv6 shards grow as they fill.
     pub fn reserve(&self, additional: usize) {
-        self.bindings.pin().reserve(additional);
+        self.v4.reserve(additional);
     }
 
     /// Binds `network` (an IPv4 /32, or an IPv6 prefix) to `binding`; the newest session wins.
     /// Returns whether it replaced a binding.
     pub fn bind(&self, network: IpNet, binding: Binding) -> bool {
-        let network = canonical_network(network);
-        let Some(compact) = Compact::new(&binding, self.nas.intern(&binding.nas)) else {
-            // Unreachable for a parsed Msisdn/Imsi; never bind what could not be read back.
-            return false;
-        };
-        if let IpNet::V6(v6) = network {
-            let len = usize::from(v6.prefix_len());
-            self.v6_prefix_lengths[len / 64].fetch_or(1 << (len % 64), Ordering::Release);
-        }
-        self.bindings.pin().insert(network, compact).is_some()
+        self.insert_if(network, &binding, |_| true) == Some(true)
     }
 
     /// Interim-Update: refreshes the binding of `network` when it is unbound or bound to the same
     /// session; an Interim of an older session never takes an address back from its new owner.
-    /// Returns whether it bound.
-    ///
-    /// Callers that mutate the table concurrently must serialise; the durable store does (one
-    /// writer thread).
+    /// Returns whether it bound. The check and the write are one step under the shard's lock.
     pub fn refresh(&self, network: IpNet, binding: Binding) -> bool {
-        let network = canonical_network(network);
-        let other_owner = self
-            .bindings
-            .pin()
-            .get(&network)
-            .is_some_and(|bound| bound.session_id.as_str() != binding.session_id);
-        if other_owner {
-            return false;
+        self.insert_if(network, &binding, |bound| {
+            bound.is_none_or(|bound| bound.session_id.as_str() == binding.session_id)
+        })
+        .is_some()
+    }
+
+    fn insert_if(
+        &self,
+        network: IpNet,
+        binding: &Binding,
+        allowed: impl FnOnce(Option<&Compact>) -> bool,
+    ) -> Option<bool> {
+        // `None` is unreachable for a parsed Msisdn/Imsi; never bind what could not be read back.
+        let compact = Compact::new(binding, self.nas.intern(&binding.nas))?;
+        match Key::of(network) {
+            Key::V4(key) => self.v4.insert_if(key, compact, allowed),
+            Key::V6(key) => {
+                let len = usize::from(key.len);
+                self.v6_prefix_lengths[len / 64].fetch_or(1 << (len % 64), Ordering::Release);
+                self.v6.insert_if(key, compact, allowed)
+            }
         }
-        self.bind(network, binding);
-        true
     }
 
     /// Removes bindings with no accounting since `now - stale_after`. Returns how many.
     pub fn sweep(&self, now: u64) -> usize {
-        let before = self.bindings.len();
         let limit = self.stale_after_secs;
-        self.bindings
-            .pin()
-            .retain(|_, bound| now.saturating_sub(bound.updated_at) <= limit);
-        before.saturating_sub(self.bindings.len())
+        self.remove_where(|bound| now.saturating_sub(bound.updated_at) > limit)
+    }
+
+    fn remove_where(&self, remove: impl Fn(&Compact) -> bool) -> usize {
+        self.v4.remove_where(&remove) + self.v6.remove_where(&remove)
     }
 
     /// The stale limit in seconds.
@@ -282,13 +325,11 @@ impl SessionTable {
     /// Removes the binding of `network` only when it belongs to `session_id`: a late Stop of an
     /// old session never unbinds the address's new owner. Returns whether it removed one.
     pub fn unbind(&self, network: IpNet, session_id: &str) -> bool {
-        let network = canonical_network(network);
-        matches!(
-            self.bindings
-                .pin()
-                .remove_if(&network, |_, bound| bound.session_id.as_str() == session_id),
-            Ok(Some(_))
-        )
+        let owned = |bound: &Compact| bound.session_id.as_str() == session_id;
+        match Key::of(network) {
+            Key::V4(key) => self.v4.remove_if(&key, owned),
+            Key::V6(key) => self.v6.remove_if(&key, owned),
+        }
     }
 
     /// Removes every binding reported by `nas` (Accounting-On/Off). Returns how many.
@@ -296,9 +337,7 @@ impl SessionTable {
         let Some(id) = self.nas.find(nas) else {
             return 0;
         };
-        let before = self.bindings.len();
-        self.bindings.pin().retain(|_, bound| bound.nas != id);
-        before.saturating_sub(self.bindings.len())
+        self.remove_where(|bound| bound.nas == id)
     }
 
     /// Who is behind `ip` at unix time `now`: IPv4 by exact address, IPv6 by longest prefix.
@@ -319,29 +358,25 @@ impl SessionTable {
         })
     }
 
-    fn find<B>(&self, ip: IpAddr, now: u64, read: impl FnOnce(&Compact) -> Option<B>) -> Lookup<B> {
-        let bindings = self.bindings.pin();
-        let found = match ip.to_canonical() {
-            IpAddr::V4(v4) => bindings.get(&IpNet::V4(Ipv4Net::from(v4))),
-            IpAddr::V6(v6) => self.longest_v6(&bindings, v6),
-        };
-        match found {
-            None => Lookup::Unbound,
-            Some(bound) if now.saturating_sub(bound.updated_at) > self.stale_after_secs => {
-                Lookup::Stale
+    fn find<B>(&self, ip: IpAddr, now: u64, read: impl Fn(&Compact) -> Option<B>) -> Lookup<B> {
+        let answer = |bound: &Compact| {
+            if now.saturating_sub(bound.updated_at) > self.stale_after_secs {
+                return Lookup::Stale;
             }
-            Some(bound) => match read(bound) {
-                Some(value) => Lookup::Bound(value),
-                // Cannot happen (the digits came from a parsed Msisdn and Imsi); never guess
-                // an identity.
-                None => Lookup::Unbound,
-            },
-        }
+            // `None` cannot happen (the digits came from a parsed Msisdn and Imsi); never
+            // guess an identity.
+            read(bound).map_or(Lookup::Unbound, Lookup::Bound)
+        };
+        let found = match ip.to_canonical() {
+            IpAddr::V4(v4) => self.v4.get(&v4_key(v4, 32), answer),
+            IpAddr::V6(v6) => self.longest_v6(v6, answer),
+        };
+        found.unwrap_or(Lookup::Unbound)
     }
 
     /// Number of bindings held (fresh or stale).
     pub fn len(&self) -> usize {
-        self.bindings.len()
+        self.v4.len() + self.v6.len()
     }
 
     /// Whether the table holds no binding.
@@ -349,21 +384,23 @@ impl SessionTable {
         self.len() == 0
     }
 
-    fn longest_v6<'g, G: papaya::Guard>(
-        &self,
-        bindings: &'g papaya::HashMapRef<'_, IpNet, Compact, std::hash::RandomState, G>,
-        ip: Ipv6Addr,
-    ) -> Option<&'g Compact> {
-        for len in (0..=128u8).rev() {
-            let bit = usize::from(len);
-            if self.v6_prefix_lengths[bit / 64].load(Ordering::Acquire) & (1 << (bit % 64)) == 0 {
-                continue;
-            }
-            let Ok(prefix) = Ipv6Net::new(ip, len) else {
-                continue;
-            };
-            if let Some(binding) = bindings.get(&IpNet::V6(prefix.trunc())) {
-                return Some(binding);
+    /// The binding of the longest bound prefix covering `ip`, read by `read`: only the prefix
+    /// lengths some binding has are tried, longest first.
+    fn longest_v6<R>(&self, ip: Ipv6Addr, read: impl Fn(&Compact) -> R) -> Option<R> {
+        for word in (0..self.v6_prefix_lengths.len()).rev() {
+            let mut lengths = self.v6_prefix_lengths[word].load(Ordering::Acquire);
+            while lengths != 0 {
+                let top = u64::BITS - 1 - lengths.leading_zeros();
+                lengths &= !(1u64 << top);
+                let Ok(len) = u8::try_from(word * 64 + top as usize) else {
+                    continue;
+                };
+                let Ok(prefix) = Ipv6Net::new(ip, len) else {
+                    continue;
+                };
+                if let Some(found) = self.v6.get(&v6_key(prefix.network(), len), &read) {
+                    return Some(found);
+                }
             }
         }
         None
@@ -373,7 +410,7 @@ impl SessionTable {
 impl std::fmt::Debug for SessionTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionTable")
-            .field("bindings", &self.bindings.len())
+            .field("bindings", &self.len())
             .field("stale_after_secs", &self.stale_after_secs)
             .finish()
     }
