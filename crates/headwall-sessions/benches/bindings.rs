@@ -14,10 +14,13 @@
 //!   processes each time [`SessionStore::open`] loading them (what `headwall serve` does at start),
 //!   plus one process that only scans the rows with rusqlite (the SQLite share of the time).
 //!
+//! - `floor`: one dependent memory access into an array the size of the 10 M table, as a
+//!   random pointer chase: the floor under a random lookup on this machine.
+//!
 //! Environment (defaults): `BINDINGS_N` (1000000), `BINDINGS_LOOKUPS` (5000000),
 //! `BINDINGS_CASES` (`v4,v6,startup`), `BINDINGS_IMSI` (1: every binding carries a 3GPP-IMSI),
 //! `BINDINGS_RESERVE` (0; 1: the table is sized for N before the fill, as a start-up load does),
-//! `BINDINGS_STARTUP_RUNS` (3), `BINDINGS_DB_DIR` (a temporary folder; give one to keep the
+//! `BINDINGS_STARTUP_RUNS` (3), `BINDINGS_FLOOR_MIB` (1024), `BINDINGS_DB_DIR` (a temporary folder; give one to keep the
 //! filled database between runs: it is refilled only when its row count differs from N).
 
 #![allow(clippy::unwrap_used)]
@@ -44,6 +47,7 @@ fn main() {
     match std::env::var(CASE).as_deref() {
         Ok("v4") => memory_and_lookup(false),
         Ok("v6") => memory_and_lookup(true),
+        Ok("floor") => memory_floor(),
         Ok("fill") => fill_database(),
         Ok("open") => open_store(),
         Ok("scan") => scan_rows(),
@@ -141,7 +145,7 @@ fn orchestrate() {
     let temporary = tempfile::tempdir().unwrap();
     for case in cases.split(',').map(str::trim).filter(|c| !c.is_empty()) {
         match case {
-            "v4" | "v6" => results.extend(child(case, None)),
+            "v4" | "v6" | "floor" => results.extend(child(case, None)),
             "startup" => {
                 let dir = std::env::var("BINDINGS_DB_DIR")
                     .map_or_else(|_| temporary.path().to_owned(), PathBuf::from);
@@ -234,6 +238,16 @@ fn report(n: usize, results: &Results) {
                 get(row, "mean_ns"),
             );
         }
+    }
+    for row in find("floor", None) {
+        println!(
+            "| one dependent memory access, random over {} MiB ({} MiB on huge pages): median / p99 / mean ns | **{}** / {} / {} | the floor under a random lookup |",
+            get(row, "mib"),
+            get(row, "huge_pages_mib"),
+            get(row, "median_ns"),
+            get(row, "p99_ns"),
+            get(row, "mean_ns"),
+        );
     }
     for row in find("fill", None) {
         let written = match get(row, "written_seconds").as_str() {
@@ -423,6 +437,62 @@ struct Timing {
     mean: f64,
 }
 
+/// What a random lookup cannot beat on this machine: one dependent load per step of a pointer
+/// chase through `BINDINGS_FLOOR_MIB` (1024, the 10 M table's size) of 64-byte lines in one
+/// random cycle (Sattolo's shuffle), timed in batches like the lookups.
+fn memory_floor() {
+    let mib = setting("BINDINGS_FLOOR_MIB", 1024usize);
+    let steps = setting("BINDINGS_LOOKUPS", 5_000_000usize);
+    let lines = mib * 1024 * 1024 / 64;
+    let mut next: Vec<[u64; 8]> = (0..lines as u64)
+        .map(|line| [line, 0, 0, 0, 0, 0, 0, 0])
+        .collect();
+    let mut random = SplitMix::new(0xf1_0042);
+    for i in (1..lines).rev() {
+        let j = random.below(i as u64) as usize;
+        let (low, high) = next.split_at_mut(i);
+        std::mem::swap(&mut low[j][0], &mut high[0][0]);
+    }
+    let mut at = 0usize;
+    let mut batch_means = Vec::with_capacity(steps / BATCH + 1);
+    let started = Instant::now();
+    for _ in 0..steps / BATCH {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            at = next[black_box(at)][0] as usize;
+        }
+        batch_means.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+    }
+    let timing = summarize(batch_means, started.elapsed(), steps / BATCH * BATCH);
+    black_box(at);
+    result(
+        "floor",
+        &[
+            ("mib", mib.to_string()),
+            ("huge_pages_mib", huge_pages_mib().to_string()),
+            ("median_ns", format!("{:.0}", timing.median)),
+            ("p99_ns", format!("{:.0}", timing.p99)),
+            ("mean_ns", format!("{:.0}", timing.mean)),
+        ],
+    );
+}
+
+/// Median and p99 of per-batch means, and the overall mean over `count` operations.
+fn summarize(mut batch_means: Vec<f64>, total: Duration, count: usize) -> Timing {
+    batch_means.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        batch_means
+            .get(((batch_means.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Timing {
+        median: at(0.5),
+        p99: at(0.99),
+        mean: total.as_nanos() as f64 / count.max(1) as f64,
+    }
+}
+
 /// Times `ask` (a lookup; true when bound) over `addresses` in batches; returns batch-mean
 /// statistics and how many were bound.
 fn time_lookups(ask: &dyn Fn(IpAddr) -> bool, addresses: &[IpAddr]) -> (Timing, usize) {
@@ -438,15 +508,8 @@ fn time_lookups(ask: &dyn Fn(IpAddr) -> bool, addresses: &[IpAddr]) -> (Timing, 
         }
         batch_means.push(start.elapsed().as_nanos() as f64 / batch.len() as f64);
     }
-    let total = started.elapsed().as_nanos() as f64;
-    batch_means.sort_by(f64::total_cmp);
-    let at = |q: f64| batch_means[((batch_means.len() - 1) as f64 * q).round() as usize];
     (
-        Timing {
-            median: at(0.5),
-            p99: at(0.99),
-            mean: total / addresses.len().max(1) as f64,
-        },
+        summarize(batch_means, started.elapsed(), addresses.len()),
         black_box(found),
     )
 }

@@ -123,16 +123,25 @@ impl<S: Slot> Shard<S> {
     }
 
     /// The slot holding `key`, if any.
+    ///
+    /// Two slots at a time: both keys are read before either is compared, so the two loads
+    /// go to memory together, and an entry one slot past its home (a third of them at 0.6
+    /// load) costs no second wait for memory.
     fn position(&self, key: &S::Key, hash: u64) -> Option<usize> {
         let mask = self.mask();
         let mut index = (hash as usize) & mask;
         // At most every slot once; a shard is never full (load ≤ 3/4), so an empty slot ends
         // the run long before that.
-        for _ in 0..self.slots.len() {
-            match self.slots.get(index)? {
-                None => return None,
-                Some(slot) if slot.key() == key => return Some(index),
-                Some(_) => index = (index + 1) & mask,
+        for _ in 0..self.slots.len().div_ceil(2) {
+            let next = (index + 1) & mask;
+            let first = self.slots.get(index)?.as_ref().map(Slot::key);
+            let second = self.slots.get(next)?.as_ref().map(Slot::key);
+            match (first, second) {
+                (Some(found), _) if found == key => return Some(index),
+                (None, _) => return None,
+                (_, Some(found)) if found == key => return Some(next),
+                (_, None) => return None,
+                _ => index = (next + 1) & mask,
             }
         }
         None
@@ -368,15 +377,12 @@ mod tests {
     fn inserts_and_removals_agree_with_a_std_map() {
         let shards: Shards<V4Slot> = Shards::new(7);
         let mut model = std::collections::HashMap::new();
-        // A small deterministic generator: keys from a narrow range so that they collide, and
-        // operations mixed 2:1 insert:remove so the table grows and shrinks.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        // Keys from a narrow range so that they collide, and operations mixed 2:1
+        // insert:remove so the table grows and shrinks.
+        let mut random = headwall_testkit::SplitMix64::new(0x2545_f491);
         for step in 0..200_000u64 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let key = state % 5_000;
-            if state.is_multiple_of(3) {
+            let key = random.below(5_000);
+            if random.below(3) == 0 {
                 let removed = shards.remove_if(&key, |_| true);
                 assert_eq!(removed, model.remove(&key).is_some(), "step {step}");
             } else {
