@@ -3,8 +3,9 @@
 //! The data plane asks one question per partner-bound request, [`SessionTable::lookup`], and it
 //! must be answered from memory, never waiting on I/O: the table is our own sharded
 //! open-addressing map (`table::shards`), where a read holds its shard's read lock for one probe
-//! and never across `.await`, and a writer holds one shard for one change. RADIUS accounting feeds it through [`SessionStore::apply`], which
-//! commits each [`Change`] to SQLite before applying it to the table.
+//! and never across `.await`, and a writer holds one shard for one change. RADIUS accounting
+//! feeds it through [`SessionStore::apply`], which commits each [`Change`] to SQLite before
+//! applying it to the table.
 //!
 //! A fleet shares bindings in Redis instead ([`RedisSessions`]); [`Sessions`] is the one handle
 //! every user holds, whichever backend is configured. Beside them, [`Records`] keeps the API's
