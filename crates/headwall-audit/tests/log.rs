@@ -3,46 +3,19 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::IpAddr;
+mod common;
+
+use common::{disclosure, options, public_key, write_many};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use headwall_audit::{
-    AuditError, AuditLog, AuditOptions, AuditReader, Disclosure, EventKind, ExposureFilter,
-    TimeRange, checkpoint_path, verify,
+    AuditError, AuditLog, AuditOptions, AuditReader, EventKind, ExposureFilter, TimeRange,
+    checkpoint_path, verify,
 };
-use headwall_identity::{Msisdn, SigningKey};
+use headwall_identity::Msisdn;
 use rusqlite::Connection;
-
-const SEED: [u8; 32] = [0x42; 32];
-
-fn options() -> AuditOptions {
-    AuditOptions {
-        signing_key: SigningKey::from_seed(&SEED).unwrap(),
-        checkpoint_every: Duration::from_secs(60),
-        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
-    }
-}
-
-fn public_key() -> [u8; 32] {
-    SigningKey::from_seed(&SEED).unwrap().public_key_bytes()
-}
-
-fn disclosure(msisdn: &str, partner: &str, host: &str) -> Disclosure {
-    Disclosure {
-        request_id: "r".into(),
-        partner: partner.into(),
-        purpose: "age_verification".into(),
-        msisdn: Msisdn::parse(msisdn).unwrap(),
-        kinds: vec!["pseudonym".into(), "age_verified".into()],
-        headers: vec!["X-Subscriber-Id".into(), "X-Age-Verified".into()],
-        host: host.into(),
-        port: 80,
-        upstream_ip: IpAddr::from([127, 0, 0, 2]),
-        client_ip: IpAddr::from([127, 0, 0, 5]),
-        policy_hash: "policy-1".into(),
-    }
-}
 
 fn database(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("audit.db")
@@ -59,21 +32,6 @@ fn failure(path: &Path) -> headwall_audit::VerifyFailure {
     match verify(path, &public_key()).unwrap() {
         Ok(report) => panic!("verify passed a damaged log: {report:?}"),
         Err(failure) => failure,
-    }
-}
-
-async fn write_many(log: &AuditLog, count: usize) {
-    let mut tasks = Vec::new();
-    for index in 0..count {
-        let log = log.clone();
-        let msisdn = format!("4477009{:05}", index % 50);
-        tasks.push(tokio::spawn(async move {
-            log.disclose(disclosure(&msisdn, "agecheck", "verify.agecheck.test"))
-                .await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
     }
 }
 

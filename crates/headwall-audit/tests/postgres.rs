@@ -4,49 +4,22 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
+use common::{disclosure, options, public_key, write_many};
+
 use std::io::Write;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use headwall_audit::{
-    AuditError, AuditLog, AuditOptions, Disclosure, DisclosureRow, EventKind, ExposureFilter,
-    PgAuditReader, TimeRange, VerifyFailure, VerifyReport, verify_postgres,
+    AuditError, AuditLog, DisclosureRow, EventKind, ExposureFilter, PgAuditReader, TimeRange,
+    VerifyFailure, VerifyReport, verify_postgres,
 };
-use headwall_identity::{Msisdn, SigningKey};
+use headwall_identity::Msisdn;
 use headwall_policy::{ApiTls, StoreTls};
 use headwall_testkit::postgres::{ServerTls, TestPostgres, USER};
 use headwall_testkit::tls::TestCa;
-
-const SEED: [u8; 32] = [0x42; 32];
-
-fn options() -> AuditOptions {
-    AuditOptions {
-        signing_key: SigningKey::from_seed(&SEED).unwrap(),
-        checkpoint_every: Duration::from_secs(60),
-        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
-    }
-}
-
-fn public_key() -> [u8; 32] {
-    SigningKey::from_seed(&SEED).unwrap().public_key_bytes()
-}
-
-fn disclosure(msisdn: &str, partner: &str, host: &str) -> Disclosure {
-    Disclosure {
-        request_id: "r".into(),
-        partner: partner.into(),
-        purpose: "age_verification".into(),
-        msisdn: Msisdn::parse(msisdn).unwrap(),
-        kinds: vec!["pseudonym".into(), "age_verified".into()],
-        headers: vec!["X-Subscriber-Id".into(), "X-Age-Verified".into()],
-        host: host.into(),
-        port: 80,
-        upstream_ip: IpAddr::from([127, 0, 0, 2]),
-        client_ip: IpAddr::from([127, 0, 0, 5]),
-        policy_hash: "policy-1".into(),
-    }
-}
 
 /// A new database on this process's server: its name and URL.
 fn database() -> (&'static TestPostgres, String, String) {
@@ -73,21 +46,6 @@ async fn failure(url: &str) -> VerifyFailure {
     {
         Ok(report) => panic!("verify passed a damaged log: {report:?}"),
         Err(failure) => failure,
-    }
-}
-
-async fn write_many(log: &AuditLog, count: usize) {
-    let mut tasks = Vec::new();
-    for index in 0..count {
-        let log = log.clone();
-        let msisdn = format!("4477009{:05}", index % 50);
-        tasks.push(tokio::spawn(async move {
-            log.disclose(disclosure(&msisdn, "agecheck", "verify.agecheck.test"))
-                .await
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap().unwrap();
     }
 }
 

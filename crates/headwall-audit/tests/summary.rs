@@ -5,25 +5,19 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
+use common::{options, public_key};
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use headwall_audit::{
-    AuditLog, AuditOptions, AuditReader, Disclosure, ExposureFilter, TimeRange, Unallowed, verify,
+    AuditLog, AuditReader, Disclosure, ExposureFilter, TimeRange, Unallowed, verify,
 };
-use headwall_identity::{Msisdn, SigningKey};
+use headwall_identity::Msisdn;
 use rusqlite::Connection;
-
-const SEED: [u8; 32] = [0x42; 32];
-
-fn options() -> AuditOptions {
-    AuditOptions {
-        signing_key: SigningKey::from_seed(&SEED).unwrap(),
-        checkpoint_every: Duration::from_secs(60),
-        commit_window: headwall_audit::DEFAULT_COMMIT_WINDOW,
-    }
-}
 
 /// Deterministic random data, so a failure can be replayed (testkit's SplitMix64).
 type Rng = headwall_testkit::SplitMix64;
@@ -214,7 +208,7 @@ async fn the_summary_answers_like_the_plain_query_through_writes_and_retention()
     log.close().await;
 
     // Derived data only: the chain still verifies, and reopening changes nothing.
-    let key = SigningKey::from_seed(&SEED).unwrap().public_key_bytes();
+    let key = public_key();
     assert!(verify(&path, &key).unwrap().is_ok());
     let log = AuditLog::open(&path, options()).unwrap();
     log.close().await;
