@@ -99,19 +99,13 @@ pub(crate) fn start_with(
     let ca_file = ca.write(dir.path(), "ca");
     ca.write_pair(dir.path(), "api", name, &[name]);
     std::fs::write(dir.path().join("shop.jwks.json"), jwks).unwrap();
+    let admin_and_radius = crate::admin_and_radius(SECRET);
     let config = format!(
         r#"
 [gateway]
 listen = "127.0.0.1:0"
 {gateway}
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
+{admin_and_radius}
 [api]
 listen = "{listen}"
 public_url = "{issuer}"

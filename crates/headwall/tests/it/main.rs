@@ -62,6 +62,22 @@ pub(crate) async fn received_through(
     received.remove(0)
 }
 
+/// The `[admin]` and `[radius]` tables most test configs share: both on a loopback port the
+/// kernel picks, accounting from 127.0.0.1 signed with `secret`, national numbers in +44.
+pub(crate) fn admin_and_radius(secret: &str) -> String {
+    format!(
+        r#"[admin]
+listen = "127.0.0.1:0"
+[radius]
+listen = "127.0.0.1:0"
+country_code = "44"
+[[radius.clients]]
+source = "127.0.0.1/32"
+secret = "{secret}"
+"#
+    )
+}
+
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
@@ -86,7 +102,7 @@ pub(crate) fn agecheck_config(
     };
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     let ports = ports.join(", ");
-    let secret = radius::SECRET;
+    let admin_and_radius = admin_and_radius(radius::SECRET);
     format!(
         r#"
 [gateway]
@@ -94,14 +110,7 @@ listen = "127.0.0.1:0"
 [gateway.hosts]
 "verify.agecheck.example.test" = "127.0.0.2"
 "check.example.test" = "127.0.0.3"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{secret}"
+{admin_and_radius}
 {canary}
 [[partner]]
 name = "agecheck"

@@ -11,20 +11,14 @@ use crate::binary;
 pub(crate) const SECRET: &str = "testing123";
 
 pub(crate) fn config(agecheck_port: u16) -> String {
+    let admin_and_radius = crate::admin_and_radius(SECRET);
     format!(
         r#"
 [gateway]
 listen = "127.0.0.1:0"
 [gateway.hosts]
 "verify.agecheck.test" = "127.0.0.2"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
+{admin_and_radius}
 [[partner]]
 name = "agecheck"
 purpose = "age_verification"

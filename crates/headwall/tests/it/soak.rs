@@ -48,6 +48,7 @@ fn setting(name: &str, default: u64) -> u64 {
 }
 
 fn config(partner_port: u16) -> String {
+    let admin_and_radius = crate::admin_and_radius(SECRET);
     format!(
         r#"
 [gateway]
@@ -55,14 +56,7 @@ listen = "127.0.0.1:0"
 [gateway.hosts]
 "verify.partner.test" = "127.0.0.2"
 "other.test" = "127.0.0.3"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
+{admin_and_radius}
 [[partner]]
 name = "partner"
 purpose = "identification"
@@ -638,28 +632,7 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
     );
 
     // Every disclosure the partner received has its durable record.
-    let config_path = dir.path().join("headwall.toml");
-    let audit = |args: &[&str]| {
-        std::process::Command::new(binary())
-            .arg("audit")
-            .args(args)
-            .arg("--config")
-            .arg(&config_path)
-            .output()
-            .unwrap()
-    };
-    let verify = audit(&["verify"]);
-    assert!(verify.status.success(), "{verify:?}");
-    let exposure = audit(&["exposure", "--json"]);
-    assert!(exposure.status.success(), "{exposure:?}");
-    let rows: serde_json::Value = serde_json::from_slice(&exposure.stdout).unwrap();
-    let recorded: u64 = rows["exposure"]
-        .as_array()
-        .expect("exposure rows")
-        .iter()
-        .filter(|row| row["partner"] == "partner")
-        .map(|row| row["disclosures"].as_u64().unwrap_or(0))
-        .sum();
+    let recorded = verified_records(&dir.path().join("headwall.toml"));
     assert!(
         recorded >= enriched,
         "{enriched} enriched requests but {recorded} audit records"
@@ -738,6 +711,31 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
     );
     drop(disk);
     drop(dir);
+}
+
+/// After `audit verify` passes on the log `config` names: how many disclosures it records (every
+/// partner's; the soak's config has one).
+fn verified_records(config: &std::path::Path) -> u64 {
+    let audit = |args: &[&str]| {
+        std::process::Command::new(binary())
+            .arg("audit")
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let verify = audit(&["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let exposure = audit(&["exposure", "--json"]);
+    assert!(exposure.status.success(), "{exposure:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&exposure.stdout).unwrap();
+    rows["exposure"]
+        .as_array()
+        .expect("exposure rows")
+        .iter()
+        .map(|row| row["disclosures"].as_u64().unwrap_or(0))
+        .sum()
 }
 
 fn running_as_root() -> bool {
@@ -870,27 +868,7 @@ async fn a_full_state_disk_loses_no_record_and_enrichment_resumes_when_there_is_
 
     let (code, dir) = gateway.terminate();
     assert_eq!(code, Some(0));
-    let config_path = dir.path().join("headwall.toml");
-    let audit = |args: &[&str]| {
-        std::process::Command::new(binary())
-            .arg("audit")
-            .args(args)
-            .arg("--config")
-            .arg(&config_path)
-            .output()
-            .unwrap()
-    };
-    let verify = audit(&["verify"]);
-    assert!(verify.status.success(), "{verify:?}");
-    let exposure = audit(&["exposure", "--json"]);
-    assert!(exposure.status.success(), "{exposure:?}");
-    let rows: serde_json::Value = serde_json::from_slice(&exposure.stdout).unwrap();
-    let recorded: u64 = rows["exposure"]
-        .as_array()
-        .expect("exposure rows")
-        .iter()
-        .map(|row| row["disclosures"].as_u64().unwrap_or(0))
-        .sum();
+    let recorded = verified_records(&dir.path().join("headwall.toml"));
     let enriched = 1 + enriched_while_full + enriched_after;
     println!(
         "full disk: {enriched_while_full} of 200 enriched while full; accounting stored while \

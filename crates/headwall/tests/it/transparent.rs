@@ -201,19 +201,13 @@ fn wait_for_path(sub: &str, address: &str, gateway: &ServeProcess) {
 }
 
 fn config(transparent_listen: &str) -> String {
+    let admin_and_radius = crate::admin_and_radius(SECRET);
     format!(
         r#"
 [gateway]
 listen = "127.0.0.1:0"
 transparent_listen = "{transparent_listen}"
-[admin]
-listen = "127.0.0.1:0"
-[radius]
-listen = "127.0.0.1:0"
-country_code = "44"
-[[radius.clients]]
-source = "127.0.0.1/32"
-secret = "{SECRET}"
+{admin_and_radius}
 [[partner]]
 name = "operator-id"
 purpose = "identification"
