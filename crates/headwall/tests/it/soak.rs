@@ -79,9 +79,15 @@ struct Span {
     until: Option<Instant>,
 }
 
+/// Indexed so that a 30-minute run (millions of spans) stays linear: ending spans looks only at
+/// the open ones, and checking a request only at that subscriber's spans on that address.
 #[derive(Default)]
 struct Truth {
     spans: HashMap<u8, Vec<Span>>,
+    /// Per address, the indices of its spans still open.
+    open: HashMap<u8, Vec<usize>>,
+    /// Per (address, subscriber), the indices of their spans.
+    held: HashMap<(u8, String), Vec<usize>>,
 }
 
 impl Truth {
@@ -92,25 +98,44 @@ impl Truth {
             .filter(|span| span.until.is_none())
     }
 
+    fn push(&mut self, address: u8, span: Span) {
+        let spans = self.spans.entry(address).or_default();
+        let index = spans.len();
+        self.open.entry(address).or_default().push(index);
+        self.held
+            .entry((address, span.msisdn.clone()))
+            .or_default()
+            .push(index);
+        spans.push(span);
+    }
+
     /// Ends the open spans of `address` that `ended` picks, at `at` (the acknowledgement of
     /// what ended them).
     fn end(&mut self, address: u8, at: Instant, ended: impl Fn(&Span) -> bool) {
-        for span in self.spans.get_mut(&address).into_iter().flatten() {
-            if span.until.is_none() && ended(span) {
+        let (Some(spans), Some(open)) = (self.spans.get_mut(&address), self.open.get_mut(&address))
+        else {
+            return;
+        };
+        open.retain(|index| match spans.get_mut(*index) {
+            Some(span) if ended(span) => {
                 span.until = Some(at);
+                false
             }
-        }
+            _ => true,
+        });
     }
 
     /// Whether `msisdn` may have been bound to `address` at some moment in `[sent, answered]`.
     fn allows(&self, address: u8, msisdn: &str, sent: Instant, answered: Instant) -> bool {
-        self.spans.get(&address).is_some_and(|spans| {
-            spans.iter().any(|span| {
-                span.msisdn == msisdn
-                    && span.from <= answered
-                    && span.until.is_none_or(|until| until >= sent)
-            })
-        })
+        let (Some(spans), Some(held)) = (
+            self.spans.get(&address),
+            self.held.get(&(address, msisdn.to_owned())),
+        ) else {
+            return false;
+        };
+        held.iter()
+            .filter_map(|index| spans.get(*index))
+            .any(|span| span.from <= answered && span.until.is_none_or(|until| until >= sent))
     }
 }
 
@@ -308,13 +333,16 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
                             truth.end(address, Instant::now(), |_| true);
                         }
                         // Acknowledged or not, the new span stands from `from`: it may be bound.
-                        truth.spans.entry(address).or_default().push(Span {
-                            msisdn,
-                            session,
-                            nas,
-                            from,
-                            until: None,
-                        });
+                        truth.push(
+                            address,
+                            Span {
+                                msisdn,
+                                session,
+                                nas,
+                                from,
+                                until: None,
+                            },
+                        );
                     }
                     // A late Stop of an earlier holder: must not unbind the current one.
                     60..=74 => {
@@ -461,7 +489,9 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
     let mut restarts = 0;
     let mut last_reload = Instant::now();
     let mut last_kill = Instant::now();
-    let mut fds: Vec<(f64, usize, u64)> = Vec::new();
+    // (seconds, open files, VmRSS KiB, RssAnon KiB): VmRSS also counts the state files' pages
+    // the process maps (on the tmpfs, its memory); RssAnon is the heap alone.
+    let mut fds: Vec<(f64, usize, u64, u64)> = Vec::new();
     while started.elapsed() < run_for {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if last_reload.elapsed() >= reload_every {
@@ -530,16 +560,31 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
             let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
                 .map(|dir| dir.count())
                 .unwrap_or(0);
-            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|status| {
-                    status
-                        .lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                })
-                .unwrap_or(0);
-            fds.push((started.elapsed().as_secs_f64(), open, rss));
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let kib = |field: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    .unwrap_or(0)
+            };
+            let sample = (
+                started.elapsed().as_secs_f64(),
+                open,
+                kib("VmRSS:"),
+                kib("RssAnon:"),
+            );
+            // A line a minute, so a long run shows whether the heap levels off.
+            if fds.len() % 240 == 239 {
+                println!(
+                    "soak: at {:.0} s: {} open files, RSS {} MiB, heap {} MiB",
+                    sample.0,
+                    sample.1,
+                    sample.2 / 1024,
+                    sample.3 / 1024
+                );
+            }
+            fds.push(sample);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -639,7 +684,10 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
     );
 
     // Open files flat after the restart's warm-up; RSS reported.
-    let after_warmup: Vec<&(f64, usize, u64)> = fds.iter().skip(8).collect();
+    // Warm-up: the first minute after the last restart (half the samples in a short run), while
+    // the heap grows to its working size (it then stays level: the minute lines show it).
+    let warmup = (fds.len() / 2).min(240);
+    let after_warmup: Vec<&(f64, usize, u64, u64)> = fds.iter().skip(warmup).collect();
     let slope = |values: Vec<(f64, f64)>| {
         let n = values.len() as f64;
         let (sx, sy) = values
@@ -654,25 +702,38 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
     let fd_slope = slope(
         after_warmup
             .iter()
-            .map(|(t, f, _)| (*t, *f as f64))
+            .map(|(t, f, ..)| (*t, *f as f64))
             .collect(),
     );
     let rss_slope = slope(
         after_warmup
             .iter()
-            .map(|(t, _, r)| (*t, *r as f64))
+            .map(|(t, _, r, _)| (*t, *r as f64))
             .collect(),
+    );
+    let anon_slope = slope(
+        after_warmup
+            .iter()
+            .map(|(t, .., anon)| (*t, *anon as f64))
+            .collect(),
+    );
+    let anon_mib =
+        |sample: Option<&&(f64, usize, u64, u64)>| sample.map_or(0, |(.., anon)| *anon / 1024);
+    let (anon_first, anon_last) = (
+        anon_mib(after_warmup.first()),
+        anon_mib(after_warmup.last()),
     );
     let (fd_min, fd_max) = after_warmup
         .iter()
-        .fold((usize::MAX, 0), |(lo, hi), (_, f, _)| {
+        .fold((usize::MAX, 0), |(lo, hi), (_, f, ..)| {
             (lo.min(*f), hi.max(*f))
         });
     println!(
         "soak: {seconds} s, {restarts} kill -9 restarts; RADIUS {acknowledged}/{packets} acknowledged; \
          partner requests {enriched} enriched, {withheld} without identity; {} non-partner; \
          {client_errors} client errors; open fds {fd_min}..{fd_max} (slope {fd_slope:.3}/s); \
-         RSS slope {rss_slope:.1} KiB/s",
+         RSS slope {rss_slope:.1} KiB/s; heap (RssAnon) {anon_first} -> {anon_last} MiB, slope \
+         {anon_slope:.1} KiB/s",
         others.len()
     );
     if full.is_some() {
@@ -697,8 +758,10 @@ async fn a_soak_with_churn_reloads_and_a_kill_keeps_every_disclosure_true() {
             "enrichment did not come back once the disk had room: {enriched_before_full} in \
              the 10 s before, {enriched_after_full} in the 10 s after"
         );
-    } else {
+    } else if disk.is_none() {
         println!("soak: not root, so the state disk was never filled (CI runs as root)");
+    } else {
+        println!("soak: the run ended before HEADWALL_SOAK_FILL_AT, so the disk was never filled");
     }
     assert!(restarts >= 1, "the run never restarted the gateway");
     assert!(
