@@ -46,6 +46,7 @@
 //! types redact them in `Debug`, and errors never carry record content (PostgreSQL errors keep
 //! the server's message and SQLSTATE, never its DETAIL, which can quote a row).
 
+mod error;
 mod index;
 mod journal;
 pub mod latency;
@@ -61,6 +62,7 @@ mod verify;
 mod window;
 mod writer;
 
+pub use error::{Causes, FileProblem, PgFailure, TargetError};
 pub use index::catch_up;
 pub use journal::journal_paths;
 pub use limit::LogLimit;

@@ -26,6 +26,8 @@ use headwall_policy::{PgSslMode, StoreTls};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::error::TargetError;
+
 pub use query::{PgAuditReader, QueryError};
 pub use verify::verify_postgres;
 
@@ -49,13 +51,13 @@ impl Target {
     /// Parses `url` (a `postgres://` URL or a `key=value` connection string) and sets up TLS
     /// with `tls` the way its `sslmode` asks. The error names what is wrong without repeating
     /// the URL, which may hold a password.
-    pub(crate) fn parse(url: &str, tls: &StoreTls) -> Result<Target, String> {
-        let mode = PgSslMode::of_url(url)?;
+    pub(crate) fn parse(url: &str, tls: &StoreTls) -> Result<Target, TargetError> {
+        let mode = PgSslMode::of_url(url).map_err(TargetError::SslMode)?;
         // tokio-postgres knows three of libpq's five modes: it is told whether to encrypt,
         // and the connector decides what is checked.
         let mut config: tokio_postgres::Config = headwall_policy::without_sslmode(url)
             .parse()
-            .map_err(|error: tokio_postgres::Error| describe(&error))?;
+            .map_err(|error: tokio_postgres::Error| TargetError::Url(error.into()))?;
         config.ssl_mode(match mode {
             PgSslMode::Disable => SslMode::Disable,
             PgSslMode::Prefer => SslMode::Prefer,
@@ -84,7 +86,7 @@ impl Target {
         &self,
         size: usize,
         statement_timeout: Option<Duration>,
-    ) -> Result<Pool, String> {
+    ) -> Result<Pool, TargetError> {
         let mut config = self.config.clone();
         if let Some(timeout) = statement_timeout {
             let option = format!("-c statement_timeout={}", timeout.as_millis());
@@ -111,7 +113,7 @@ impl Target {
             .wait_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(|error| error.to_string())
+            .map_err(TargetError::Pool)
     }
 }
 
@@ -248,7 +250,87 @@ mod tests {
         )
         .err()
         .unwrap();
+        let error = crate::Causes(&error).to_string();
         assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    /// A certificate or key file that cannot be used is a typed error naming the file, with
+    /// what is wrong as its cause; shown with its causes, the text is the one operators see.
+    #[test]
+    fn unusable_tls_files_are_typed_errors_with_their_causes() {
+        use std::error::Error as _;
+        use std::os::unix::fs::PermissionsExt as _;
+
+        use crate::{FileProblem, TargetError};
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let tls = StoreTls {
+            ca_file: Some(missing.clone()),
+            client: None,
+        };
+        let error = Target::parse("postgres://h@db/a?sslmode=verify-full", &tls)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, TargetError::File { path, problem: FileProblem::Certificate(_) } if *path == missing),
+            "{error:?}"
+        );
+        assert!(error.source().is_some());
+        let shown = crate::Causes(&error).to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}: no usable PEM certificate: ",
+                missing.display()
+            )),
+            "{shown}"
+        );
+
+        let key = dir.path().join("client.key");
+        std::fs::write(&key, "not a key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let tls = StoreTls {
+            ca_file: None,
+            client: Some(headwall_policy::ApiTls {
+                cert_file: dir.path().join("client.pem"),
+                key_file: key.clone(),
+            }),
+        };
+        std::fs::write(dir.path().join("client.pem"), "").unwrap();
+        let error = Target::parse("postgres://h@127.0.0.1/a?sslmode=require", &tls)
+            .err()
+            .unwrap();
+        let shown = crate::Causes(&error).to_string();
+        assert!(
+            matches!(
+                &error,
+                TargetError::File {
+                    problem: FileProblem::NoCertificate,
+                    ..
+                }
+            ),
+            "{shown}"
+        );
+        std::fs::write(
+            dir.path().join("client.pem"),
+            "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let error = Target::parse("postgres://h@127.0.0.1/a?sslmode=require", &tls)
+            .err()
+            .unwrap();
+        let shown = crate::Causes(&error).to_string();
+        assert!(
+            matches!(&error, TargetError::File { path, problem: FileProblem::Mode(0o644) } if *path == key),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            format!(
+                "{}: the TLS key can be read by others (mode 644); chmod 600 it",
+                key.display()
+            )
+        );
     }
 
     #[test]

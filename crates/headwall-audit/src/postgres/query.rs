@@ -37,15 +37,17 @@ pub(crate) const COLUMNS: &str = "node, id, ts, request_id, partner, purpose, ms
 impl PgAuditReader {
     /// Connects to the log at `url` and checks that a gateway created its schema.
     pub async fn open(url: &str, tls: &StoreTls) -> Result<PgAuditReader, String> {
-        let target =
-            super::Target::parse(url, tls).map_err(|reason| format!("[audit].url: {reason}"))?;
+        let target = super::Target::parse(url, tls)
+            .map_err(|reason| format!("[audit].url: {}", crate::Causes(&reason)))?;
         let fail = |reason: String| {
             format!(
                 "{}: cannot open the PostgreSQL audit log: {reason}",
                 target.shown
             )
         };
-        let pool = target.pool(2, None).map_err(fail)?;
+        let pool = target
+            .pool(2, None)
+            .map_err(|error| fail(crate::Causes(&error).to_string()))?;
         let client = pool
             .get()
             .await

@@ -25,9 +25,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::error::{FileProblem, TargetError};
+
 /// The connector for `mode`; the error names the file and what is wrong with it, never its
 /// content.
-pub(crate) fn connector(mode: PgSslMode, tls: &StoreTls) -> Result<MakeRustlsConnect, String> {
+pub(crate) fn connector(mode: PgSslMode, tls: &StoreTls) -> Result<MakeRustlsConnect, TargetError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, &tls.ca_file) {
         (PgSslMode::VerifyFull, ca_file) => webpki(roots(ca_file.as_deref())?, &provider)?,
@@ -39,7 +41,10 @@ pub(crate) fn connector(mode: PgSslMode, tls: &StoreTls) -> Result<MakeRustlsCon
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
+        .map_err(|source| TargetError::Rustls {
+            what: "no TLS protocol version in common",
+            source,
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match &tls.client {
@@ -47,9 +52,12 @@ pub(crate) fn connector(mode: PgSslMode, tls: &StoreTls) -> Result<MakeRustlsCon
         Some(pair) => {
             let chain = certificates(&pair.cert_file)?;
             let key = private_key(&pair.key_file)?;
-            builder.with_client_auth_cert(chain, key).map_err(|error| {
-                format!("the client certificate and key cannot be used together: {error}")
-            })?
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|source| TargetError::Rustls {
+                    what: "the client certificate and key cannot be used together",
+                    source,
+                })?
         }
     };
     Ok(MakeRustlsConnect::new(config))
@@ -58,65 +66,63 @@ pub(crate) fn connector(mode: PgSslMode, tls: &StoreTls) -> Result<MakeRustlsCon
 fn webpki(
     roots: RootCertStore,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, String> {
+) -> Result<Arc<WebPkiServerVerifier>, TargetError> {
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|error| format!("no usable trusted CA: {error}"))
+        .map_err(TargetError::Roots)
 }
 
 /// `tls_ca_file`'s certificates, else the system's trust store.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TargetError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
             for certificate in certificates(path)? {
                 roots
                     .add(certificate)
-                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                    .map_err(|error| file(path, FileProblem::Anchor(error)))?;
             }
         }
         None => {
             let found = rustls_native_certs::load_native_certs();
             let (added, _) = roots.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err(
-                    "the system's trust store holds no CA certificate; give the server's CA as \
-                     `tls_ca_file`"
-                        .into(),
-                );
+                return Err(TargetError::NoSystemRoots);
             }
         }
     }
     Ok(roots)
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let unusable =
-        |reason: String| format!("{}: no usable PEM certificate: {reason}", path.display());
+fn file(path: &Path, problem: FileProblem) -> TargetError {
+    TargetError::File {
+        path: path.to_owned(),
+        problem,
+    }
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+    let unusable = |error| file(path, FileProblem::Certificate(error));
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|error| unusable(error.to_string()))?
+        .map_err(unusable)?
         .collect::<Result<_, _>>()
-        .map_err(|error| unusable(error.to_string()))?;
+        .map_err(unusable)?;
     if chain.is_empty() {
-        return Err(unusable("the file holds no CERTIFICATE block".into()));
+        return Err(file(path, FileProblem::NoCertificate));
     }
     Ok(chain)
 }
 
-fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TargetError> {
     let mode = std::fs::metadata(path)
-        .map_err(|error| format!("{}: {error}", path.display()))?
+        .map_err(|error| file(path, FileProblem::Io(error)))?
         .permissions()
         .mode()
         & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "{}: the TLS key can be read by others (mode {mode:o}); chmod 600 it",
-            path.display()
-        ));
+        return Err(file(path, FileProblem::Mode(mode)));
     }
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|error| format!("{}: no usable PEM private key: {error}", path.display()))
+    PrivateKeyDer::from_pem_file(path).map_err(|error| file(path, FileProblem::Key(error)))
 }
 
 /// `verify-ca` (and `require` with a CA file): the chain must lead to a trusted CA; the name

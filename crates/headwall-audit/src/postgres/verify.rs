@@ -27,10 +27,12 @@ pub async fn verify_postgres(
     tls: &StoreTls,
     public_key: &[u8; 32],
 ) -> Result<Result<VerifyReport, VerifyFailure>, String> {
-    let target =
-        super::Target::parse(url, tls).map_err(|reason| format!("[audit].url: {reason}"))?;
+    let target = super::Target::parse(url, tls)
+        .map_err(|reason| format!("[audit].url: {}", crate::Causes(&reason)))?;
     let fail = |reason: String| format!("{}: {reason}", target.shown);
-    let pool = target.pool(1, None).map_err(fail)?;
+    let pool = target
+        .pool(1, None)
+        .map_err(|error| fail(crate::Causes(&error).to_string()))?;
     let mut client = pool
         .get()
         .await

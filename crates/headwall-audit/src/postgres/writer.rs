@@ -49,9 +49,9 @@ pub(crate) async fn start(
     if !super::valid_node(node) {
         return Err(AuditError::InvalidNode(node.to_owned()));
     }
-    let target = super::Target::parse(url, tls).map_err(|reason| AuditError::Connect {
+    let target = super::Target::parse(url, tls).map_err(|error| AuditError::Connect {
         target: "[audit].url".into(),
-        reason,
+        reason: crate::Causes(&error).to_string(),
     })?;
     let connect_error = |reason: String| AuditError::Connect {
         target: target.shown.clone(),
@@ -59,7 +59,7 @@ pub(crate) async fn start(
     };
     let pool = target
         .pool(POOL_SIZE, Some(TRANSACTION_DEADLINE))
-        .map_err(&connect_error)?;
+        .map_err(|error| connect_error(crate::Causes(&error).to_string()))?;
     let mut client = pool
         .get()
         .await
